@@ -1,0 +1,307 @@
+"""Residue vocabulary, masses and fragment ions.
+
+Every mass here is derived from pyteomics' elemental tables: residue masses from
+``pyteomics.mass.std_aa_comp`` and modification deltas from their Unimod chemical
+compositions. Nothing is typed in as a decimal number, so the whole project shares one
+mass table.
+
+Peptides travel through the project as ProForma strings (``PEPTC[Carbamidomethyl]IDEK/2``)
+and, inside the model, as lists of *tokens*. A token is one residue with its modification
+(``M[Oxidation]``) or one N-terminal modification (``[Acetyl]-``), the convention Casanovo
+uses, so N-terminal modifications are predicted like residues.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+from pyteomics import mass as _mass
+
+PROTON_MASS: float = _mass.nist_mass["H+"][0][0]
+WATER_MASS: float = _mass.calculate_mass(formula="H2O")
+#: Mass difference between the 13C and 12C isotopes, for isotope-error tolerant matching.
+C13_SPACING: float = _mass.nist_mass["C"][13][0] - _mass.nist_mass["C"][12][0]
+
+STANDARD_RESIDUES: tuple[str, ...] = tuple("GASPVTCLINDQKEMHFRYW")
+
+
+def _formula_mass(formula: str) -> float:
+    return _mass.calculate_mass(composition=_mass.Composition(formula=formula))
+
+
+@dataclass(frozen=True)
+class ModificationDef:
+    """A modification the model vocabulary knows.
+
+    Attributes
+    ----------
+    name : str
+        Unimod PSI-MS name, as written in ProForma output.
+    formula : str
+        Unimod delta composition (pyteomics formula syntax; negative counts allowed).
+    targets : tuple of str
+        Residues it may sit on; ``"N-term"`` for a peptide N-terminal modification.
+    """
+
+    name: str
+    formula: str
+    targets: tuple[str, ...]
+
+    @cached_property
+    def mass(self) -> float:
+        """Monoisotopic mass delta in Da."""
+        return _formula_mass(self.formula)
+
+
+#: Modifications of the default vocabulary (those of Casanovo's, after MassIVE-KB).
+#: Gln->pyro-Glu has the composition of Ammonia-loss, so an N-terminal pyro-Glu on Q is
+#: represented by the ``[Ammonia-loss]-`` token.
+KNOWN_MODIFICATIONS: tuple[ModificationDef, ...] = (
+    ModificationDef("Carbamidomethyl", "H3C2NO", ("C",)),
+    ModificationDef("Oxidation", "O", ("M",)),
+    ModificationDef("Deamidated", "H-1N-1O", ("N", "Q")),
+    ModificationDef("Acetyl", "H2C2O", ("N-term",)),
+    ModificationDef("Carbamyl", "HCNO", ("N-term",)),
+    ModificationDef("Ammonia-loss", "H-3N-1", ("N-term",)),
+    ModificationDef("Carbamyl+Ammonia-loss", "C1H-2O1", ("N-term",)),
+)
+
+_MOD_BY_NAME = {m.name: m for m in KNOWN_MODIFICATIONS}
+
+#: Tolerance (Da) when a modification given by mass or by another name is matched to one
+#: of the vocabulary by its mass.
+MODIFICATION_MATCH_TOLERANCE_DA = 0.01
+
+
+class UnsupportedPeptideError(ValueError):
+    """A peptide holds a residue or modification outside the model vocabulary."""
+
+
+def _residue_token(residue: str, modification: ModificationDef | None) -> str:
+    return residue if modification is None else f"{residue}[{modification.name}]"
+
+
+def _nterm_token(modification: ModificationDef) -> str:
+    return f"[{modification.name}]-"
+
+
+def _token_mass(token: str) -> float:
+    nterm = re.fullmatch(r"\[(.+)\]-", token)
+    if nterm:
+        return _MOD_BY_NAME[nterm.group(1)].mass
+    residue_mass = _mass.std_aa_mass[token[0]]
+    modded = re.fullmatch(r"([A-Z])\[(.+)\]", token)
+    if modded:
+        return residue_mass + _MOD_BY_NAME[modded.group(2)].mass
+    return residue_mass
+
+
+DEFAULT_TOKENS: tuple[str, ...] = (
+    "G", "A", "S", "P", "V", "T", "C[Carbamidomethyl]", "L", "I", "N", "D", "Q", "K",
+    "E", "M", "H", "F", "R", "Y", "W", "M[Oxidation]", "N[Deamidated]", "Q[Deamidated]",
+    "[Acetyl]-", "[Carbamyl]-", "[Ammonia-loss]-", "[Carbamyl+Ammonia-loss]-",
+)  # fmt: skip
+
+
+class Vocabulary:
+    """Token <-> index mapping with masses.
+
+    Index 0 is the end/pad class: every position after the last residue of a peptide
+    carries it, so a fixed-length, non-autoregressive answer encodes any length.
+
+    Parameters
+    ----------
+    tokens : sequence of str
+        Residue and N-terminal tokens, e.g. :data:`DEFAULT_TOKENS`.
+    """
+
+    PAD = "<end>"
+    pad_id = 0
+
+    def __init__(self, tokens: Sequence[str] = DEFAULT_TOKENS) -> None:
+        for token in tokens:
+            try:
+                _token_mass(token)
+            except KeyError as error:
+                raise ValueError(f"token {token!r} is not a known residue/modification") from error
+        if len(set(tokens)) != len(tokens):
+            raise ValueError("vocabulary tokens must be unique")
+        self.tokens: tuple[str, ...] = (self.PAD, *tokens)
+        self.index: dict[str, int] = {t: i for i, t in enumerate(self.tokens)}
+        #: Array of shape (n_tokens,): token masses in Da (0 for the end/pad class).
+        self.masses: np.ndarray = np.array(
+            [0.0] + [_token_mass(t) for t in tokens], dtype=np.float64
+        )
+        self.is_nterm: np.ndarray = np.array(
+            [False] + [t.endswith("-") for t in tokens], dtype=bool
+        )
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def encode(self, tokens: Sequence[str], max_length: int) -> np.ndarray:
+        """Token ids padded with the end class: array of shape (max_length,)."""
+        if len(tokens) > max_length:
+            raise UnsupportedPeptideError(
+                f"peptide of {len(tokens)} tokens exceeds the model's maximum of {max_length}"
+            )
+        ids = np.zeros(max_length, dtype=np.int64)
+        for position, token in enumerate(tokens):
+            if token not in self.index:
+                raise UnsupportedPeptideError(f"token {token!r} is not in the vocabulary")
+            ids[position] = self.index[token]
+        return ids
+
+    def decode(self, ids: Iterable[int]) -> list[str]:
+        """Tokens up to the first end/pad class."""
+        tokens = []
+        for index in ids:
+            if int(index) == self.pad_id:
+                break
+            tokens.append(self.tokens[int(index)])
+        return tokens
+
+
+def _match_modification(
+    mod: object, residue: str | None, tolerance: float = MODIFICATION_MATCH_TOLERANCE_DA
+) -> ModificationDef:
+    target = residue if residue is not None else "N-term"
+    try:
+        delta = float(mod.mass)  # type: ignore[attr-defined]
+    except Exception as error:  # noqa: BLE001 - pyteomics raises several kinds
+        raise UnsupportedPeptideError(f"cannot resolve modification {mod!r}") from error
+    for definition in KNOWN_MODIFICATIONS:
+        if target in definition.targets and abs(definition.mass - delta) <= tolerance:
+            return definition
+    raise UnsupportedPeptideError(
+        f"modification {mod!r} ({delta:+.4f} Da) on {target} is not in the vocabulary"
+    )
+
+
+def parse_peptidoform(proforma: str) -> tuple[list[str], int | None]:
+    """Split a ProForma peptidoform into vocabulary tokens.
+
+    Modifications are matched by target residue and mass, so ``M[Oxidation]``,
+    ``M[UNIMOD:35]`` and ``M[+15.995]`` give the same token. A pyro-Glu written on the
+    first residue becomes the ``[Ammonia-loss]-`` N-terminal token.
+
+    Parameters
+    ----------
+    proforma : str
+        A ProForma 2.0 string, optionally with ``/charge``.
+
+    Returns
+    -------
+    tokens : list of str
+    charge : int or None
+
+    Raises
+    ------
+    UnsupportedPeptideError
+        For a residue or modification outside :data:`KNOWN_MODIFICATIONS`, labile or
+        unlocalised modifications, or a C-terminal modification.
+    """
+    from psm_utils import Peptidoform  # imported here: psm_utils is slow to import
+
+    try:
+        peptidoform = Peptidoform(proforma)
+    except Exception as error:  # noqa: BLE001 - psm_utils raises several kinds
+        raise UnsupportedPeptideError(f"not a valid ProForma peptide: {proforma!r}") from error
+    props = peptidoform.properties
+    for key in ("c_term", "unlocalized_modifications", "labile_modifications", "intervals"):
+        if props.get(key):
+            raise UnsupportedPeptideError(f"{key} modifications are not supported: {proforma!r}")
+    tokens: list[str] = []
+    for mod in props.get("n_term") or []:
+        tokens.append(_nterm_token(_match_modification(mod, None)))
+    for position, (residue, mods) in enumerate(peptidoform.parsed_sequence):
+        if residue not in STANDARD_RESIDUES:
+            raise UnsupportedPeptideError(f"residue {residue!r} is not supported: {proforma!r}")
+        if not mods:
+            tokens.append(residue)
+            continue
+        if len(mods) > 1:
+            raise UnsupportedPeptideError(f"several modifications on one residue: {proforma!r}")
+        delta = float(mods[0].mass)
+        ammonia_loss = _MOD_BY_NAME["Ammonia-loss"]
+        if position == 0 and residue == "Q" and abs(delta - ammonia_loss.mass) < 0.01:
+            tokens.extend([_nterm_token(ammonia_loss), residue])
+            continue
+        tokens.append(_residue_token(residue, _match_modification(mods[0], residue)))
+    charge = props["charge_state"].charge if props.get("charge_state") else None
+    return tokens, charge
+
+
+def tokens_to_proforma(tokens: Sequence[str], charge: int | None = None) -> str:
+    """ProForma string of a token list, with ``/charge`` when a charge is given."""
+    text = "".join(tokens)
+    return f"{text}/{charge}" if charge is not None else text
+
+
+def peptide_mass(tokens: Sequence[str]) -> float:
+    """Monoisotopic neutral mass (Da) of a tokenised peptide."""
+    return float(sum(_token_mass(t) for t in tokens) + WATER_MASS)
+
+
+def mass_to_mz(neutral_mass: float | np.ndarray, charge: int | np.ndarray) -> np.ndarray:
+    """m/z of an [M+zH]z+ ion."""
+    return (np.asarray(neutral_mass) + np.asarray(charge) * PROTON_MASS) / np.asarray(charge)
+
+
+def mz_to_mass(mz: float | np.ndarray, charge: int | np.ndarray) -> np.ndarray:
+    """Neutral mass of an [M+zH]z+ ion of the given m/z."""
+    return np.asarray(mz) * np.asarray(charge) - np.asarray(charge) * PROTON_MASS
+
+
+def fragment_mz(tokens: Sequence[str], charges: Sequence[int] = (1,)) -> dict[str, np.ndarray]:
+    """Theoretical b and y ion m/z of a tokenised peptide.
+
+    Returns
+    -------
+    dict
+        ``{"b1": array, "y1": array, "b2": ...}`` for each charge: arrays of shape
+        (n_residues - 1,), b ions from the N-terminus (b1, b2, ...), y ions likewise from
+        the C-terminus (y1, y2, ...). An N-terminal modification adds to every b ion.
+    """
+    masses = np.array([_token_mass(t) for t in tokens], dtype=np.float64)
+    nterm = np.array([t.endswith("-") for t in tokens])
+    nterm_delta = masses[nterm].sum()
+    residue_masses = masses[~nterm]
+    prefix = np.cumsum(residue_masses)[:-1] + nterm_delta
+    suffix = np.cumsum(residue_masses[::-1])[:-1] + WATER_MASS
+    out: dict[str, np.ndarray] = {}
+    for z in charges:
+        out[f"b{z}"] = (prefix + z * PROTON_MASS) / z
+        out[f"y{z}"] = (suffix + z * PROTON_MASS) / z
+    return out
+
+
+def fragment_mz_torch(residue_masses, charge: int = 1):  # noqa: ANN001, ANN201
+    """b and y ion m/z from per-position residue masses, differentiable.
+
+    Parameters
+    ----------
+    residue_masses : torch.Tensor of shape (batch, length)
+        Mass of each position (0 after the peptide end; N-terminal modification masses
+        may sit in the first positions, they only shift b ions).
+    charge : int
+        Fragment charge.
+
+    Returns
+    -------
+    b, y : torch.Tensor of shape (batch, length)
+        ``b[:, i]`` is the b ion of the first ``i + 1`` positions; ``y[:, i]`` the y ion of
+        all positions after ``i``. Entries past the peptide end repeat the full mass and
+        should be masked by the caller.
+    """
+    import torch
+
+    prefix = torch.cumsum(residue_masses, dim=1)
+    total = prefix[:, -1:]
+    b = (prefix + charge * PROTON_MASS) / charge
+    y = (total - prefix + WATER_MASS + charge * PROTON_MASS) / charge
+    return b, y

@@ -1,0 +1,73 @@
+"""The ``trm`` command line: one subcommand per workflow stage.
+
+Every Snakemake rule calls one subcommand with explicit paths, so each stage also runs
+without Snakemake. Subcommands live next to the code they drive, in ``commands`` modules
+that each define ``register(subparsers)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from trm import __version__
+
+#: Modules whose ``register(subparsers)`` adds subcommands, in workflow order.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+log = logging.getLogger("trm")
+
+
+class TrmError(Exception):
+    """An error to report to the user as one clear line, without a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``trm`` argument parser with every stage's subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="trm",
+        description="De novo peptide sequencing with a tiny recursive model.",
+    )
+    parser.add_argument("--version", action="version", version=f"trm {__version__}")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="verbosity of the log written to stderr (default: INFO)",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; returns the process exit status.
+
+    A subcommand sets ``func`` on its parser (``set_defaults(func=...)``) taking the parsed
+    arguments. Expected failures (bad input files, invalid settings) raise exceptions
+    derived from :class:`TrmError` or :class:`ValueError`/:class:`OSError`; they are logged
+    as one line naming the file and the process exits with status 1.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        args.func(args)
+    except (TrmError, ValueError, OSError) as error:
+        log.error("%s", error)
+        if args.log_level == "DEBUG":
+            log.exception("traceback")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

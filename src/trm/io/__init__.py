@@ -1,0 +1,1 @@
+"""Spectra and identifications in, results out."""
