@@ -1,0 +1,100 @@
+"""trm.chem: masses, tokens and fragments agree with pyteomics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pyteomics import mass
+
+from trm import chem
+
+CAM, OX = "C[Carbamidomethyl]", "M[Oxidation]"
+
+
+@pytest.mark.parametrize(
+    ("proforma", "tokens", "charge"),
+    [
+        ("PEPTIDEK/2", list("PEPTIDEK"), 2),
+        ("AC[Carbamidomethyl]M[Oxidation]K", ["A", CAM, OX, "K"], None),
+        ("AC[UNIMOD:4]M[UNIMOD:35]K", ["A", "C[Carbamidomethyl]", "M[Oxidation]", "K"], None),
+        ("AC[+57.021]M[+15.995]N[+0.984]K", ["A", "C[Carbamidomethyl]", "M[Oxidation]",
+                                             "N[Deamidated]", "K"], None),
+        ("[Acetyl]-PEPK/3", ["[Acetyl]-", "P", "E", "P", "K"], 3),
+        ("Q[Gln->pyro-Glu]PEPK", ["[Ammonia-loss]-", "Q", "P", "E", "P", "K"], None),
+    ],
+)  # fmt: skip
+def test_parse_peptidoform_maps_modifications_by_mass(proforma, tokens, charge):
+    assert chem.parse_peptidoform(proforma) == (tokens, charge)
+
+
+@pytest.mark.parametrize(
+    "proforma",
+    [
+        "PEPS[Phospho]K",
+        "PEPBK",
+        "PEPK-[Amidated]",
+        "C[Carbamidomethyl]M[Oxidation][Oxidation]K",
+        "(",
+    ],
+)
+def test_unsupported_peptides_raise(proforma):
+    with pytest.raises(chem.UnsupportedPeptideError):
+        chem.parse_peptidoform(proforma)
+
+
+def test_peptide_mass_matches_pyteomics():
+    tokens, _ = chem.parse_peptidoform("AC[Carbamidomethyl]DEFM[Oxidation]K")
+    expected = (
+        mass.calculate_mass(sequence="ACDEFMK")
+        + mass.calculate_mass(formula="H3C2NO")
+        + mass.calculate_mass(formula="O")
+    )
+    assert chem.peptide_mass(tokens) == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("sequence", ["PEPTIDEK", "LGGNEQVTR", "GTFIIDPGGVIR"])
+def test_fragment_mz_matches_pyteomics(sequence):
+    tokens, _ = chem.parse_peptidoform(sequence)
+    fragments = chem.fragment_mz(tokens, charges=(1, 2))
+    for z in (1, 2):
+        b = [mass.fast_mass(sequence[:i], ion_type="b", charge=z) for i in range(1, len(sequence))]
+        y = [mass.fast_mass(sequence[-i:], ion_type="y", charge=z) for i in range(1, len(sequence))]
+        np.testing.assert_allclose(fragments[f"b{z}"], b, atol=1e-6)
+        np.testing.assert_allclose(fragments[f"y{z}"], y, atol=1e-6)
+
+
+def test_nterm_modification_shifts_b_ions_only():
+    plain = chem.fragment_mz(list("PEPTIDEK"))
+    acetyl = chem.fragment_mz(["[Acetyl]-", *"PEPTIDEK"])
+    delta = chem.KNOWN_MODIFICATIONS[3].mass
+    np.testing.assert_allclose(acetyl["b1"] - plain["b1"], delta, atol=1e-9)
+    np.testing.assert_allclose(acetyl["y1"], plain["y1"], atol=1e-9)
+
+
+def test_fragment_mz_torch_agrees_with_numpy():
+    torch = pytest.importorskip("torch")
+    vocabulary = chem.Vocabulary()
+    tokens = list("LGGNEQVTR")
+    ids = vocabulary.encode(tokens, max_length=12)
+    masses = torch.as_tensor(vocabulary.masses[ids])[None, :]
+    b, y = chem.fragment_mz_torch(masses, charge=1)
+    expected = chem.fragment_mz(tokens)
+    np.testing.assert_allclose(b[0, : len(tokens) - 1].numpy(), expected["b1"], atol=1e-6)
+    np.testing.assert_allclose(y[0, : len(tokens) - 1].numpy(), expected["y1"][::-1], atol=1e-6)
+
+
+def test_vocabulary_round_trip_and_limits():
+    vocabulary = chem.Vocabulary()
+    tokens = ["[Acetyl]-", "M[Oxidation]", "P", "E", "K"]
+    ids = vocabulary.encode(tokens, max_length=8)
+    assert ids.shape == (8,)
+    assert vocabulary.decode(ids) == tokens
+    assert (ids[len(tokens) :] == vocabulary.pad_id).all()
+    with pytest.raises(chem.UnsupportedPeptideError, match="maximum"):
+        vocabulary.encode(list("PEPTIDEK"), max_length=4)
+    with pytest.raises(chem.UnsupportedPeptideError, match="not in the vocabulary"):
+        vocabulary.encode(["C"], max_length=4)
+
+
+def test_mz_mass_conversions_are_inverse():
+    assert chem.mz_to_mass(chem.mass_to_mz(1000.0, 3), 3) == pytest.approx(1000.0)
