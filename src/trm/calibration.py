@@ -1,0 +1,113 @@
+"""Turning raw peptide scores into calibrated probabilities and q-values.
+
+A model's raw confidence (the probability of its whole answer, or its halting head) is
+mapped to the probability that the peptide is fully correct by isotonic regression fitted
+on a labelled validation split. The fitted map is a few numbers stored with the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class IsotonicCalibration:
+    """A non-decreasing, piecewise-linear map from raw score to probability.
+
+    Attributes
+    ----------
+    thresholds : numpy.ndarray of shape (n_knots,)
+        Raw scores at the knots, increasing.
+    probabilities : numpy.ndarray of shape (n_knots,)
+        Calibrated probability at each knot, non-decreasing, in [0, 1].
+    """
+
+    thresholds: np.ndarray
+    probabilities: np.ndarray
+
+    @classmethod
+    def fit(cls, raw_scores: np.ndarray, correct: np.ndarray) -> IsotonicCalibration:
+        """Fit by pooling adjacent violators.
+
+        Parameters
+        ----------
+        raw_scores : numpy.ndarray of shape (n,)
+            Raw confidence of each peptide (higher = more confident).
+        correct : numpy.ndarray of shape (n,)
+            Whether each peptide is fully correct.
+        """
+        raw_scores = np.asarray(raw_scores, dtype=np.float64)
+        correct = np.asarray(correct, dtype=np.float64)
+        if raw_scores.shape != correct.shape or raw_scores.ndim != 1 or raw_scores.size == 0:
+            raise ValueError("calibration needs one correctness label per raw score")
+        order = np.argsort(raw_scores, kind="stable")
+        x, y = raw_scores[order], correct[order]
+        # Blocks of (sum of labels, count, highest score); merged while decreasing.
+        sums: list[float] = []
+        counts: list[float] = []
+        ends: list[float] = []
+        starts: list[float] = []
+        for score, label in zip(x, y, strict=True):
+            sums.append(label)
+            counts.append(1.0)
+            starts.append(score)
+            ends.append(score)
+            while len(sums) > 1 and sums[-2] / counts[-2] >= sums[-1] / counts[-1]:
+                merged_sum, merged_count, merged_end = sums.pop(), counts.pop(), ends.pop()
+                starts.pop()
+                sums[-1] += merged_sum
+                counts[-1] += merged_count
+                ends[-1] = merged_end
+        means = np.array(sums) / np.array(counts)
+        # Each block contributes its two ends as knots, so the map is flat inside a block.
+        knots_x = np.ravel(np.column_stack([starts, ends]))
+        knots_y = np.repeat(means, 2)
+        keep = np.concatenate([[True], np.diff(knots_x) > 0])
+        return cls(thresholds=knots_x[keep], probabilities=knots_y[keep])
+
+    def __call__(self, raw_scores: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities of shape like ``raw_scores``."""
+        return np.interp(
+            np.asarray(raw_scores, dtype=np.float64), self.thresholds, self.probabilities
+        )
+
+    def to_dict(self) -> dict[str, list[float]]:
+        """Plain lists, for a checkpoint or JSON file."""
+        return {
+            "thresholds": self.thresholds.tolist(),
+            "probabilities": self.probabilities.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, list[float]]) -> IsotonicCalibration:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            thresholds=np.asarray(data["thresholds"], dtype=np.float64),
+            probabilities=np.asarray(data["probabilities"], dtype=np.float64),
+        )
+
+
+def q_values_from_probabilities(probabilities: np.ndarray) -> np.ndarray:
+    """FDR-like q-values from calibrated probabilities of being correct.
+
+    Sorting peptides by probability, the expected share of wrong ones among the top k is
+    the mean of ``1 - p`` over them; a peptide's q-value is the lowest such share of any
+    list that includes it.
+
+    Parameters
+    ----------
+    probabilities : numpy.ndarray of shape (n,)
+
+    Returns
+    -------
+    numpy.ndarray of shape (n,), in the input order.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    order = np.argsort(-probabilities, kind="stable")
+    expected_fdr = np.cumsum(1.0 - probabilities[order]) / np.arange(1, len(order) + 1)
+    q_sorted = np.minimum.accumulate(expected_fdr[::-1])[::-1]
+    q = np.empty_like(q_sorted)
+    q[order] = q_sorted
+    return q

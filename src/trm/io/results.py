@@ -1,0 +1,198 @@
+"""Writing de novo results: psm_utils TSV, mzTab 1.0 (Casanovo's layout), unsequenced list.
+
+Every writer takes a finished table and writes one file atomically (a temporary file in the
+same folder, renamed at the end), so a failed job never leaves a partial result behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import polars as pl
+
+from trm import __version__, chem
+
+#: Columns of the table the de novo stage hands to the writers, one row per peptide.
+DENOVO_COLUMNS: dict[str, pl.DataType] = {
+    "spectrum_id": pl.String(),
+    "run": pl.String(),
+    "peptide": pl.String(),  # ProForma without charge
+    "charge": pl.Int16(),
+    "score": pl.Float64(),  # calibrated probability that the peptide is fully correct
+    "raw_score": pl.Float64(),  # the model's own confidence before calibration
+    "q_value": pl.Float64(),
+    "precursor_mz": pl.Float64(),
+    "calc_mz": pl.Float64(),
+    "rt": pl.Float64(),
+    "residue_scores": pl.List(pl.Float64()),
+    "mass_error_ppm": pl.Float64(),
+    "isotope_error": pl.Int16(),
+    "refinement_steps": pl.Int16(),
+}
+
+UNSEQUENCED_COLUMNS = ("spectrum_id", "run", "reason")
+
+#: PSI-MS accession for "search engine specific score for PSMs".
+_SCORE_TERM = "[MS, MS:1001143, search engine specific score for PSMs, ]"
+_UNIMOD = {
+    "Carbamidomethyl": "UNIMOD:4",
+    "Oxidation": "UNIMOD:35",
+    "Deamidated": "UNIMOD:7",
+    "Acetyl": "UNIMOD:1",
+    "Carbamyl": "UNIMOD:5",
+    "Ammonia-loss": "UNIMOD:385",
+}
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` only on success."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # A name that does not exist yet: some writers append to an existing file.
+    temporary = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        yield temporary
+        os.replace(temporary, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+
+
+def _format_scores(scores: Sequence[float]) -> str:
+    return ",".join(f"{s:.5f}" for s in scores)
+
+
+def write_denovo_tsv(table: pl.DataFrame, path: str | os.PathLike[str]) -> None:
+    """Write peptides as a psm_utils TSV (readable by ``psm_utils.io.read_file``).
+
+    Parameters
+    ----------
+    table : polars.DataFrame
+        Columns of :data:`DENOVO_COLUMNS`, one row per sequenced spectrum.
+    path : path-like
+        The ``.tsv`` file to write.
+    """
+    from psm_utils import PSM
+    from psm_utils.io.tsv import TSVWriter
+
+    def to_psm(row: dict) -> PSM:
+        return PSM(
+            peptidoform=f"{row['peptide']}/{row['charge']}",
+            spectrum_id=row["spectrum_id"],
+            run=row["run"],
+            score=row["score"],
+            qvalue=row["q_value"],
+            precursor_mz=row["precursor_mz"],
+            retention_time=row["rt"],
+            rank=1,
+            source="trm",
+            metadata={
+                "raw_score": f"{row['raw_score']:.6g}",
+                "residue_scores": _format_scores(row["residue_scores"]),
+                "mass_error_ppm": f"{row['mass_error_ppm']:.3f}",
+                "isotope_error": str(row["isotope_error"]),
+                "refinement_steps": str(row["refinement_steps"]),
+                "calc_mz": f"{row['calc_mz']:.6f}",
+            },
+        )
+
+    rows = list(table.iter_rows(named=True))
+    with atomic_output(path) as temporary:
+        if not rows:
+            header = ["peptidoform", "spectrum_id", "run", "score", "qvalue", "precursor_mz"]
+            temporary.write_text("\t".join(header) + "\n")
+        else:
+            with TSVWriter(temporary, example_psm=to_psm(rows[0])) as writer:
+                for row in rows:
+                    writer.write_psm(to_psm(row))
+
+
+def write_unsequenced(table: pl.DataFrame, path: str | os.PathLike[str]) -> None:
+    """Write the spectra that got no peptide, with the reason, as TSV."""
+    with atomic_output(path) as temporary:
+        table.select(UNSEQUENCED_COLUMNS).write_csv(temporary, separator="\t")
+
+
+def _modifications_column(tokens: Sequence[str]) -> str:
+    """mzTab ``modifications``: ``position-UNIMOD:n`` (0 = N-terminus), or ``null``."""
+    entries = []
+    position = 0
+    for token in tokens:
+        if token.endswith("-"):
+            name = token[1:-2]
+            entries.append(f"0-{_UNIMOD.get(name, 'CHEMMOD:' + name)}")
+            continue
+        position += 1
+        if "[" in token:
+            name = token[2:-1]
+            entries.append(f"{position}-{_UNIMOD.get(name, 'CHEMMOD:' + name)}")
+    return ",".join(entries) if entries else "null"
+
+
+def write_mztab(
+    table: pl.DataFrame,
+    path: str | os.PathLike[str],
+    spectra_location: str,
+    description: str,
+) -> None:
+    """Write peptides as an mzTab 1.0 PSM section laid out as Casanovo writes it.
+
+    Parameters
+    ----------
+    table : polars.DataFrame
+        Columns of :data:`DENOVO_COLUMNS`.
+    path : path-like
+        The ``.mztab`` file to write.
+    spectra_location : str
+        Location of the spectra file for ``ms_run[1]-location`` (a path or file URI).
+    description : str
+        Free text for the ``description`` metadata line.
+    """
+    software = f"[MS, MS:1001456, analysis software, trm {__version__}]"
+    metadata = [
+        ("mzTab-version", "1.0.0"),
+        ("mzTab-mode", "Summary"),
+        ("mzTab-type", "Identification"),
+        ("description", description),
+        ("ms_run[1]-location", Path(spectra_location).resolve().as_uri()),
+        ("psm_search_engine_score[1]", _SCORE_TERM),
+        ("software[1]", software),
+    ]
+    fixed = [m for m in chem.KNOWN_MODIFICATIONS if m.name == "Carbamidomethyl"]
+    variable = [m for m in chem.KNOWN_MODIFICATIONS if m.name != "Carbamidomethyl"]
+    for kind, mods in (("fixed_mod", fixed), ("variable_mod", variable)):
+        for index, mod in enumerate(mods, start=1):
+            accession = _UNIMOD.get(mod.name)
+            term = (
+                f"[UNIMOD, {accession}, {mod.name}, ]"
+                if accession
+                else f"[MS, MS:1001460, unknown modification, {mod.mass:+.6f}]"
+            )
+            sites = ",".join(mod.targets)
+            metadata += [(f"{kind}[{index}]", term), (f"{kind}[{index}]-site", sites)]
+    header = [
+        "sequence", "PSM_ID", "accession", "unique", "database", "database_version",
+        "search_engine", "search_engine_score[1]", "modifications", "retention_time",
+        "charge", "exp_mass_to_charge", "calc_mass_to_charge", "spectra_ref", "pre", "post",
+        "start", "end", "opt_ms_run[1]_aa_scores",
+    ]  # fmt: skip
+    lines = ["\t".join(["MTD", key, value]) for key, value in metadata]
+    lines.append("\t".join(["PSH", *header]))
+    for psm_id, row in enumerate(table.iter_rows(named=True), start=1):
+        tokens, _ = chem.parse_peptidoform(row["peptide"])
+        values = [
+            row["peptide"], str(psm_id), "null", "null", "null", "null", software,
+            f"{row['score']:.6f}", _modifications_column(tokens),
+            f"{row['rt']:.4f}" if row["rt"] is not None else "null", str(row["charge"]),
+            f"{row['precursor_mz']:.6f}", f"{row['calc_mz']:.6f}",
+            f"ms_run[1]:{row['spectrum_id']}", "null", "null", "null", "null",
+            _format_scores(row["residue_scores"]),
+        ]  # fmt: skip
+        lines.append("\t".join(["PSM", *values]))
+    with atomic_output(path) as temporary:
+        temporary.write_text("\n".join(lines) + "\n")
