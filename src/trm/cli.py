@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from trm import __version__
 
 #: Modules whose ``register(subparsers)`` adds subcommands, in workflow order.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("trm.io.commands",)
 
 log = logging.getLogger("trm")
 

@@ -25,3 +25,12 @@ SPECTRUM_SCHEMA: dict[str, pl.DataType] = {
 def empty_spectrum_table() -> pl.DataFrame:
     """A table with the spectrum schema and no rows."""
     return pl.DataFrame(schema=SPECTRUM_SCHEMA)
+
+
+#: Columns the spectrum reader (:mod:`trm.io.spectra`) adds after the schema's: what real
+#: files say beyond it. Kept out of :data:`SPECTRUM_SCHEMA` so tables built elsewhere
+#: (synthetic spectra) need not fill them; select the schema's columns to mix tables.
+SPECTRUM_READER_COLUMNS: dict[str, pl.DataType] = {
+    # Fragmentation as the file states it (HCD, CID, ETD, EThcD, ...); null when unknown.
+    "activation": pl.String(),
+}

@@ -1,0 +1,56 @@
+"""trm.io.mgf: the streaming MGF parser."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trm.io.errors import SpectrumFileError
+from trm.io.mgf import count_mgf_spectra, iter_mgf, parse_mgf_charge
+
+
+@pytest.mark.parametrize(
+    ("text", "charge"),
+    [("2+", 2), ("3", 3), ("2-", -2), ("+2", 2), ("", None), ("2+ and 3+", None), ("2,3", None)],
+)
+def test_parse_charge(text: str, charge: int | None) -> None:
+    assert parse_mgf_charge(text) == charge
+
+
+def test_reads_thermorawfileparser_mgf(data_dir) -> None:
+    path = data_dir / "tools-galaxyp" / "really_small.mgf"
+    spectra = list(iter_mgf(path))
+    assert len(spectra) == count_mgf_spectra(path) == 34
+    first = spectra[0]
+    assert first.scan == 36
+    assert first.charge == 2
+    assert first.precursor_mz == pytest.approx(675.248779296875)
+    assert first.rt_seconds == pytest.approx(73.863181104)
+    assert first.title.startswith("controllerType=0 controllerNumber=1 scan=36")
+    assert first.mz.size == first.intensity.size == 136
+    assert np.all(np.diff(first.mz) > 0)
+
+
+def test_truncated_mgf_names_the_spectrum(tmp_path) -> None:
+    path = tmp_path / "cut.mgf"
+    path.write_text(
+        "BEGIN IONS\nTITLE=first\nPEPMASS=500\n100 1\nEND IONS\nBEGIN IONS\nTITLE=second\n100 1\n"
+    )
+    with pytest.raises(SpectrumFileError, match="truncated") as error:
+        list(iter_mgf(path))
+    assert error.value.spectrum == "second"
+    assert str(path) in str(error.value)
+
+
+def test_bad_peak_line(tmp_path) -> None:
+    path = tmp_path / "bad.mgf"
+    path.write_text("BEGIN IONS\nTITLE=x\n100 abc\nEND IONS\n")
+    with pytest.raises(SpectrumFileError, match="unreadable peak"):
+        list(iter_mgf(path))
+
+
+def test_not_an_mgf(tmp_path) -> None:
+    path = tmp_path / "notes.mgf"
+    path.write_text("KEY=value\nthis is not a peak list\n")
+    with pytest.raises(SpectrumFileError, match="not an MGF"):
+        list(iter_mgf(path))

@@ -1,0 +1,194 @@
+"""trm.io.spectra: the one streaming reader of MS2 spectra and the charge policy."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from trm.io.errors import SpectrumFileError, UnsupportedFormatError
+from trm.io.spectra import (
+    apply_missing_charge_policy,
+    drop_empty_spectra,
+    iter_spectrum_batches,
+    read_spectra,
+)
+from trm.io.table import SPECTRUM_READER_COLUMNS, SPECTRUM_SCHEMA
+
+from .conftest import write_mzml
+
+
+def test_mzml_fields(data_dir) -> None:
+    table = read_spectra(data_dir / "mzLib" / "sliced_ethcd.mzML")
+    assert table.schema == pl.Schema({**SPECTRUM_SCHEMA, **SPECTRUM_READER_COLUMNS})
+    assert table.height == 5  # 6 scans, one MS1
+    first = table.row(0, named=True)
+    assert first["spectrum_id"] == "controllerType=0 controllerNumber=1 scan=2"
+    assert first["scan"] == 2
+    assert first["run"] == "sliced_ethcd"
+    assert first["charge"] == 5
+    assert first["precursor_mz"] == pytest.approx(548.453918457031)
+    assert first["rt"] == pytest.approx(38.92606115255 * 60)
+    assert first["activation"] == "HCD"
+    assert first["peptide"] is None
+    # The last scan is EThcD: ETD plus supplemental HCD in the file.
+    assert table["activation"][-1] == "EThcD"
+    for mz in table["mz"].to_list():
+        assert np.all(np.diff(mz) >= 0)
+
+
+def test_mzml_and_mzxml_give_the_same_spectra(data_dir) -> None:
+    mzml = read_spectra(data_dir / "depthcharge" / "TMT10-Trial-8.mzML")
+    mzxml = read_spectra(data_dir / "depthcharge" / "TMT10-Trial-8.mzXML")
+    assert mzml.height == mzxml.height == 4
+    assert mzml["scan"].to_list() == mzxml["scan"].to_list() == [501, 504, 507, 510]
+    np.testing.assert_allclose(mzml["precursor_mz"], mzxml["precursor_mz"], atol=1e-4)
+    assert mzml["charge"].to_list() == mzxml["charge"].to_list()
+    for left, right in zip(mzml["mz"].to_list(), mzxml["mz"].to_list(), strict=True):
+        np.testing.assert_allclose(left, right, atol=1e-4)
+
+
+def test_mgf_title_is_the_spectrum_id(data_dir) -> None:
+    table = read_spectra(data_dir / "tools-galaxyp" / "really_small.mgf", run="r1")
+    assert table.height == 34
+    assert table["spectrum_id"][0].startswith("controllerType=0 controllerNumber=1 scan=36 ")
+    assert table["scan"][0] == 36  # SCANS=
+    assert table["run"].unique().to_list() == ["r1"]
+    assert table["activation"].null_count() == 34
+
+
+def test_batches_are_bounded_and_complete(gunzipped) -> None:
+    path = gunzipped("MetaMorpheus/sliced-raw.mzML.gz")
+    batches = list(iter_spectrum_batches(path, batch_size=16))
+    assert [b.height for b in batches] == [16] * 5 + [10]
+    assert pl.concat(batches).equals(read_spectra(path))
+
+
+def test_stopping_early_does_not_hang(gunzipped) -> None:
+    path = gunzipped("MetaMorpheus/sliced-raw.mzML.gz")
+    batches = iter_spectrum_batches(path, batch_size=4)
+    first = next(batches)
+    batches.close()
+    assert first.height == 4
+
+
+def test_missing_charge_is_null(tmp_path) -> None:
+    path = write_mzml(tmp_path / "nocharge.mzML", [{"charge": 0}, {"charge": 3}])
+    assert read_spectra(path)["charge"].to_list() == [None, 3]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "file is empty"),
+        (b">sp|P1|PROT some protein\nPEPTIDEK\n", "not an mzML file"),
+        (b'<?xml version="1.0"?>\n<mzML xmlns="http://psi.hupo.org/ms/mzml">\n<run>', "truncated"),
+    ],
+)
+def test_bad_mzml(tmp_path, content: bytes, message: str) -> None:
+    path = tmp_path / "bad.mzML"
+    path.write_bytes(content)
+    with pytest.raises(SpectrumFileError, match=message) as error:
+        list(iter_spectrum_batches(path))
+    assert str(path) in str(error.value)
+
+
+def test_truncated_real_mzml(tmp_path, gunzipped) -> None:
+    whole = gunzipped("MetaMorpheus/sliced-raw.mzML.gz").read_bytes()
+    path = tmp_path / "cut.mzML"
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(SpectrumFileError, match="truncated"):
+        read_spectra(path)
+
+
+def test_malformed_xml_inside(tmp_path, data_dir) -> None:
+    text = (data_dir / "mzLib" / "sliced_ethcd.mzML").read_text()
+    path = tmp_path / "broken.mzML"
+    path.write_text(text.replace("</spectrum>", "</spectrumm>", 1))
+    with pytest.raises(SpectrumFileError, match="not a readable mzml file") as error:
+        read_spectra(path)
+    assert str(path) in str(error.value)
+
+
+def test_ms1_only_file(tmp_path) -> None:
+    path = write_mzml(tmp_path / "ms1.mzML", [{"ms_level": 1}, {"ms_level": 1}])
+    with pytest.raises(SpectrumFileError, match="no MS2 spectra"):
+        read_spectra(path)
+
+
+def test_nan_intensity_names_the_spectrum(tmp_path) -> None:
+    path = write_mzml(
+        tmp_path / "nan.mzML",
+        [{"native_id": "scan=1"}, {"native_id": "scan=2", "intensity": [1.0, float("nan")]}],
+    )
+    with pytest.raises(SpectrumFileError, match="NaN") as error:
+        read_spectra(path)
+    assert error.value.spectrum == "scan=2"
+
+
+def test_nan_in_mgf(tmp_path) -> None:
+    path = tmp_path / "nan.mgf"
+    path.write_text("BEGIN IONS\nTITLE=t1\nPEPMASS=500\nCHARGE=2+\n100 nan\nEND IONS\n")
+    with pytest.raises(SpectrumFileError, match="NaN") as error:
+        read_spectra(path)
+    assert error.value.spectrum == "t1"
+
+
+def test_unsupported_extension(tmp_path) -> None:
+    path = tmp_path / "spectra.txt"
+    path.write_text("x")
+    with pytest.raises(UnsupportedFormatError, match="supported: .mzML, .mzXML, .mgf"):
+        read_spectra(path)
+
+
+def test_raw_needs_conversion_first(data_dir) -> None:
+    with pytest.raises(UnsupportedFormatError, match="trm convert"):
+        read_spectra(data_dir / "mzLib" / "sliced-raw.raw")
+
+
+def test_empty_spectra_are_listed(tmp_path) -> None:
+    path = write_mzml(
+        tmp_path / "empty.mzML",
+        [{"native_id": "scan=1"}, {"native_id": "scan=2", "mz": [], "intensity": []}],
+    )
+    table = read_spectra(path)
+    assert table["mz"].list.len().to_list() == [2, 0]
+    kept, skipped = drop_empty_spectra(table)
+    assert kept["spectrum_id"].to_list() == ["scan=1"]
+    assert skipped.to_dicts() == [{"spectrum_id": "scan=2", "run": "empty", "reason": "no peaks"}]
+
+
+@pytest.fixture
+def mixed_charges(tmp_path) -> pl.DataFrame:
+    path = write_mzml(
+        tmp_path / "mixed.mzML",
+        [
+            {"native_id": "scan=1", "charge": 2},
+            {"native_id": "scan=2", "charge": 0},
+            {"native_id": "scan=3", "charge": 3},
+        ],
+    )
+    return read_spectra(path)
+
+
+def test_missing_charge_skip(mixed_charges) -> None:
+    kept, skipped = apply_missing_charge_policy(mixed_charges, "skip")
+    assert kept["spectrum_id"].to_list() == ["scan=1", "scan=3"]
+    assert skipped.to_dicts() == [
+        {"spectrum_id": "scan=2", "run": "mixed", "reason": "missing precursor charge"}
+    ]
+
+
+def test_missing_charge_try(mixed_charges) -> None:
+    kept, skipped = apply_missing_charge_policy(mixed_charges, "try", charges=[2, 3, 4])
+    assert skipped.height == 0
+    tried = kept.filter(pl.col("charge_assumed"))
+    assert tried["spectrum_id"].to_list() == ["scan=2"] * 3
+    assert tried["charge"].to_list() == [2, 3, 4]
+    assert kept.filter(~pl.col("charge_assumed"))["charge"].to_list() == [2, 3]
+    assert kept["charge"].dtype == pl.Int16
+
+
+def test_missing_charge_bad_policy(mixed_charges) -> None:
+    with pytest.raises(ValueError, match="skip' or 'try"):
+        apply_missing_charge_policy(mixed_charges, "guess")
