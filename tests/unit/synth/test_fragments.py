@@ -1,0 +1,129 @@
+"""Fragment and precursor m/z of synthetic spectra against pyteomics' independent arithmetic."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from pyteomics import mass
+
+from trm.chem import PROTON_MASS, fragment_mz, parse_peptidoform
+from trm.synth.spectra import (
+    Peptidoform,
+    build_spectra,
+    fragment_ladders,
+    ms2pip_proforma,
+    precursor_mz,
+)
+
+# Unimod monoisotopic deltas typed in on purpose: pyteomics' side of the comparison
+# must not share trm.chem's mass table
+UNIMOD = {"cam": 57.021464, "ox": 15.994915, "deam": 0.984016, "ac-": 42.010565 + 1.007825}
+MODX = {"C[Carbamidomethyl]": "camC", "M[Oxidation]": "oxM", "N[Deamidated]": "deamN"}
+PEPTIDES = [
+    "PEPTC[Carbamidomethyl]IDEK",
+    "AC[Carbamidomethyl]DM[Oxidation]EFGHIK",
+    "M[Oxidation]LLN[Deamidated]VWYC[Carbamidomethyl]R",
+    "[Acetyl]-SAM[Oxidation]PLEVQGR",
+    "GGGGGGGK",
+]
+
+
+def _modx(tokens: list[str]) -> tuple[str, bool]:
+    acetyl = tokens[0] == "[Acetyl]-"
+    residues = tokens[1:] if acetyl else tokens
+    return "".join(MODX.get(t, t) for t in residues), acetyl
+
+
+def _pyteomics_mz(modx: str, ion_type: str, charge: int, acetyl: bool) -> float:
+    aa_mass = {**mass.std_aa_mass, **UNIMOD}
+    sequence = f"ac-{modx}-OH" if acetyl else modx
+    return mass.fast_mass2(sequence, ion_type=ion_type, charge=charge, aa_mass=aa_mass)
+
+
+@pytest.mark.parametrize("proforma", PEPTIDES)
+@pytest.mark.parametrize("charge", [1, 2])
+def test_fragment_mz_matches_pyteomics(proforma: str, charge: int) -> None:
+    tokens, _ = parse_peptidoform(proforma)
+    b_neutral, y_neutral = fragment_ladders(tokens)
+    modx, acetyl = _modx(tokens)
+    units = re.findall(r"[a-z]*[A-Z]", modx)  # one modX residue with its modification
+    n = len(units)
+    for i in range(1, n):
+        expected_b = _pyteomics_mz("".join(units[:i]), "b", charge, acetyl)
+        expected_y = _pyteomics_mz("".join(units[i:]), "y", charge, False)
+        assert abs((b_neutral[i - 1] + charge * PROTON_MASS) / charge - expected_b) < 1e-4
+        assert abs((y_neutral[n - i - 1] + charge * PROTON_MASS) / charge - expected_y) < 1e-4
+
+
+@pytest.mark.parametrize("proforma", PEPTIDES)
+def test_fragment_ladders_agree_with_trm_chem(proforma: str) -> None:
+    tokens, _ = parse_peptidoform(proforma)
+    b_neutral, y_neutral = fragment_ladders(tokens)
+    chem = fragment_mz(tokens, charges=(1, 2))
+    np.testing.assert_allclose(b_neutral + PROTON_MASS, chem["b1"], atol=1e-9)
+    np.testing.assert_allclose((y_neutral + 2 * PROTON_MASS) / 2, chem["y2"], atol=1e-9)
+
+
+@pytest.mark.parametrize("proforma", PEPTIDES)
+@pytest.mark.parametrize("charge", [2, 3, 4])
+def test_precursor_mz_matches_pyteomics(proforma: str, charge: int) -> None:
+    tokens, _ = parse_peptidoform(proforma)
+    modx, acetyl = _modx(tokens)
+    aa_mass = {**mass.std_aa_mass, **UNIMOD}
+    sequence = f"ac-{modx}-OH" if acetyl else modx
+    expected = mass.fast_mass2(sequence, ion_type="M", charge=charge, aa_mass=aa_mass)
+    assert abs(precursor_mz(tokens, charge) - expected) < 1e-4
+
+
+def test_mass_shift_proforma_is_what_ms2pip_builds() -> None:
+    from ms2pip._spectrum_processing import proforma_to_mass_shift
+    from psm_utils import Peptidoform as PsmPeptidoform
+
+    for proforma in PEPTIDES:
+        tokens, _ = parse_peptidoform(proforma)
+        ours = ms2pip_proforma(Peptidoform(tuple(tokens), 3))
+        assert ours == proforma_to_mass_shift(PsmPeptidoform(f"{proforma}/3"))
+
+
+def _fake_prediction(n_ions: int, ion_types: list[str]) -> dict[str, np.ndarray]:
+    # distinct log2 intensities so every peak is kept and traceable
+    return {
+        ion_type: np.linspace(-6, -1, n_ions).astype(np.float32) - k
+        for k, ion_type in enumerate(ion_types)
+    }
+
+
+def test_table_peaks_carry_their_annotation() -> None:
+    tokens, _ = parse_peptidoform(PEPTIDES[1])
+    peptidoforms = [Peptidoform(tuple(tokens), 2), Peptidoform(tuple(tokens), 3)]
+    n_ions = len(tokens) - 1
+    predictions = [_fake_prediction(n_ions, ["b", "y", "b2", "y2"]) for _ in peptidoforms]
+    table, skipped = build_spectra(peptidoforms, predictions, ["a", "b"], [0, 1], "run")
+    assert not skipped
+    for row in table.iter_rows(named=True):
+        mz = np.asarray(row["mz"])
+        assert np.all(np.diff(mz) >= 0)
+        assert max(row["intensity"]) == pytest.approx(1.0)
+        # doubly charged fragments only from precursors of charge >= 3
+        expected_charges = {1} if row["charge"] == 2 else {1, 2}
+        assert set(row["ion_charge"]) == expected_charges
+        ladder = fragment_mz(tokens, charges=(1, 2))
+        for peak, series, number, z in zip(
+            mz, row["ion_type"], row["ion_number"], row["ion_charge"], strict=True
+        ):
+            assert abs(peak - ladder[f"{series}{z}"][number - 1]) < 5e-4  # float32 storage
+        assert row["precursor_mz"] == pytest.approx(precursor_mz(tokens, row["charge"]))
+
+
+def test_floor_peaks_are_dropped_and_rejected_counted() -> None:
+    tokens, _ = parse_peptidoform(PEPTIDES[0])
+    n_ions = len(tokens) - 1
+    prediction = _fake_prediction(n_ions, ["b", "y"])
+    prediction["b"][:3] = np.log2(0.001)  # ms2pip's floor: intensity 0
+    peptidoforms = [Peptidoform(tuple(tokens), 2)] * 2
+    table, skipped = build_spectra(peptidoforms, [prediction, None], ["a", "b"], [0, 1], "run")
+    assert table.height == 1
+    assert skipped == {"rejected by ms2pip": 1}
+    assert len(table["mz"][0]) == 2 * n_ions - 3
