@@ -1,0 +1,182 @@
+"""Sequencing metrics with the field's mass-based matching.
+
+The convention is Casanovo's (after DeepNovo): two residues match when the cumulative
+masses of the prefixes that end in them differ by less than 0.5 Da *and* the residues'
+masses differ by less than 0.1 Da. Matching runs from the N-terminus, and, where the
+prefixes stop agreeing, again from the C-terminus, so a wrong residue in the middle does not
+make every later residue wrong. Isoleucine and leucine have the same mass and therefore
+always match (I = L). Amino-acid precision is matched residues over predicted residues,
+recall matched over true residues; a peptide is recalled when all its residues match and
+both peptides have the same number of residues.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from trm.chem import Vocabulary
+
+#: Largest difference (Da) between the prefix masses of two residues that match.
+CUMULATIVE_MASS_TOLERANCE_DA = 0.5
+#: Largest difference (Da) between the masses of two residues that match.
+RESIDUE_MASS_TOLERANCE_DA = 0.1
+
+
+def _token_masses(vocabulary: Vocabulary) -> dict[str, float]:
+    return dict(zip(vocabulary.tokens, vocabulary.masses.tolist(), strict=True))
+
+
+def _walk(
+    masses_a: Sequence[float],
+    masses_b: Sequence[float],
+    matches: np.ndarray,
+    cumulative_tolerance: float,
+    residue_tolerance: float,
+    from_end: bool,
+    stop: int = 0,
+) -> None:
+    """Walk two mass lists in step with their prefix (or suffix) masses, marking matches.
+
+    Positions are flagged at the larger of the two indices, in N- to C-terminal order. From
+    the end, the walk stops before index ``stop``.
+    """
+    step = -1 if from_end else 1
+    i, j = (len(masses_a) - 1, len(masses_b) - 1) if from_end else (0, 0)
+    total_a = total_b = 0.0
+
+    def inside(i: int, j: int) -> bool:
+        if from_end:
+            return i >= stop and j >= stop
+        return i < len(masses_a) and j < len(masses_b)
+
+    while inside(i, j):
+        next_a, next_b = total_a + masses_a[i], total_b + masses_b[j]
+        if abs(next_a - next_b) < cumulative_tolerance:
+            matches[max(i, j)] |= abs(masses_a[i] - masses_b[j]) < residue_tolerance
+            total_a, total_b = next_a, next_b
+            i, j = i + step, j + step
+        elif next_b > next_a:
+            # The lighter side advances alone: two residues of one peptide may weigh what
+            # one (or a different pair) of the other does.
+            total_a, i = next_a, i + step
+        else:
+            total_b, j = next_b, j + step
+
+
+def match_residues(
+    predicted: Sequence[float],
+    truth: Sequence[float],
+    cumulative_tolerance: float = CUMULATIVE_MASS_TOLERANCE_DA,
+    residue_tolerance: float = RESIDUE_MASS_TOLERANCE_DA,
+) -> tuple[np.ndarray, bool]:
+    """Mass-based residue matching of a predicted against a true peptide.
+
+    Parameters
+    ----------
+    predicted, truth : sequence of float
+        Token masses (Da) of each peptide, N- to C-terminus; an N-terminal modification
+        token counts as a residue, as Casanovo counts it.
+    cumulative_tolerance, residue_tolerance : float
+        See the module description.
+
+    Returns
+    -------
+    matches : numpy.ndarray of shape (max(len(predicted), len(truth)),), bool
+        Which positions matched.
+    peptide_match : bool
+        Every position matched and both peptides have the same length.
+    """
+    matches = np.zeros(max(len(predicted), len(truth)), dtype=bool)
+    _walk(predicted, truth, matches, cumulative_tolerance, residue_tolerance, from_end=False)
+    if matches.all():
+        return matches, len(predicted) == len(truth)
+    # Match again from the C-terminus down to the first mismatch of the N-terminal pass,
+    # so one wrong residue in the middle does not make every later residue wrong.
+    first_mismatch = int(np.flatnonzero(~matches)[0])
+    _walk(
+        predicted,
+        truth,
+        matches,
+        cumulative_tolerance,
+        residue_tolerance,
+        from_end=True,
+        stop=first_mismatch,
+    )
+    return matches, bool(matches.all()) and len(predicted) == len(truth)
+
+
+@dataclass(frozen=True)
+class SequencingMetrics:
+    """Amino-acid and peptide level agreement of predictions with the truth.
+
+    Attributes
+    ----------
+    aa_precision : float
+        Matched residues / predicted residues.
+    aa_recall : float
+        Matched residues / true residues.
+    peptide_recall : float
+        Fully matched peptides / all spectra.
+    peptide_precision : float
+        Fully matched peptides / spectra with a prediction.
+    n_spectra : int
+    """
+
+    aa_precision: float
+    aa_recall: float
+    peptide_recall: float
+    peptide_precision: float
+    n_spectra: int
+
+
+def sequencing_metrics(
+    predicted: Sequence[Sequence[str]],
+    truth: Sequence[Sequence[str]],
+    vocabulary: Vocabulary | None = None,
+    token_masses: Mapping[str, float] | None = None,
+) -> SequencingMetrics:
+    """Amino-acid precision/recall and peptide recall over a set of spectra.
+
+    Parameters
+    ----------
+    predicted, truth : sequence of sequence of str
+        Token lists (see :func:`trm.chem.parse_peptidoform`) per spectrum; an empty
+        predicted list means no prediction.
+    vocabulary : Vocabulary, optional
+        Token masses come from it (default: the default vocabulary).
+    token_masses : mapping, optional
+        Overrides ``vocabulary`` with an explicit token -> mass (Da) table.
+
+    Returns
+    -------
+    SequencingMetrics
+    """
+    if len(predicted) != len(truth):
+        raise ValueError("predicted and truth must list the same spectra")
+    masses = (
+        dict(token_masses)
+        if token_masses is not None
+        else _token_masses(vocabulary or Vocabulary())
+    )
+    n_matched = n_predicted = n_true = n_peptides = n_with_prediction = 0
+    for predicted_tokens, true_tokens in zip(predicted, truth, strict=True):
+        n_predicted += len(predicted_tokens)
+        n_true += len(true_tokens)
+        if not predicted_tokens:
+            continue
+        n_with_prediction += 1
+        matches, peptide_match = match_residues(
+            [masses[t] for t in predicted_tokens], [masses[t] for t in true_tokens]
+        )
+        n_matched += int(matches.sum())
+        n_peptides += int(peptide_match)
+    return SequencingMetrics(
+        aa_precision=n_matched / n_predicted if n_predicted else 0.0,
+        aa_recall=n_matched / n_true if n_true else 0.0,
+        peptide_recall=n_peptides / len(truth) if len(truth) else 0.0,
+        peptide_precision=n_peptides / n_with_prediction if n_with_prediction else 0.0,
+        n_spectra=len(truth),
+    )

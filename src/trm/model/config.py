@@ -1,0 +1,126 @@
+"""Model configuration: one typed dataclass and the named sizes the workflow offers."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the recursive model.
+
+    Attributes
+    ----------
+    hidden : int
+        Width of every token (peaks, precursor, answer positions).
+    heads : int
+        Attention heads; must divide ``hidden``.
+    encoder_layers : int
+        Transformer layers of the spectrum encoder.
+    core_layers : int
+        Transformer blocks that make one latent step ``f(z, y, x)``; the recursion, not
+        this number, gives the network its depth.
+    supervision_steps : int
+        ``T``: answer refinements, each supervised, with the carry detached in between.
+    latent_steps : int
+        ``n``: latent updates ``z <- z + f(z, y, x)`` before each answer update.
+    no_grad_latent_steps : int
+        How many of the first latent steps of a supervision step run without gradient (as
+        TRM does to save memory); 0 backpropagates through all of them.
+    fragment_feedback : bool
+        Give the updates sinusoidal features of the b/y ion m/z the current answer implies
+        (see :meth:`trm.model.RecursiveCore.answer_context`).
+    max_length : int
+        Answer positions: tokens of the longest peptide plus at least one end class.
+    n_peaks : int
+        Most intense peaks the encoder reads.
+    ff_multiplier : int
+        Feed-forward width as a multiple of ``hidden``.
+    max_charge : int
+        Largest precursor charge with its own embedding; higher charges share the last.
+    mz_min_wavelength, mz_max_wavelength : float
+        Range of the sinusoidal m/z encoding wavelengths (Da): the shortest resolves
+        fragment mass differences, the longest spans the precursor mass range.
+    n_tokens : int or None
+        Vocabulary size including the end class, filled in from the vocabulary when the
+        model is built.
+    """
+
+    hidden: int = 128
+    heads: int = 4
+    encoder_layers: int = 2
+    core_layers: int = 1
+    supervision_steps: int = 8
+    latent_steps: int = 3
+    no_grad_latent_steps: int = 0
+    fragment_feedback: bool = True
+    max_length: int = 32
+    n_peaks: int = 150
+    ff_multiplier: int = 4
+    max_charge: int = 10
+    mz_min_wavelength: float = 0.001
+    mz_max_wavelength: float = 10_000.0
+    n_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden ({self.hidden}) must be a multiple of heads ({self.heads})")
+        if self.hidden % 2:
+            raise ValueError("hidden must be even for the sinusoidal m/z encoding")
+        if not 0 <= self.no_grad_latent_steps < self.latent_steps:
+            raise ValueError("no_grad_latent_steps must lie in [0, latent_steps)")
+        for name in ("supervision_steps", "latent_steps", "max_length", "n_peaks"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive")
+
+    def to_dict(self) -> dict:
+        """Plain dictionary, for checkpoints and logs."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ModelConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**values)
+
+
+#: Named model sizes. ``tiny`` serves tests and the CPU demo; ``roadmap`` is the size of
+#: the project's roadmap (≈ 13 GFLOP per spectrum when the memory projections are not
+#: cached, about Casanovo's cost); ``default`` is the shipped size, chosen from the
+#: speed/accuracy sweep in ``benchmarks/train_sweep.py``.
+MODEL_CONFIGS: dict[str, ModelConfig] = {
+    "tiny": ModelConfig(
+        hidden=64,
+        heads=4,
+        encoder_layers=1,
+        core_layers=1,
+        supervision_steps=4,
+        latent_steps=2,
+        n_peaks=100,
+        ff_multiplier=2,
+    ),
+    "default": ModelConfig(),
+    "roadmap": ModelConfig(
+        hidden=384,
+        heads=8,
+        encoder_layers=2,
+        core_layers=1,
+        supervision_steps=8,
+        latent_steps=6,
+        n_peaks=150,
+    ),
+}
+
+
+def get_model_config(name: str) -> ModelConfig:
+    """A named configuration of :data:`MODEL_CONFIGS`."""
+    try:
+        return MODEL_CONFIGS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown model config {name!r}; choose one of {sorted(MODEL_CONFIGS)}"
+        ) from None

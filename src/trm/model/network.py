@@ -1,0 +1,460 @@
+"""The recursive model: spectrum encoder, recursive core with an explicit carry, heads.
+
+One forward pass encodes the spectrum once, then refines a non-autoregressive answer
+``T`` times (supervision steps). Each supervision step adds a step embedding to the latent
+``z``, runs ``n`` latent steps ``z <- norm(z + f(z, y, x))`` that cross-attend to the
+spectrum ``x``, and then updates the answer by a gated residual ``y <- y + gate * delta``.
+Both updates see the answer as a soft token embedding plus the m/z of the b and y ions
+that its current argmax implies, encoded like the peaks, so a step can check the answer
+against the spectrum. Training supervises every step's answer; the carry is detached in
+between, so the gradient of step ``t`` flows through step ``t`` only (and into the shared
+encoder).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from trm.chem import PROTON_MASS, fragment_mz_torch
+from trm.model.config import ModelConfig
+from trm.model.layers import Block, MemoryProjection, SinusoidalMassEncoding
+
+
+@dataclass
+class Carry:
+    """The recursion state handed from one supervision step to the next.
+
+    Attributes
+    ----------
+    z : torch.Tensor of shape (batch, max_length, hidden)
+        Per-position latent.
+    y : torch.Tensor of shape (batch, max_length, n_tokens)
+        Per-position answer logits over the vocabulary (index 0: end/pad).
+    """
+
+    z: torch.Tensor
+    y: torch.Tensor
+
+    def detach(self) -> Carry:
+        """The same state, cut from the autograd graph."""
+        return Carry(self.z.detach(), self.y.detach())
+
+
+@dataclass
+class EncodedSpectrum:
+    """The encoder's output, with each core block's key/value projection cached.
+
+    Attributes
+    ----------
+    states : torch.Tensor of shape (batch, n_peaks + 2, hidden)
+        Precursor mass token, charge token, then peaks.
+    mask : torch.Tensor of shape (batch, n_peaks + 2)
+        True for real tokens.
+    projections : list of pair of torch.Tensor
+        One projected memory per core block.
+    precursor_mass : torch.Tensor of shape (batch,)
+        Neutral precursor mass (Da), for the answer's fragment features.
+    """
+
+    states: torch.Tensor
+    mask: torch.Tensor
+    projections: list[MemoryProjection]
+    precursor_mass: torch.Tensor
+
+    def select(self, index: torch.Tensor) -> EncodedSpectrum:
+        """The rows ``index`` of the batch (for early exit)."""
+        return EncodedSpectrum(
+            self.states[index],
+            self.mask[index],
+            [(key[index], value[index]) for key, value in self.projections],
+            self.precursor_mass[index],
+        )
+
+
+@dataclass
+class StepOutput:
+    """What one supervision step produces.
+
+    Attributes
+    ----------
+    logits : torch.Tensor of shape (batch, max_length, n_tokens)
+        The answer after this step.
+    halt_logit : torch.Tensor of shape (batch,)
+        Logit of the probability that this answer is fully correct.
+    """
+
+    logits: torch.Tensor
+    halt_logit: torch.Tensor
+
+
+@dataclass
+class Refinement:
+    """Result of inference with optional early exit.
+
+    Attributes
+    ----------
+    logits : torch.Tensor of shape (batch, max_length, n_tokens)
+        Final answer of each spectrum (at the step it stopped).
+    halt_probability : torch.Tensor of shape (batch,)
+        Halting head's probability at that step: a confidence score for the peptide.
+    steps_used : torch.Tensor of shape (batch,)
+        Supervision steps run for each spectrum (1..T).
+    """
+
+    logits: torch.Tensor
+    halt_probability: torch.Tensor
+    steps_used: torch.Tensor
+
+
+class SpectrumEncoder(nn.Module):
+    """Peaks and precursor to a sequence of spectrum tokens.
+
+    A peak is the sum of a learned projection of its sinusoidal m/z encoding and of its
+    intensity (square root, relative to the spectrum's most intense peak, so the scale of
+    the instrument does not matter). The precursor neutral mass and the charge are two
+    extra tokens in front.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        hidden = config.hidden
+        self.max_charge = config.max_charge
+        self.mass_encoding = SinusoidalMassEncoding(
+            hidden, config.mz_min_wavelength, config.mz_max_wavelength
+        )
+        self.peak_mz = nn.Linear(hidden, hidden)
+        self.peak_intensity = nn.Linear(1, hidden)
+        self.precursor_mass = nn.Linear(hidden, hidden)
+        self.charge_embedding = nn.Embedding(config.max_charge + 1, hidden)
+        self.layers = nn.ModuleList(
+            Block(hidden, config.heads, config.ff_multiplier, cross=False)
+            for _ in range(config.encoder_layers)
+        )
+        self.norm = nn.LayerNorm(hidden)
+
+    def forward(
+        self,
+        mz: torch.Tensor,
+        intensity: torch.Tensor,
+        peak_mask: torch.Tensor,
+        precursor_mass: torch.Tensor,
+        charge: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode a batch of spectra.
+
+        Parameters
+        ----------
+        mz, intensity : torch.Tensor of shape (batch, n_peaks)
+            Peaks, any order; entries where ``peak_mask`` is False are ignored.
+        peak_mask : torch.Tensor of shape (batch, n_peaks), bool
+        precursor_mass : torch.Tensor of shape (batch,)
+            Neutral precursor mass in Da.
+        charge : torch.Tensor of shape (batch,), int
+            Precursor charge.
+
+        Returns
+        -------
+        states : torch.Tensor of shape (batch, n_peaks + 2, hidden)
+        mask : torch.Tensor of shape (batch, n_peaks + 2), bool
+        """
+        relative = torch.sqrt(intensity.clamp_min(0)) * peak_mask
+        relative = relative / relative.amax(dim=1, keepdim=True).clamp_min(1e-12)
+        peaks = self.peak_mz(self.mass_encoding(mz)) + self.peak_intensity(relative.unsqueeze(-1))
+        mass_token = self.precursor_mass(self.mass_encoding(precursor_mass)).unsqueeze(1)
+        charge_token = self.charge_embedding(charge.clamp(0, self.max_charge)).unsqueeze(1)
+        states = torch.cat([mass_token, charge_token, peaks], dim=1)
+        always = torch.ones_like(peak_mask[:, :2])
+        mask = torch.cat([always, peak_mask], dim=1)
+        for layer in self.layers:
+            states = layer(states, self_mask=mask)
+        return self.norm(states), mask
+
+
+class RecursiveCore(nn.Module):
+    """Latent and answer updates of the recursion, and the halting head."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        hidden, n_tokens = config.hidden, config.n_tokens
+        self.config = config
+        # Unit scale: positions must differ clearly from the start, or every position of the
+        # answer receives the same update and they never separate.
+        self.position_embedding = nn.Parameter(torch.randn(config.max_length, hidden))
+        self.z_init = nn.Parameter(torch.zeros(hidden))
+        self.step_embedding = nn.Embedding(config.supervision_steps, hidden)
+        # The answer enters the updates as the probability-weighted token embedding, so the
+        # soft answer, not only its argmax, informs the next step.
+        self.answer_embedding = nn.Linear(n_tokens, hidden, bias=False)
+        #: Token masses (Da), filled in from the vocabulary by ``build_model``.
+        self.register_buffer("token_masses", torch.zeros(n_tokens))
+        if config.fragment_feedback:
+            self.mass_encoding = SinusoidalMassEncoding(
+                hidden, config.mz_min_wavelength, config.mz_max_wavelength
+            )
+            self.b_ion_projection = nn.Linear(hidden, hidden)
+            self.y_ion_projection = nn.Linear(hidden, hidden)
+        self.blocks = nn.ModuleList(
+            Block(hidden, config.heads, config.ff_multiplier, cross=True)
+            for _ in range(config.core_layers)
+        )
+        self.latent_out_norm = nn.LayerNorm(hidden)
+        self.latent_update = nn.Linear(hidden, hidden)
+        self.latent_norm = nn.LayerNorm(hidden)
+        self.answer_norm = nn.LayerNorm(hidden)
+        self.answer_delta = nn.Linear(hidden, n_tokens)
+        self.answer_gate = nn.Linear(hidden, 1)
+        self.halt_norm = nn.LayerNorm(hidden)
+        self.halt_head = nn.Linear(hidden, 1)
+
+    def initial_carry(self, batch_size: int) -> Carry:
+        """The state before the first supervision step: a uniform answer."""
+        config = self.config
+        z = (self.z_init + self.position_embedding).expand(batch_size, -1, -1)
+        y = self.answer_delta.weight.new_zeros(batch_size, config.max_length, config.n_tokens)
+        return Carry(z=z, y=y)
+
+    def answer_context(self, y: torch.Tensor, precursor_mass: torch.Tensor) -> torch.Tensor:
+        """What the latent and answer updates see of the current answer.
+
+        The soft token embedding, plus (with ``fragment_feedback``) sinusoidal features of
+        where the current best answer puts each fragment: the b ion of the argmax prefix up
+        to the position, and its complementary y ion from the measured precursor mass.
+        Encoded like the peaks, they let attention compare the answer's fragments with the
+        spectrum's peaks, which is what a refinement step needs to find its errors. The
+        argmax, not the probability-weighted mass, fixes the fragments: an expected mass
+        moves with every rounding-level change of the logits, and at sub-dalton
+        wavelengths its features would turn such changes into different answers.
+
+        Parameters
+        ----------
+        y : torch.Tensor of shape (batch, max_length, n_tokens)
+        precursor_mass : torch.Tensor of shape (batch,)
+
+        Returns
+        -------
+        torch.Tensor of shape (batch, max_length, hidden)
+        """
+        context = self.answer_embedding(torch.softmax(y.float(), dim=-1).to(y.dtype))
+        if self.config.fragment_feedback:
+            b_ions, y_ions = self.answer_fragments(y, precursor_mass)
+            context = context + self.b_ion_projection(self.mass_encoding(b_ions))
+            context = context + self.y_ion_projection(self.mass_encoding(y_ions))
+        return context
+
+    def answer_fragments(
+        self, y: torch.Tensor, precursor_mass: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Singly charged b ions of the argmax answer and their complementary y ions.
+
+        Parameters
+        ----------
+        y : torch.Tensor of shape (batch, max_length, n_tokens)
+        precursor_mass : torch.Tensor of shape (batch,)
+            Neutral precursor mass (Da).
+
+        Returns
+        -------
+        b_ions, y_ions : torch.Tensor of shape (batch, max_length)
+            ``b_ions[:, i]``: m/z of the prefix through position ``i``; ``y_ions[:, i]``:
+            m/z of the rest of the precursor.
+        """
+        residue_masses = self.token_masses[y.argmax(dim=-1)]
+        b_ions, _ = fragment_mz_torch(residue_masses, charge=1)
+        return b_ions, precursor_mass.float()[:, None] - b_ions + 2 * PROTON_MASS
+
+    def latent_step(
+        self, z: torch.Tensor, answer: torch.Tensor, memory: EncodedSpectrum
+    ) -> torch.Tensor:
+        """One update ``z <- norm(z + f(z, y, x))``.
+
+        The norm after the residual keeps ``z`` bounded over the ``T * n`` updates of a
+        forward pass (TRM's post-norm), which plain residual accumulation would not.
+
+        Parameters
+        ----------
+        z : torch.Tensor of shape (batch, max_length, hidden)
+        answer : torch.Tensor of shape (batch, max_length, hidden)
+            :meth:`answer_context` of the current answer ``y``.
+        memory : EncodedSpectrum
+
+        Returns
+        -------
+        torch.Tensor of shape (batch, max_length, hidden)
+        """
+        hidden = z + answer + self.position_embedding
+        for block, projection in zip(self.blocks, memory.projections, strict=True):
+            hidden = block(hidden, memory=projection, memory_mask=memory.mask)
+        return self.latent_norm(z + self.latent_update(self.latent_out_norm(hidden)))
+
+    def answer_step(self, z: torch.Tensor, y: torch.Tensor, answer: torch.Tensor) -> torch.Tensor:
+        """Gated residual answer update ``y <- y + gate * delta``.
+
+        Predicting a change rather than a new answer makes each step a refinement, and the
+        per-position gate lets the model leave settled positions alone.
+
+        Parameters
+        ----------
+        z : torch.Tensor of shape (batch, max_length, hidden)
+        y : torch.Tensor of shape (batch, max_length, n_tokens)
+        answer : torch.Tensor of shape (batch, max_length, hidden)
+            :meth:`answer_context` of ``y``.
+
+        Returns
+        -------
+        torch.Tensor of shape (batch, max_length, n_tokens)
+        """
+        hidden = self.answer_norm(z + answer)
+        gate = torch.sigmoid(self.answer_gate(hidden))
+        return y + gate * self.answer_delta(hidden)
+
+    def halt_logit(self, z: torch.Tensor) -> torch.Tensor:
+        """Logit that the current answer is fully correct: tensor of shape (batch,)."""
+        return self.halt_head(self.halt_norm(z).mean(dim=1)).squeeze(-1)
+
+    def supervision_step(
+        self, carry: Carry, memory: EncodedSpectrum, step: int
+    ) -> tuple[Carry, torch.Tensor]:
+        """One supervision step: step embedding, ``n`` latent steps, one answer step.
+
+        Returns
+        -------
+        carry : Carry
+            The new state (attached to the graph of this step).
+        halt_logit : torch.Tensor of shape (batch,)
+        """
+        z = carry.z + self.step_embedding.weight[step]
+        answer = self.answer_context(carry.y, memory.precursor_mass)
+        n_frozen = self.config.no_grad_latent_steps
+        if n_frozen:
+            with torch.no_grad():
+                for _ in range(n_frozen):
+                    z = self.latent_step(z, answer, memory)
+        for _ in range(self.config.latent_steps - n_frozen):
+            z = self.latent_step(z, answer, memory)
+        y = self.answer_step(z, carry.y, answer)
+        return Carry(z=z, y=y), self.halt_logit(z)
+
+
+class PeptideTRM(nn.Module):
+    """Tiny recursive model for de novo peptide sequencing.
+
+    Parameters
+    ----------
+    config : ModelConfig
+        With ``n_tokens`` filled in (see :func:`build_model`).
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        if config.n_tokens is None:
+            raise ValueError("config.n_tokens must be set; build the model with build_model()")
+        self.config = config
+        self.encoder = SpectrumEncoder(config)
+        self.core = RecursiveCore(config)
+
+    def encode(
+        self,
+        mz: torch.Tensor,
+        intensity: torch.Tensor,
+        peak_mask: torch.Tensor,
+        precursor_mass: torch.Tensor,
+        charge: torch.Tensor,
+    ) -> EncodedSpectrum:
+        """Encode spectra and project them once for every core block.
+
+        Parameters are those of :meth:`SpectrumEncoder.forward`.
+        """
+        states, mask = self.encoder(mz, intensity, peak_mask, precursor_mass, charge)
+        projections = [block.cross_attention.project_memory(states) for block in self.core.blocks]
+        return EncodedSpectrum(states, mask, projections, precursor_mass)
+
+    def forward(
+        self,
+        mz: torch.Tensor,
+        intensity: torch.Tensor,
+        peak_mask: torch.Tensor,
+        precursor_mass: torch.Tensor,
+        charge: torch.Tensor,
+    ) -> list[StepOutput]:
+        """All ``T`` supervision steps, for training with deep supervision.
+
+        Parameters
+        ----------
+        mz, intensity : torch.Tensor of shape (batch, n_peaks)
+        peak_mask : torch.Tensor of shape (batch, n_peaks), bool
+        precursor_mass : torch.Tensor of shape (batch,)
+            Neutral precursor mass in Da.
+        charge : torch.Tensor of shape (batch,), int
+
+        Returns
+        -------
+        list of StepOutput
+            One per supervision step; logits of shape (batch, max_length, n_tokens).
+        """
+        memory = self.encode(mz, intensity, peak_mask, precursor_mass, charge)
+        carry = self.core.initial_carry(mz.shape[0])
+        outputs = []
+        for step in range(self.config.supervision_steps):
+            carry, halt_logit = self.core.supervision_step(carry, memory, step)
+            outputs.append(StepOutput(logits=carry.y, halt_logit=halt_logit))
+            carry = carry.detach()
+        return outputs
+
+    @torch.no_grad()
+    def refine(
+        self,
+        mz: torch.Tensor,
+        intensity: torch.Tensor,
+        peak_mask: torch.Tensor,
+        precursor_mass: torch.Tensor,
+        charge: torch.Tensor,
+        halt_threshold: float | None = None,
+        max_steps: int | None = None,
+    ) -> Refinement:
+        """Inference, stopping each spectrum once the halting head is confident.
+
+        Spectra that halted leave the batch, so the remaining steps cost only what the
+        unfinished spectra need.
+
+        Parameters
+        ----------
+        mz, intensity, peak_mask, precursor_mass, charge
+            As for :meth:`forward`.
+        halt_threshold : float, optional
+            Stop a spectrum when the halting probability reaches this; None runs every step.
+        max_steps : int, optional
+            At most this many supervision steps (default: the configured ``T``).
+
+        Returns
+        -------
+        Refinement
+        """
+        n_steps = self.config.supervision_steps if max_steps is None else max_steps
+        if not 1 <= n_steps <= self.config.supervision_steps:
+            raise ValueError(f"max_steps must lie in [1, {self.config.supervision_steps}]")
+        batch = mz.shape[0]
+        memory = self.encode(mz, intensity, peak_mask, precursor_mass, charge)
+        carry = self.core.initial_carry(batch)
+        logits = carry.y.clone()
+        halt_probability = logits.new_zeros(batch)
+        steps_used = torch.zeros(batch, dtype=torch.long, device=mz.device)
+        active = torch.arange(batch, device=mz.device)
+        for step in range(n_steps):
+            carry, halt_logit = self.core.supervision_step(carry, memory, step)
+            probability = torch.sigmoid(halt_logit.float())
+            logits[active] = carry.y.to(logits.dtype)
+            halt_probability[active] = probability.to(halt_probability.dtype)
+            steps_used[active] = step + 1
+            if halt_threshold is None or step == n_steps - 1:
+                continue
+            going_on = probability < halt_threshold
+            if not bool(going_on.any()):
+                break
+            if not bool(going_on.all()):
+                active = active[going_on]
+                memory = memory.select(going_on)
+                carry = Carry(z=carry.z[going_on], y=carry.y[going_on])
+        return Refinement(logits=logits, halt_probability=halt_probability, steps_used=steps_used)

@@ -1,0 +1,154 @@
+"""``trm pretrain``: train the recursive model on synthetic spectrum shards."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+from pathlib import Path
+
+import torch
+
+from trm.chem import Vocabulary
+from trm.model import MODEL_CONFIGS, get_model_config
+from trm.train.config import TrainConfig
+from trm.train.data import SpectrumDataset
+from trm.train.loop import fit
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``pretrain`` subcommand."""
+    defaults = TrainConfig()
+    parser = subparsers.add_parser(
+        "pretrain",
+        help="train the recursive model on synthetic spectra",
+        description=(
+            "Train the recursive model on parquet shards of labelled spectra, evaluating on a "
+            "validation split and writing a self-describing checkpoint and a metrics CSV. "
+            "Under torchrun (WORLD_SIZE > 1) it trains with DDP, one GPU per process."
+        ),
+    )
+    parser.add_argument(
+        "--train-dir", type=Path, required=True, help="directory of training *.parquet shards"
+    )
+    parser.add_argument(
+        "--validation-dir",
+        type=Path,
+        help="directory of validation *.parquet shards (omit to skip evaluation)",
+    )
+    parser.add_argument("--checkpoint", type=Path, required=True, help="output checkpoint (.pt)")
+    parser.add_argument("--metrics", type=Path, required=True, help="output metrics CSV")
+    parser.add_argument(
+        "--model-config",
+        default="default",
+        choices=sorted(MODEL_CONFIGS),
+        help="named model size (default: %(default)s)",
+    )
+    parser.add_argument("--steps", type=int, default=defaults.steps, help="optimisation steps")
+    parser.add_argument(
+        "--batch-size", type=int, default=defaults.batch_size, help="spectra per step and process"
+    )
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
+    parser.add_argument("--eval-every", type=int, default=defaults.eval_every)
+    parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
+    parser.add_argument(
+        "--eval-spectra",
+        type=int,
+        default=defaults.eval_spectra,
+        help="validation spectra evaluated (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--clean-mix-steps",
+        type=int,
+        default=defaults.curriculum.clean_mix_steps,
+        help="steps over which the clean fraction falls from 80%% to 0%%",
+    )
+    parser.add_argument(
+        "--noise-ramp-steps",
+        type=int,
+        default=defaults.curriculum.noise_ramp_steps,
+        help="steps over which the noise strength ramps to its maximum",
+    )
+    parser.add_argument(
+        "--spectrum-loss-weight",
+        type=float,
+        default=defaults.loss.spectrum,
+        help="weight of the spectrum-matching loss (default: off)",
+    )
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--device", default="cpu", help="cpu or cuda (default: %(default)s); cuda uses bf16"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="CPU threads for torch (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--max-train-spectra",
+        type=int,
+        help="read at most this many training spectra (default: all)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from --checkpoint if it exists (its stored configs win)",
+    )
+    parser.set_defaults(func=run_pretrain)
+
+
+def run_pretrain(args: argparse.Namespace) -> None:
+    """Run ``trm pretrain`` with parsed arguments."""
+    torch.set_num_threads(args.threads)
+    model_config = get_model_config(args.model_config)
+    base = TrainConfig()
+    train_config = dataclasses.replace(
+        base,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        warmup_steps=args.warmup_steps,
+        eval_every=args.eval_every,
+        checkpoint_every=args.checkpoint_every,
+        eval_spectra=args.eval_spectra,
+        seed=args.seed,
+        curriculum=dataclasses.replace(
+            base.curriculum,
+            clean_mix_steps=args.clean_mix_steps,
+            noise_ramp_steps=args.noise_ramp_steps,
+        ),
+        loss=dataclasses.replace(base.loss, spectrum=args.spectrum_loss_weight),
+    )
+    vocabulary = Vocabulary()
+    sizes = {
+        "vocabulary": vocabulary,
+        "max_length": model_config.max_length,
+        "n_peaks": model_config.n_peaks,
+        "max_charge": model_config.max_charge,
+    }
+    train_data = SpectrumDataset.from_shards(args.train_dir, limit=args.max_train_spectra, **sizes)
+    if len(train_data) == 0:
+        raise ValueError(f"no usable training spectrum in {args.train_dir}")
+    validation_data = None
+    if args.validation_dir is not None:
+        validation_data = SpectrumDataset.from_shards(
+            args.validation_dir, limit=train_config.eval_spectra, **sizes
+        )
+    result = fit(
+        model_config,
+        train_config,
+        vocabulary,
+        train_data,
+        validation_data,
+        checkpoint_path=args.checkpoint,
+        metrics_path=args.metrics,
+        device=args.device,
+        resume=args.resume,
+    )
+    if not result.completed:
+        raise InterruptedError(
+            f"stopped at step {result.step}; {args.checkpoint} holds the state, "
+            "rerun with --resume to continue"
+        )
+    log.info("finished %d steps; checkpoint %s", result.step, args.checkpoint)

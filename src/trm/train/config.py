@@ -1,0 +1,95 @@
+"""Training configuration: one typed dataclass, stored in every checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from trm.train.curriculum import Curriculum
+from trm.train.losses import LossWeights
+from trm.train.noise import RampNoise
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train.
+
+    Attributes
+    ----------
+    steps : int
+        Optimisation steps in total (the cosine schedule ends there).
+    batch_size : int
+        Spectra per step and process (the global batch is ``batch_size * world_size``).
+    learning_rate : float
+        Peak AdamW learning rate.
+    weight_decay : float
+        AdamW decoupled weight decay, applied to matrices only (not to biases, norms,
+        embeddings).
+    warmup_steps : int
+        Linear warm-up steps.
+    final_learning_rate_ratio : float
+        Learning rate at the last step as a fraction of the peak.
+    grad_clip : float
+        Gradient norm clipping threshold.
+    ema_decay : float
+        Decay of the exponential moving average of the weights used for evaluation and
+        inference (warmed up as ``min(decay, (1 + step) / (10 + step))``).
+    eval_every : int
+        Steps between evaluations (and metrics CSV rows); the last step always evaluates.
+    checkpoint_every : int
+        Steps between checkpoints; the last step always writes one.
+    eval_spectra : int
+        Validation spectra evaluated (the first ones of the split).
+    eval_batch_size : int
+        Batch size of evaluation.
+    eval_noisy : bool
+        Also evaluate on a noisy copy of the validation split (full strength, fixed seed).
+    log_every : int
+        Steps between progress log lines.
+    seed : int
+        Seeds initialisation, data order and noise.
+    mixed_precision : bool
+        bfloat16 autocast on CUDA (ignored on CPU).
+    loss : LossWeights
+    curriculum : Curriculum
+    noise : RampNoise
+        The hand-set noise ramp (a fitted noise model is passed to the trainer instead).
+    """
+
+    steps: int = 20_000
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 500
+    final_learning_rate_ratio: float = 0.05
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    eval_every: int = 1_000
+    checkpoint_every: int = 1_000
+    eval_spectra: int = 2_048
+    eval_batch_size: int = 256
+    eval_noisy: bool = True
+    log_every: int = 50
+    seed: int = 0
+    mixed_precision: bool = True
+    loss: LossWeights = LossWeights()
+    curriculum: Curriculum = Curriculum()
+    noise: RampNoise = RampNoise()
+
+    def to_dict(self) -> dict:
+        """Nested plain dictionary, for checkpoints and logs."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        nested = {"loss": LossWeights, "curriculum": Curriculum, "noise": RampNoise}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown train config keys: {sorted(unknown)}")
+        converted = {
+            key: nested[key](**value) if key in nested and isinstance(value, dict) else value
+            for key, value in values.items()
+        }
+        return cls(**converted)

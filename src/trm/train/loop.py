@@ -1,0 +1,546 @@
+"""The training loop: AdamW, warm-up + cosine, clipping, EMA, mixed precision, DDP,
+checkpoints that resume exactly.
+
+Exact resumption rests on three things: the data order and the noise of a step are pure
+functions of ``(seed, step, rank)`` (no loader state), every schedule is a pure function
+of the step, and the checkpoint holds the weights, the EMA, the optimizer moments and the
+generator states. A run killed after step ``s`` and resumed from its checkpoint therefore
+performs bit for bit the updates an uninterrupted run performs (same device, same thread
+count).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import csv
+import dataclasses
+import logging
+import math
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from trm.chem import Vocabulary
+from trm.model import ModelConfig, build_model, count_parameters, inference_flops
+from trm.train.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    checkpoint_vocabulary,
+    read_checkpoint,
+    save_checkpoint,
+)
+from trm.train.config import TrainConfig
+from trm.train.curriculum import learning_rate
+from trm.train.data import SpectrumBatch, SpectrumDataset, batch_indices
+from trm.train.evaluation import RefinementTracker, SequencingAccumulator, answer_mask
+from trm.train.losses import compute_loss
+from trm.train.noise import NoiseModel, apply_noise
+
+log = logging.getLogger(__name__)
+
+#: Stream tags separating the seeds of training noise and evaluation noise.
+_TRAIN_STREAM, _EVAL_STREAM = 1, 2
+
+
+def _seed(*values: int) -> int:
+    return int(np.random.SeedSequence(list(values)).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+@dataclass(frozen=True)
+class DistributedContext:
+    """This process's place in a (possibly single-process) run."""
+
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes checkpoints, metrics and logs."""
+        return self.rank == 0
+
+
+def init_distributed(device: str | torch.device) -> DistributedContext:
+    """Join a ``torchrun`` process group when ``WORLD_SIZE`` > 1.
+
+    Each process then trains on its own GPU (``LOCAL_RANK``) with NCCL, or on CPU with Gloo.
+    """
+    device = torch.device(device)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return DistributedContext(device=device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    return DistributedContext(rank=dist.get_rank(), world_size=world_size, device=device)
+
+
+def _parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    # Decay only matrices of linear layers; biases, norms and embeddings keep their scale.
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        is_embedding = "embedding" in name and "answer_embedding" not in name
+        if parameter.ndim >= 2 and not is_embedding:
+            decay.append(parameter)
+        else:
+            no_decay.append(parameter)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+class Trainer:
+    """Model, EMA, optimizer and step counter, with one method per thing a loop does.
+
+    Parameters
+    ----------
+    model_config : ModelConfig
+    train_config : TrainConfig
+    vocabulary : Vocabulary
+    context : DistributedContext, optional
+        Rank, world size and device (default: one CPU process).
+    noise_model : NoiseModel, optional
+        Replaces the config's hand-set noise ramp (e.g. a noise model fitted to an
+        instrument).
+    """
+
+    def __init__(
+        self,
+        model_config: ModelConfig,
+        train_config: TrainConfig,
+        vocabulary: Vocabulary,
+        context: DistributedContext | None = None,
+        noise_model: NoiseModel | None = None,
+    ) -> None:
+        self.context = context or DistributedContext()
+        self.config = train_config
+        self.vocabulary = vocabulary
+        self.device = self.context.device
+        torch.manual_seed(train_config.seed)
+        self.model = build_model(model_config, vocabulary).to(self.device)
+        self.model_config = self.model.config
+        self.ema_model = copy.deepcopy(self.model).eval()
+        for parameter in self.ema_model.parameters():
+            parameter.requires_grad_(False)
+        self.network: nn.Module = self.model
+        if self.context.world_size > 1:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.network = DistributedDataParallel(self.model, device_ids=device_ids)
+        self.optimizer = torch.optim.AdamW(
+            _parameter_groups(self.model, train_config.weight_decay),
+            lr=train_config.learning_rate,
+            betas=(0.9, 0.95),
+        )
+        self.noise_model: NoiseModel = noise_model or train_config.noise
+        self.token_masses = torch.tensor(vocabulary.masses, dtype=torch.float32).to(self.device)
+        self.step = 0
+
+    @contextlib.contextmanager
+    def _autocast(self) -> Iterator[None]:
+        if self.device.type == "cuda" and self.config.mixed_precision:
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                yield
+        else:
+            yield
+
+    def augment(self, batch: SpectrumBatch, step: int, generator: torch.Generator) -> SpectrumBatch:
+        """Noise a batch as the curriculum prescribes at ``step`` (on the CPU).
+
+        A fraction ``clean_fraction(step)`` of the spectra stays clean; the others get noise
+        of strength ``noise_strength(step)`` from the noise model.
+        """
+        curriculum = self.config.curriculum
+        n_spectra = len(batch)
+        noisy = torch.rand(n_spectra, generator=generator) >= curriculum.clean_fraction(step)
+        strength = torch.full((n_spectra,), curriculum.noise_strength(step))
+        parameters = self.noise_model.sample(strength, generator).where(noisy)
+        return apply_noise(batch, parameters, self.noise_model.max_noise_peaks, generator)
+
+    def train_step(self, dataset: SpectrumDataset) -> dict[str, float]:
+        """One optimisation step on the batch the step prescribes.
+
+        Returns
+        -------
+        dict
+            ``loss``, ``cross_entropy_last``, ``token_accuracy`` (last step, answer
+            positions), ``learning_rate``, ``grad_norm``.
+        """
+        config, step = self.config, self.step
+        indices = batch_indices(
+            step,
+            config.batch_size,
+            len(dataset),
+            config.seed,
+            self.context.rank,
+            self.context.world_size,
+        )
+        generator = torch.Generator().manual_seed(
+            _seed(config.seed, _TRAIN_STREAM, step, self.context.rank)
+        )
+        batch = self.augment(dataset.batch(indices), step, generator).to(self.device)
+        rate = learning_rate(
+            step,
+            config.learning_rate,
+            config.warmup_steps,
+            config.steps,
+            config.final_learning_rate_ratio,
+        )
+        for group in self.optimizer.param_groups:
+            group["lr"] = rate
+        self.model.train()
+        with self._autocast():
+            outputs = self.network(*batch.model_inputs())
+        losses = compute_loss(
+            outputs,
+            batch,
+            self.token_masses,
+            config.loss,
+            config.curriculum.spectrum_sigma(step),
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        losses.total.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+        self.optimizer.step()
+        self._update_ema()
+        self.step += 1
+        with torch.no_grad():
+            mask = answer_mask(batch.tokens)
+            right = (outputs[-1].logits.argmax(dim=-1) == batch.tokens) & mask
+            accuracy = right.sum() / mask.sum()
+        return {
+            "loss": float(losses.total.detach()),
+            "cross_entropy_last": float(losses.step_cross_entropy[-1]),
+            "token_accuracy": float(accuracy),
+            "learning_rate": rate,
+            "grad_norm": float(grad_norm),
+        }
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
+        model_state = self.model.state_dict()
+        for name, shadow in self.ema_model.state_dict().items():
+            current = model_state[name]
+            if shadow.dtype.is_floating_point:
+                shadow.lerp_(current, 1.0 - decay)
+            else:
+                shadow.copy_(current)
+
+    @torch.no_grad()
+    def evaluate(self, dataset: SpectrumDataset, noisy: bool = False) -> dict[str, float]:
+        """Metrics of the EMA weights on the first ``eval_spectra`` spectra of a split.
+
+        Parameters
+        ----------
+        dataset : SpectrumDataset
+        noisy : bool
+            Apply the noise model at full strength to every spectrum (a fixed draw, the same
+            at every evaluation).
+
+        Returns
+        -------
+        dict
+            ``loss``, ``loss_step<t>`` (cross-entropy), the
+            :meth:`RefinementTracker.summary` keys, and ``aa_precision``, ``aa_recall``,
+            ``peptide_recall``, ``peptide_precision`` of the last step's answer.
+        """
+        config = self.config
+        model = self.ema_model.eval()
+        n_spectra = min(len(dataset), config.eval_spectra)
+        tracker = RefinementTracker(self.model_config.supervision_steps)
+        sequencing = SequencingAccumulator(self.vocabulary)
+        total = 0.0
+        step_losses = torch.zeros(self.model_config.supervision_steps)
+        for start in range(0, n_spectra, config.eval_batch_size):
+            indices = np.arange(start, min(start + config.eval_batch_size, n_spectra))
+            batch = dataset.batch(indices)
+            if noisy:
+                generator = torch.Generator().manual_seed(_seed(config.seed, _EVAL_STREAM, start))
+                strength = torch.ones(len(batch))
+                parameters = self.noise_model.sample(strength, generator)
+                batch = apply_noise(batch, parameters, self.noise_model.max_noise_peaks, generator)
+            batch = batch.to(self.device)
+            with self._autocast():
+                outputs = model(*batch.model_inputs())
+            losses = compute_loss(
+                outputs,
+                batch,
+                self.token_masses,
+                config.loss,
+                config.curriculum.spectrum_sigma(self.step),
+            )
+            total += float(losses.total) * len(batch)
+            step_losses += losses.step_cross_entropy.cpu() * len(batch)
+            tracker.update(outputs, batch.tokens)
+            sequencing.update(outputs[-1].logits, batch.tokens)
+        metrics = {"n_spectra": float(n_spectra), "loss": total / max(n_spectra, 1)}
+        for step, value in enumerate((step_losses / max(n_spectra, 1)).tolist()):
+            metrics[f"loss_step{step}"] = value
+        metrics.update(tracker.summary())
+        metrics.update(sequencing.summary())
+        return metrics
+
+    def state_dict(self) -> dict:
+        """The checkpoint of the current state (see :mod:`trm.train.checkpoint`)."""
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "model_config": self.model_config.to_dict(),
+            "train_config": self.config.to_dict(),
+            "vocabulary": list(self.vocabulary.tokens),
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "ema": self.ema_model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": {
+                "name": "warmup_cosine",
+                "learning_rate": self.optimizer.param_groups[0]["lr"],
+            },
+            "rng": rng,
+        }
+
+    def load_state_dict(self, checkpoint: dict) -> None:
+        """Restore weights, EMA, optimizer, step and generator states."""
+        self.model.load_state_dict(checkpoint["model"])
+        self.ema_model.load_state_dict(checkpoint["ema"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.step = int(checkpoint["step"])
+        torch.set_rng_state(checkpoint["rng"]["torch"])
+        if "cuda" in checkpoint["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
+
+
+@dataclass
+class FitResult:
+    """How a call to :func:`fit` ended.
+
+    Attributes
+    ----------
+    step : int
+        Steps done.
+    completed : bool
+        False when the run stopped early (``stop_at_step`` or SIGTERM) after writing a
+        checkpoint to resume from.
+    metrics : dict
+        Last evaluation's metrics per split.
+    """
+
+    step: int
+    completed: bool
+    metrics: dict[str, dict[str, float]]
+
+
+def _resume_configs(
+    checkpoint: dict, model_config: ModelConfig, train_config: TrainConfig
+) -> tuple[ModelConfig, TrainConfig]:
+    stored_model = ModelConfig.from_dict(checkpoint["model_config"])
+    stored_train = TrainConfig.from_dict(checkpoint["train_config"])
+    requested = dataclasses.replace(model_config, n_tokens=stored_model.n_tokens)
+    if requested != stored_model or train_config != stored_train:
+        log.warning("resuming with the checkpoint's model and train configs, not the requested")
+    return stored_model, stored_train
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop metric rows written after the checkpoint being resumed from."""
+    if not path.exists():
+        return
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+        fieldnames = list(rows[0]) if rows else None
+    if fieldnames is None:
+        return
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fieldnames)
+        writer.writeheader()
+        writer.writerows(row for row in rows if int(row["step"]) <= step)
+
+
+def _append_metrics(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    exists = path.exists() and path.stat().st_size > 0
+    with path.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        if not exists:
+            writer.writeheader()
+        writer.writerows(rows)
+
+
+class _TerminationFlag:
+    """Turns SIGTERM (preemption on a cluster) into a request to checkpoint and stop."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> _TerminationFlag:
+        with contextlib.suppress(ValueError):  # signals only work in the main thread
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        log.warning("SIGTERM received: checkpointing after this step")
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def fit(
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    vocabulary: Vocabulary,
+    train_data: SpectrumDataset,
+    validation_data: SpectrumDataset | None,
+    checkpoint_path: Path | str,
+    metrics_path: Path | str,
+    device: str | torch.device = "cpu",
+    resume: bool = False,
+    noise_model: NoiseModel | None = None,
+    stop_at_step: int | None = None,
+) -> FitResult:
+    """Train, evaluate and checkpoint until ``train_config.steps``.
+
+    Parameters
+    ----------
+    model_config, train_config : ModelConfig, TrainConfig
+        Ignored on resume in favour of the checkpoint's (a warning says so).
+    vocabulary : Vocabulary
+    train_data : SpectrumDataset
+    validation_data : SpectrumDataset, optional
+        Evaluated clean (``validation``) and, if ``eval_noisy``, noisy
+        (``validation_noisy``) every ``eval_every`` steps.
+    checkpoint_path : path
+        Written every ``checkpoint_every`` steps, at the end, and when stopping early.
+    metrics_path : path
+        CSV, one row per evaluation and split.
+    device : str or torch.device
+        ``cpu``, ``cuda``; under ``torchrun`` each process takes ``cuda:LOCAL_RANK``.
+    resume : bool
+        Continue from ``checkpoint_path`` when it exists.
+    noise_model : NoiseModel, optional
+        Replaces the hand-set noise ramp.
+    stop_at_step : int, optional
+        Checkpoint and return after this step, as if the job were killed there.
+
+    Returns
+    -------
+    FitResult
+    """
+    checkpoint_path, metrics_path = Path(checkpoint_path), Path(metrics_path)
+    context = init_distributed(device)
+    checkpoint = None
+    if resume and checkpoint_path.exists():
+        checkpoint = read_checkpoint(checkpoint_path, map_location=context.device)
+        model_config, train_config = _resume_configs(checkpoint, model_config, train_config)
+        if list(checkpoint_vocabulary(checkpoint).tokens) != list(vocabulary.tokens):
+            raise ValueError(f"{checkpoint_path} was trained with another vocabulary")
+    trainer = Trainer(model_config, train_config, vocabulary, context, noise_model)
+    if checkpoint is not None:
+        trainer.load_state_dict(checkpoint)
+        if context.is_main:
+            _truncate_metrics(metrics_path, trainer.step)
+        log.info("resumed from %s at step %d", checkpoint_path, trainer.step)
+    elif context.is_main and metrics_path.exists():
+        metrics_path.unlink()
+    if context.is_main:
+        cost = inference_flops(trainer.model_config)
+        log.info(
+            "model: %d parameters, %.3f GFLOP per spectrum (%d supervision steps x %d latent "
+            "steps); training on %d spectra, %s, %d process(es)",
+            count_parameters(trainer.model),
+            cost.gflop,
+            trainer.model_config.supervision_steps,
+            trainer.model_config.latent_steps,
+            len(train_data),
+            context.device,
+            context.world_size,
+        )
+    config = trainer.config
+    metrics: dict[str, dict[str, float]] = checkpoint.get("metrics", {}) if checkpoint else {}
+    running_loss, running_steps, started = 0.0, 0, time.perf_counter()
+    with _TerminationFlag() as termination:
+        while trainer.step < config.steps:
+            stats = trainer.train_step(train_data)
+            step = trainer.step
+            if not math.isfinite(stats["loss"]):
+                raise FloatingPointError(f"loss became {stats['loss']} at step {step}")
+            running_loss += stats["loss"]
+            running_steps += 1
+            if context.is_main and (step % config.log_every == 0 or step == config.steps):
+                elapsed = time.perf_counter() - started
+                log.info(
+                    "step %d/%d loss %.4f token accuracy %.3f lr %.2e (%.1f spectra/s)",
+                    step,
+                    config.steps,
+                    stats["loss"],
+                    stats["token_accuracy"],
+                    stats["learning_rate"],
+                    running_steps * config.batch_size * context.world_size / max(elapsed, 1e-9),
+                )
+            finished = step == config.steps
+            if context.is_main and (step % config.eval_every == 0 or finished):
+                metrics = _evaluate_splits(trainer, validation_data)
+                rows = [
+                    {
+                        "step": step,
+                        "split": split,
+                        "learning_rate": stats["learning_rate"],
+                        "train_loss": running_loss / max(running_steps, 1),
+                        "clean_fraction": config.curriculum.clean_fraction(step),
+                        "noise_strength": config.curriculum.noise_strength(step),
+                        **values,
+                    }
+                    for split, values in metrics.items()
+                ]
+                if rows:
+                    _append_metrics(metrics_path, rows)
+                    for row in rows:
+                        log.info(
+                            "eval step %d %s: loss %.4f token accuracy %.3f (step 0: %.3f) "
+                            "peptide recall %.3f",
+                            step,
+                            row["split"],
+                            row["loss"],
+                            row[f"token_accuracy_step{trainer.model_config.supervision_steps - 1}"],
+                            row["token_accuracy_step0"],
+                            row["peptide_recall"],
+                        )
+                running_loss, running_steps, started = 0.0, 0, time.perf_counter()
+            stopping = termination.requested or stop_at_step == step
+            if step % config.checkpoint_every == 0 or finished or stopping:
+                if context.is_main:
+                    save_checkpoint({**trainer.state_dict(), "metrics": metrics}, checkpoint_path)
+                if context.world_size > 1:
+                    dist.barrier()
+            if stopping and not finished:
+                return FitResult(step=step, completed=False, metrics=metrics)
+    return FitResult(step=trainer.step, completed=True, metrics=metrics)
+
+
+def _evaluate_splits(
+    trainer: Trainer, validation_data: SpectrumDataset | None
+) -> dict[str, dict[str, float]]:
+    if validation_data is None or len(validation_data) == 0:
+        return {}
+    metrics = {"validation": trainer.evaluate(validation_data, noisy=False)}
+    if trainer.config.eval_noisy:
+        metrics["validation_noisy"] = trainer.evaluate(validation_data, noisy=True)
+    return metrics

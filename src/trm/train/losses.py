@@ -1,0 +1,207 @@
+"""Training objective: deep supervision, precursor mass, spectrum matching, halting.
+
+The loss lives apart from the model, as TRM keeps its loss head apart: the model returns
+per-step answers, and this module decides what is right about them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from trm.chem import WATER_MASS, fragment_mz_torch
+from trm.model import StepOutput
+from trm.train.curriculum import supervision_weights
+from trm.train.data import SpectrumBatch
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """How much each part contributes to the objective.
+
+    Attributes
+    ----------
+    step_base : float
+        Supervision step ``t`` is weighted ``∝ step_base**t`` (2: the last of 8 carries
+        50% of the cross-entropy).
+    precursor_mass : float
+        Weight of the Huber loss (Da) between the expected and the measured precursor
+        mass.
+    spectrum : float
+        Weight of the spectrum-matching loss (0 by default: on clean synthetic data it
+        gave no signal, see the roadmap).
+    halt : float
+        Weight of the halting head's binary cross-entropy.
+    """
+
+    step_base: float = 2.0
+    precursor_mass: float = 0.01
+    spectrum: float = 0.0
+    halt: float = 0.5
+
+
+@dataclass
+class LossResult:
+    """The objective and its parts.
+
+    Attributes
+    ----------
+    total : torch.Tensor
+        Scalar to minimise.
+    step_cross_entropy : torch.Tensor of shape (T,)
+        Mean cross-entropy of each supervision step (detached).
+    precursor_mass, spectrum, halt : torch.Tensor
+        Scalars (detached), weighted over steps like the cross-entropy (halt: uniform).
+    """
+
+    total: torch.Tensor
+    step_cross_entropy: torch.Tensor
+    precursor_mass: torch.Tensor
+    spectrum: torch.Tensor
+    halt: torch.Tensor
+
+
+def expected_residue_masses(logits: torch.Tensor, token_masses: torch.Tensor) -> torch.Tensor:
+    """Probability-weighted mass of each position.
+
+    Parameters
+    ----------
+    logits : torch.Tensor of shape (batch, max_length, n_tokens)
+    token_masses : torch.Tensor of shape (n_tokens,)
+        Mass of each token in Da (0 for the end class).
+
+    Returns
+    -------
+    torch.Tensor of shape (batch, max_length)
+    """
+    return torch.softmax(logits.float(), dim=-1) @ token_masses
+
+
+def precursor_mass_loss(
+    logits: torch.Tensor, precursor_mass: torch.Tensor, token_masses: torch.Tensor
+) -> torch.Tensor:
+    """Huber loss (1 Da transition) between expected and measured neutral mass.
+
+    Parameters
+    ----------
+    logits : torch.Tensor of shape (batch, max_length, n_tokens)
+    precursor_mass : torch.Tensor of shape (batch,)
+    token_masses : torch.Tensor of shape (n_tokens,)
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar, mean over the batch.
+    """
+    expected = expected_residue_masses(logits, token_masses).sum(dim=1) + WATER_MASS
+    return F.smooth_l1_loss(expected, precursor_mass.float(), beta=1.0)
+
+
+def spectrum_matching_loss(
+    logits: torch.Tensor,
+    mz: torch.Tensor,
+    peak_mask: torch.Tensor,
+    token_masses: torch.Tensor,
+    sigma_da: float,
+) -> torch.Tensor:
+    """One minus the kernel-matched fraction of expected singly charged b/y ions.
+
+    Each expected fragment scores its best Gaussian match to an observed peak; fragments
+    count with the probability that the peptide goes on past them.
+
+    Parameters
+    ----------
+    logits : torch.Tensor of shape (batch, max_length, n_tokens)
+    mz : torch.Tensor of shape (batch, n_peaks)
+    peak_mask : torch.Tensor of shape (batch, n_peaks), bool
+    token_masses : torch.Tensor of shape (n_tokens,)
+    sigma_da : float
+        Kernel width.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar in [0, 1].
+    """
+    probabilities = torch.softmax(logits.float(), dim=-1)
+    residue_masses = probabilities @ token_masses
+    b_ions, y_ions = fragment_mz_torch(residue_masses, charge=1)
+    # A cleavage after position i exists when position i + 1 holds a residue.
+    continues = torch.cat(
+        [1.0 - probabilities[:, 1:, 0], probabilities.new_zeros(probabilities.shape[0], 1)],
+        dim=1,
+    )
+    theoretical = torch.cat([b_ions, y_ions], dim=1)
+    weight = torch.cat([continues, continues], dim=1)
+    distance = theoretical[:, :, None] - mz[:, None, :].float()
+    kernel = torch.exp(-0.5 * (distance / sigma_da) ** 2) * peak_mask[:, None, :]
+    matched = kernel.amax(dim=2)
+    return 1.0 - (weight * matched).sum(dim=1).div(weight.sum(dim=1).clamp_min(1e-6)).mean()
+
+
+def answer_is_correct(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Whether every position's argmax equals the target: bool tensor of shape (batch,)."""
+    return (logits.argmax(dim=-1) == tokens).all(dim=1)
+
+
+def compute_loss(
+    outputs: list[StepOutput],
+    batch: SpectrumBatch,
+    token_masses: torch.Tensor,
+    weights: LossWeights,
+    sigma_da: float,
+) -> LossResult:
+    """Deep-supervision objective over all supervision steps.
+
+    Parameters
+    ----------
+    outputs : list of StepOutput
+        The model's answer after each supervision step.
+    batch : SpectrumBatch
+        Targets and spectra.
+    token_masses : torch.Tensor of shape (n_tokens,)
+    weights : LossWeights
+    sigma_da : float
+        Spectrum-matching kernel width at this step of the curriculum.
+
+    Returns
+    -------
+    LossResult
+    """
+    step_weights = supervision_weights(len(outputs), weights.step_base).to(token_masses.device)
+    zero = token_masses.new_zeros(())
+    cross_entropy, mass, spectrum, halt = [], [], [], []
+    for output in outputs:
+        logits = output.logits.float()
+        cross_entropy.append(F.cross_entropy(logits.transpose(1, 2), batch.tokens))
+        mass.append(
+            precursor_mass_loss(logits, batch.precursor_mass, token_masses)
+            if weights.precursor_mass
+            else zero
+        )
+        spectrum.append(
+            spectrum_matching_loss(logits, batch.mz, batch.peak_mask, token_masses, sigma_da)
+            if weights.spectrum
+            else zero
+        )
+        target = answer_is_correct(logits.detach(), batch.tokens).float()
+        halt.append(F.binary_cross_entropy_with_logits(output.halt_logit.float(), target))
+    cross_entropy_t = torch.stack(cross_entropy)
+    mass_loss = (step_weights * torch.stack(mass)).sum()
+    spectrum_loss = (step_weights * torch.stack(spectrum)).sum()
+    halt_loss = torch.stack(halt).mean()
+    total = (
+        (step_weights * cross_entropy_t).sum()
+        + weights.precursor_mass * mass_loss
+        + weights.spectrum * spectrum_loss
+        + weights.halt * halt_loss
+    )
+    return LossResult(
+        total=total,
+        step_cross_entropy=cross_entropy_t.detach(),
+        precursor_mass=mass_loss.detach(),
+        spectrum=spectrum_loss.detach(),
+        halt=halt_loss.detach(),
+    )

@@ -1,0 +1,69 @@
+"""Mass-based matching of predicted and true peptides (Casanovo's convention)."""
+
+from __future__ import annotations
+
+import pytest
+
+from trm.chem import Vocabulary
+from trm.metrics import match_residues, sequencing_metrics
+
+VOCABULARY = Vocabulary()
+MASSES = dict(zip(VOCABULARY.tokens, VOCABULARY.masses.tolist(), strict=True))
+
+
+def masses(sequence: str) -> list[float]:
+    return [MASSES[residue] for residue in sequence]
+
+
+def test_identical_peptides_match_fully():
+    matches, peptide = match_residues(masses("PEPTIDEK"), masses("PEPTIDEK"))
+    assert matches.all() and peptide
+
+
+def test_isoleucine_matches_leucine():
+    matches, peptide = match_residues(masses("PEPTLDEK"), masses("PEPTIDEK"))
+    assert matches.all() and peptide
+
+
+def test_residues_within_the_residue_tolerance_match():
+    # K and Q differ by 0.036 Da: the convention cannot tell them apart.
+    _, peptide = match_residues(masses("PEPTIDEQ"), masses("PEPTIDEK"))
+    assert peptide
+
+
+def test_a_swap_costs_only_the_swapped_residues():
+    matches, peptide = match_residues(masses("PETPIDEK"), masses("PEPTIDEK"))
+    assert not peptide
+    assert matches.tolist() == [True, True, False, False, True, True, True, True]
+
+
+def test_same_mass_pair_does_not_match_a_single_residue():
+    # GG weighs what N weighs: the prefix masses agree again, the residues do not match.
+    matches, peptide = match_residues(masses("PEGGK"), masses("PENK"))
+    assert not peptide
+    assert matches[:2].all() and matches[-1]
+    assert matches.sum() == 3
+
+
+def test_sequencing_metrics_counts():
+    predicted = [list("PEPTLDEK"), list("PETPIDEK"), [], list("AAAAK")]
+    truth = [list("PEPTIDEK"), list("PEPTIDEK"), list("GGK"), list("AAAAK")]
+    metrics = sequencing_metrics(predicted, truth, VOCABULARY)
+    matched = 8 + 6 + 0 + 5
+    assert metrics.aa_precision == pytest.approx(matched / (8 + 8 + 5))
+    assert metrics.aa_recall == pytest.approx(matched / (8 + 8 + 3 + 5))
+    assert metrics.peptide_recall == pytest.approx(2 / 4)
+    assert metrics.peptide_precision == pytest.approx(2 / 3)
+    assert metrics.n_spectra == 4
+
+
+def test_modified_tokens_use_their_masses():
+    oxidised = ["P", "E", "M[Oxidation]", "K"]
+    metrics = sequencing_metrics([["P", "E", "M", "K"]], [oxidised], VOCABULARY)
+    assert metrics.peptide_recall == 0.0
+    assert metrics.aa_recall == pytest.approx(3 / 4)
+
+
+def test_mismatched_lengths_of_lists_raise():
+    with pytest.raises(ValueError, match="same spectra"):
+        sequencing_metrics([["K"]], [], VOCABULARY)

@@ -1,0 +1,262 @@
+"""The training loop: memorisation, exact resumption, determinism, checkpoints, CLI."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+
+import pytest
+import torch
+
+from trm.train import loop as loop_module
+from trm.train.checkpoint import load_model, read_checkpoint
+from trm.train.commands import register
+from trm.train.config import TrainConfig
+from trm.train.curriculum import Curriculum
+from trm.train.data import SpectrumDataset
+from trm.train.loop import Trainer, fit
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Bitwise comparisons need the same reduction order in both runs.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def dataset(spectrum_table, vocabulary):
+    return SpectrumDataset.from_table(spectrum_table, vocabulary, 16, 32, 10)
+
+
+@pytest.fixture(scope="module")
+def micro_config(tiny_config):
+    return dataclasses.replace(tiny_config, hidden=32, supervision_steps=2, latent_steps=1)
+
+
+def short_run(**changes) -> TrainConfig:
+    values = {
+        "steps": 8,
+        "batch_size": 8,
+        "warmup_steps": 2,
+        "eval_every": 2,
+        "checkpoint_every": 4,
+        "eval_spectra": 16,
+        "eval_batch_size": 8,
+        "log_every": 4,
+        # Half the spectra noisy from the start, so the noise path is part of resumption.
+        "curriculum": Curriculum(clean_fraction_start=0.5, clean_mix_steps=8, noise_ramp_steps=8),
+    }
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+def read_rows(path) -> list[dict]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def assert_same_state(first: dict, second: dict) -> None:
+    assert first["step"] == second["step"]
+    for part in ("model", "ema"):
+        for name, tensor in first[part].items():
+            assert torch.equal(tensor, second[part][name]), f"{part}.{name} differs"
+    for index, state in first["optimizer"]["state"].items():
+        for key, tensor in state.items():
+            assert torch.equal(tensor, second["optimizer"]["state"][index][key])
+
+
+@pytest.mark.slow
+def test_tiny_model_memorises_64_spectra(dataset, tiny_config, vocabulary):
+    """Tiny config with two supervision steps, to keep the test under a minute."""
+    config = dataclasses.replace(tiny_config, supervision_steps=2)
+    train_config = TrainConfig(
+        steps=1200,
+        batch_size=64,
+        learning_rate=1e-2,
+        warmup_steps=20,
+        ema_decay=0.9,
+        eval_spectra=64,
+        eval_batch_size=64,
+        curriculum=Curriculum(clean_fraction_start=1.0, clean_fraction_end=1.0),
+    )
+    trainer = Trainer(config, train_config, vocabulary)
+    accuracy = 0.0
+    while trainer.step < 800 and accuracy < 0.99:
+        for _ in range(50):
+            trainer.train_step(dataset)
+        metrics = trainer.evaluate(dataset)
+        accuracy = metrics["token_accuracy_step1"]
+    assert accuracy >= 0.99, f"token accuracy {accuracy:.3f} after {trainer.step} steps"
+    assert metrics["peptide_recall"] >= 0.9
+
+
+def test_killed_and_resumed_run_equals_an_uninterrupted_one(
+    tmp_path, dataset, micro_config, vocabulary, monkeypatch
+):
+    train_config = short_run()
+    whole = fit(
+        micro_config,
+        train_config,
+        vocabulary,
+        dataset,
+        dataset,
+        tmp_path / "whole.pt",
+        tmp_path / "whole.csv",
+    )
+    assert whole.completed and whole.step == 8
+
+    # Kill the second run in the middle of step 7: the last checkpoint is from step 4,
+    # and the metrics CSV already holds a row (step 6) written after it.
+    original = Trainer.train_step
+
+    def dying_train_step(self, data):
+        if self.step == 6:
+            raise KeyboardInterrupt
+        return original(self, data)
+
+    monkeypatch.setattr(Trainer, "train_step", dying_train_step)
+    with pytest.raises(KeyboardInterrupt):
+        fit(
+            micro_config,
+            train_config,
+            vocabulary,
+            dataset,
+            dataset,
+            tmp_path / "killed.pt",
+            tmp_path / "killed.csv",
+        )
+    monkeypatch.setattr(Trainer, "train_step", original)
+    assert read_checkpoint(tmp_path / "killed.pt")["step"] == 4
+    assert [row["step"] for row in read_rows(tmp_path / "killed.csv")][-1] == "6"
+
+    resumed = fit(
+        micro_config,
+        train_config,
+        vocabulary,
+        dataset,
+        dataset,
+        tmp_path / "killed.pt",
+        tmp_path / "killed.csv",
+        resume=True,
+    )
+    assert resumed.completed and resumed.step == 8
+    assert_same_state(
+        read_checkpoint(tmp_path / "whole.pt"), read_checkpoint(tmp_path / "killed.pt")
+    )
+    assert read_rows(tmp_path / "whole.csv") == read_rows(tmp_path / "killed.csv")
+
+
+def test_graceful_stop_and_resume(tmp_path, dataset, micro_config, vocabulary):
+    train_config = short_run(steps=5, checkpoint_every=100)
+    whole = fit(
+        micro_config, train_config, vocabulary, dataset, None, tmp_path / "a.pt", tmp_path / "a.csv"
+    )
+    paths = (tmp_path / "b.pt", tmp_path / "b.csv")
+    stopped = fit(micro_config, train_config, vocabulary, dataset, None, *paths, stop_at_step=3)
+    assert not stopped.completed and stopped.step == 3
+    fit(micro_config, train_config, vocabulary, dataset, None, *paths, resume=True)
+    assert whole.completed
+    assert_same_state(read_checkpoint(tmp_path / "a.pt"), read_checkpoint(paths[0]))
+
+
+def test_same_seed_same_metrics(tmp_path, dataset, micro_config, vocabulary):
+    def run(seed: int, name: str) -> dict:
+        config = short_run(steps=4, seed=seed)
+        return fit(
+            micro_config,
+            config,
+            vocabulary,
+            dataset,
+            dataset,
+            tmp_path / f"{name}.pt",
+            tmp_path / f"{name}.csv",
+        ).metrics
+
+    first, again, other = run(7, "first"), run(7, "again"), run(8, "other")
+    assert first == again
+    assert first["validation"]["loss"] != other["validation"]["loss"]
+    assert set(first) == {"validation", "validation_noisy"}
+
+
+def test_checkpoint_describes_itself(tmp_path, dataset, micro_config, vocabulary):
+    train_config = short_run(steps=2)
+    fit(
+        micro_config,
+        train_config,
+        vocabulary,
+        dataset,
+        dataset,
+        tmp_path / "m.pt",
+        tmp_path / "m.csv",
+    )
+    checkpoint = read_checkpoint(tmp_path / "m.pt")
+    assert checkpoint["step"] == 2
+    assert checkpoint["vocabulary"] == list(vocabulary.tokens)
+    assert checkpoint["model_config"]["hidden"] == 32
+    assert TrainConfig.from_dict(checkpoint["train_config"]) == train_config
+    assert set(checkpoint["metrics"]) == {"validation", "validation_noisy"}
+    assert {"optimizer", "ema", "rng", "scheduler"} <= set(checkpoint)
+
+    model, loaded_vocabulary = load_model(tmp_path / "m.pt")
+    assert loaded_vocabulary.tokens == vocabulary.tokens
+    batch = dataset.batch(range(4))
+    reference = Trainer(micro_config, train_config, vocabulary)
+    reference.ema_model.load_state_dict(checkpoint["ema"])
+    with torch.no_grad():
+        expected = reference.ema_model(*batch.model_inputs())[-1].logits
+    assert torch.equal(model.refine(*batch.model_inputs()).logits, expected)
+
+
+def test_resume_refuses_a_foreign_file(tmp_path, dataset, micro_config, vocabulary):
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a trm checkpoint"):
+        fit(
+            micro_config,
+            short_run(),
+            vocabulary,
+            dataset,
+            None,
+            tmp_path / "other.pt",
+            tmp_path / "m.csv",
+            resume=True,
+        )
+
+
+def test_pretrain_command(tmp_path, spectrum_table, monkeypatch):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "validation").mkdir()
+    spectrum_table.head(48).write_parquet(tmp_path / "train" / "part-0.parquet")
+    spectrum_table.tail(16).write_parquet(tmp_path / "validation" / "part-0.parquet")
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    arguments = [
+        "pretrain",
+        "--train-dir", str(tmp_path / "train"),
+        "--validation-dir", str(tmp_path / "validation"),
+        "--checkpoint", str(tmp_path / "model.pt"),
+        "--metrics", str(tmp_path / "metrics.csv"),
+        "--model-config", "tiny",
+        "--steps", "3",
+        "--batch-size", "4",
+        "--eval-every", "3",
+        "--eval-spectra", "8",
+        "--seed", "3",
+        "--threads", "1",
+    ]  # fmt: skip
+    args = parser.parse_args(arguments)
+    args.func(args)
+    checkpoint = read_checkpoint(tmp_path / "model.pt")
+    assert checkpoint["step"] == 3 and checkpoint["model_config"]["hidden"] == 64
+    rows = read_rows(tmp_path / "metrics.csv")
+    assert [row["split"] for row in rows] == ["validation", "validation_noisy"]
+    assert float(rows[0]["n_spectra"]) == 8
+
+    # Resuming a finished run trains no further.
+    args = parser.parse_args([*arguments, "--resume"])
+    monkeypatch.setattr(loop_module.Trainer, "train_step", None)
+    args.func(args)
+    assert read_checkpoint(tmp_path / "model.pt")["step"] == 3
