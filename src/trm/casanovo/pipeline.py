@@ -1,0 +1,309 @@
+"""Spectrum tables in, Casanovo results out: the steps the subcommands chain.
+
+:func:`sequence_spectra` writes a complete config and an MGF of the spectra Casanovo can
+take, runs ``casanovo sequence`` and returns one row per input spectrum.
+:func:`train_baseline` exports parquet shards of labelled spectra to annotated MGF and
+trains a Casanovo model of a given size within a budget of spectra seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from trm.casanovo import runner
+from trm.casanovo.config import (
+    CASANOVO_VERSION,
+    Architecture,
+    build_config,
+    training_overrides,
+    write_config,
+)
+from trm.casanovo.mgf import SKIPPED_SCHEMA, select_spectra, write_mgf
+from trm.casanovo.mztab import PSM_SCHEMA, per_spectrum_results, read_casanovo_mztab
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SequencingOutcome:
+    """What :func:`sequence_spectra` produced.
+
+    Attributes
+    ----------
+    results : polars.DataFrame
+        :data:`trm.casanovo.mztab.RESULT_SCHEMA`, one row per input spectrum.
+    mztab : Path or None
+        Casanovo's mzTab (None when no spectrum could be given to it).
+    summary : dict
+        Counts, timing (``seconds``, ``spectra_per_second`` over the spectra Casanovo
+        read, start-up included; ``cpu_seconds`` of all its threads) and settings, for
+        ``casanovo.json``.
+    """
+
+    results: pl.DataFrame
+    mztab: Path | None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def sequence_spectra(
+    table: pl.DataFrame,
+    checkpoint: str | os.PathLike[str],
+    work_dir: str | os.PathLike[str],
+    config_overrides: Sequence[Mapping[str, Any]] = (),
+    skipped_before: pl.DataFrame | None = None,
+    executable: str | os.PathLike[str] | None = None,
+    threads: int | None = None,
+    cache_home: str | os.PathLike[str] | None = None,
+) -> SequencingOutcome:
+    """De novo sequence a spectrum table with Casanovo.
+
+    Parameters
+    ----------
+    table : polars.DataFrame
+        Spectra (:data:`trm.io.table.SPECTRUM_SCHEMA`); one spectrum may appear once per
+        charge to try, the best-scoring PSM is kept.
+    checkpoint : path
+        Existing Casanovo weights.
+    work_dir : path
+        Receives ``casanovo_config.yaml``, ``spectra.mgf``, Casanovo's mzTab and logs.
+    config_overrides : sequence of mapping
+        Casanovo config keys, applied in order over the template.
+    skipped_before : polars.DataFrame, optional
+        Spectra an earlier step set aside (``run``, ``spectrum_id``, ``reason``): they get a
+        ``skipped`` row too.
+    executable, threads, cache_home
+        See :func:`trm.casanovo.runner.sequence`.
+
+    Returns
+    -------
+    SequencingOutcome
+    """
+    runner.check_checkpoint(checkpoint)
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    config = build_config(*config_overrides)
+    config_path = write_config(config, work_dir / "casanovo_config.yaml")
+    given, skipped = select_spectra(table, max_charge=config["max_charge"])
+    if skipped_before is not None and skipped_before.height:
+        skipped = pl.concat(
+            [skipped_before.select(list(SKIPPED_SCHEMA)).cast(SKIPPED_SCHEMA), skipped],
+            how="vertical",
+        )
+    summary: dict[str, Any] = {
+        "tool": "casanovo",
+        "casanovo_version": CASANOVO_VERSION,
+        "checkpoint": str(checkpoint),
+        "threads": threads,
+        "n_spectra_given": given.height,
+    }
+    if given.height == 0:
+        log.warning("no spectrum can be given to Casanovo; every spectrum is listed as skipped")
+        results = per_spectrum_results(given, skipped, pl.DataFrame(schema=PSM_SCHEMA))
+        summary.update(seconds=None, spectra_per_second=None, cpu_seconds=None)
+        return SequencingOutcome(results, None, _count(results, summary))
+    mgf_path = write_mgf(given, work_dir / "spectra.mgf")
+    run = runner.sequence(
+        mgf_path,
+        checkpoint,
+        config_path,
+        work_dir,
+        root="casanovo",
+        executable=executable,
+        threads=threads,
+        cache_home=cache_home,
+    )
+    results = per_spectrum_results(given, skipped, read_casanovo_mztab(run.output))
+    summary.update(
+        seconds=round(run.seconds, 3),
+        spectra_per_second=round(given.height / run.seconds, 3),
+        cpu_seconds=round(run.cpu_seconds, 3),
+    )
+    log.info(
+        "Casanovo read %d spectra in %.1f s (%.2f spectra/s)",
+        given.height,
+        run.seconds,
+        given.height / run.seconds,
+    )
+    return SequencingOutcome(results, run.output, _count(results, summary))
+
+
+def _count(results: pl.DataFrame, summary: dict[str, Any]) -> dict[str, Any]:
+    counts = results.group_by("status").len()
+    by_status = dict(zip(counts["status"].to_list(), counts["len"].to_list(), strict=True))
+    summary.update(
+        n_spectra=results.height,
+        n_sequenced=by_status.get("sequenced", 0),
+        n_no_psm=by_status.get("no_psm", 0),
+        n_skipped=by_status.get("skipped", 0),
+    )
+    return summary
+
+
+@dataclass
+class TrainingOutcome:
+    """What :func:`train_baseline` produced.
+
+    Attributes
+    ----------
+    checkpoint : Path
+        The trained model (best by validation loss).
+    summary : dict
+        Spectra used and skipped, epochs, steps, architecture, time.
+    """
+
+    checkpoint: Path
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def _export_shards(
+    shards: Sequence[Path],
+    mgf_path: Path,
+    max_charge: int,
+    residues: Mapping[str, float],
+    limit: int | None,
+) -> tuple[int, pl.DataFrame]:
+    """Append shards to one annotated MGF, up to ``limit`` spectra; returns the count
+    written and the skipped spectra."""
+    mgf_path.unlink(missing_ok=True)
+    written = 0
+    skipped_parts = [pl.DataFrame(schema=SKIPPED_SCHEMA)]
+    for shard in shards:
+        if limit is not None and written >= limit:
+            break
+        table = pl.read_parquet(shard)
+        given, skipped = select_spectra(
+            table, max_charge=max_charge, annotated=True, residues=residues
+        )
+        if limit is not None:
+            given = given.head(limit - written)
+        write_mgf(given, mgf_path, append=True)
+        written += given.height
+        skipped_parts.append(skipped)
+    return written, pl.concat(skipped_parts, how="vertical")
+
+
+def train_baseline(
+    train_shards: Sequence[str | os.PathLike[str]],
+    validation_shards: Sequence[str | os.PathLike[str]],
+    checkpoint_out: str | os.PathLike[str],
+    work_dir: str | os.PathLike[str],
+    architecture: Architecture,
+    max_spectra: int,
+    batch_size: int = 32,
+    n_validations: int = 5,
+    max_validation_spectra: int | None = 10_000,
+    config_overrides: Sequence[Mapping[str, Any]] = (),
+    executable: str | os.PathLike[str] | None = None,
+    threads: int | None = None,
+) -> TrainingOutcome:
+    """Train a Casanovo model from random weights on labelled spectrum shards.
+
+    Parameters
+    ----------
+    train_shards, validation_shards : sequence of path
+        Parquet files in :data:`trm.io.table.SPECTRUM_SCHEMA` with ``peptide`` set.
+    checkpoint_out : path
+        Where the trained checkpoint is copied.
+    work_dir : path
+        Receives the MGF files, the config, Casanovo's checkpoints and logs.
+    architecture : Architecture
+        Model size (see :mod:`trm.casanovo.config`).
+    max_spectra : int
+        Training budget in spectra seen, counting repeats: the first ``max_spectra``
+        training spectra when there are more, else whole passes (epochs) over them.
+    batch_size : int
+    n_validations : int
+        Validation runs over training (the best checkpoint is kept).
+    max_validation_spectra : int, optional
+        Cap on the validation spectra exported (validation is not free on a CPU).
+    config_overrides : sequence of mapping
+        Further Casanovo keys (instrument settings, ``accelerator``...), applied before
+        the architecture and the budget.
+    executable, threads
+        See :func:`trm.casanovo.runner.train`.
+
+    Returns
+    -------
+    TrainingOutcome
+    """
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    base = build_config(*config_overrides)
+    train_mgf, validation_mgf = work_dir / "train.mgf", work_dir / "validation.mgf"
+    n_train, train_skipped = _export_shards(
+        [Path(p) for p in train_shards],
+        train_mgf,
+        base["max_charge"],
+        base["residues"],
+        max_spectra,
+    )
+    n_validation, validation_skipped = _export_shards(
+        [Path(p) for p in validation_shards],
+        validation_mgf,
+        base["max_charge"],
+        base["residues"],
+        max_validation_spectra,
+    )
+    if n_train == 0 or n_validation == 0:
+        raise ValueError(
+            f"no spectrum Casanovo can train on ({n_train} training, {n_validation} "
+            "validation): they need a peptide and a charge within max_charge"
+        )
+    schedule = training_overrides(n_train, max_spectra, batch_size, n_validations)
+    config = build_config(*config_overrides, architecture.overrides(), schedule)
+    config_path = write_config(config, work_dir / "casanovo_train_config.yaml")
+    run = runner.train(
+        [train_mgf],
+        [validation_mgf],
+        config_path,
+        work_dir,
+        root="casanovo_train",
+        executable=executable,
+        threads=threads,
+    )
+    checkpoint_out = Path(checkpoint_out)
+    checkpoint_out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run.output, checkpoint_out)
+    steps_per_epoch = math.ceil(n_train / schedule["train_batch_size"])
+    summary = {
+        "casanovo_version": CASANOVO_VERSION,
+        "n_train_spectra": n_train,
+        "n_validation_spectra": n_validation,
+        "n_train_skipped": train_skipped.height,
+        "n_validation_skipped": validation_skipped.height,
+        "skip_reasons": _reason_counts(pl.concat([train_skipped, validation_skipped])),
+        "max_epochs": schedule["max_epochs"],
+        "optimizer_steps": schedule["max_epochs"] * steps_per_epoch,
+        "spectra_seen": schedule["max_epochs"] * n_train,
+        "architecture": {
+            key: config[key] for key in ("dim_model", "n_head", "dim_feedforward", "n_layers")
+        },
+        "seconds": round(run.seconds, 3),
+        "cpu_seconds": round(run.cpu_seconds, 3),
+        "checkpoint": str(checkpoint_out),
+        "selected_from": run.output.name,
+    }
+    log.info(
+        "trained Casanovo on %d spectra x %d epochs in %.0f s -> %s",
+        n_train,
+        schedule["max_epochs"],
+        run.seconds,
+        checkpoint_out,
+    )
+    return TrainingOutcome(checkpoint_out, summary)
+
+
+def _reason_counts(skipped: pl.DataFrame) -> dict[str, int]:
+    # Peptide-specific reasons would make one key per peptide: count by their kind.
+    kinds = skipped["reason"].str.replace(r"^peptide .*: ", "peptide: ")
+    counts = kinds.value_counts()
+    return dict(zip(counts["reason"].to_list(), counts["count"].to_list(), strict=True))

@@ -1,0 +1,431 @@
+"""The recursive model against Casanovo on the same spectra.
+
+One row per input spectrum (:func:`comparison_table`): both tools' peptides and scores,
+whether they agree and, where the spectrum has a label, whether each is right. Matching
+follows the field's mass-based convention of :mod:`trm.metrics` (cumulative mass within
+0.5 Da, residue within 0.1 Da, so I = L): two peptides agree, or a prediction is correct,
+when every residue matches and both have the same number of residues. A spectrum one tool
+did not sequence (Casanovo skips spectra without a charge, for one) keeps its row, with
+that tool's status and reason.
+
+:func:`summarize` gives the agreement rate and, with labels, each tool's amino-acid
+precision, peptide recall and the area under its precision-coverage curve; plus the
+spectra/s each tool was measured at in the run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from trm.chem import KNOWN_MODIFICATIONS, UnsupportedPeptideError, Vocabulary, parse_peptidoform
+from trm.metrics import match_residues, sequencing_metrics
+
+#: The tools compared, as column prefixes.
+TOOLS: tuple[str, str] = ("trm", "casanovo")
+
+#: Columns each tool's per-spectrum table must have (its peptide without charge).
+TOOL_COLUMNS: dict[str, pl.DataType] = {
+    "run": pl.String(),
+    "spectrum_id": pl.String(),
+    "status": pl.String(),  # sequenced | no_psm | skipped | unsequenced | missing
+    "reason": pl.String(),
+    "peptide": pl.String(),
+    "score": pl.Float64(),
+}
+
+#: Columns of the comparison table (comparison.tsv).
+COMPARISON_SCHEMA: dict[str, pl.DataType] = {
+    "run": pl.String(),
+    "spectrum_id": pl.String(),
+    "label_peptide": pl.String(),
+    "trm_peptide": pl.String(),
+    "trm_score": pl.Float64(),
+    "trm_status": pl.String(),
+    "trm_reason": pl.String(),
+    "casanovo_peptide": pl.String(),
+    "casanovo_score": pl.Float64(),
+    "casanovo_status": pl.String(),
+    "casanovo_reason": pl.String(),
+    "agree": pl.Boolean(),  # null unless both sequenced it
+    "trm_correct": pl.Boolean(),  # null without label; False when not sequenced
+    "casanovo_correct": pl.Boolean(),
+}
+
+_KEY = ["run", "spectrum_id"]
+
+
+#: trm token names that join two Unimod names ("Carbamyl+Ammonia-loss"), which are not
+#: ProForma: written back as their mass before parsing.
+_JOINED_NAMES = {f"[{m.name}]": f"[{m.mass:+.6f}]" for m in KNOWN_MODIFICATIONS if "+" in m.name}
+
+
+def _tokens(peptide: str | None) -> list[str] | None:
+    """Vocabulary tokens of a ProForma peptide (charge ignored); None when not parseable."""
+    if peptide is None:
+        return None
+    for name, mass in _JOINED_NAMES.items():
+        peptide = peptide.replace(name, mass)
+    try:
+        tokens, _ = parse_peptidoform(peptide)
+    except UnsupportedPeptideError:
+        return None
+    return tokens
+
+
+def _mass_table(
+    vocabulary: Vocabulary, token_lists: Sequence[list[str] | None]
+) -> dict[str, float]:
+    """Token masses of the vocabulary plus any other valid token seen (Casanovo may
+    predict an unmodified C, which trm's default vocabulary lacks)."""
+    masses = dict(zip(vocabulary.tokens, vocabulary.masses.tolist(), strict=True))
+    extra = {t for tokens in token_lists if tokens for t in tokens if t not in masses}
+    if extra:
+        others = Vocabulary(sorted(extra))
+        masses.update(zip(others.tokens[1:], others.masses[1:].tolist(), strict=True))
+    return masses
+
+
+def _same_peptide(
+    first: list[str] | None, second: list[str] | None, masses: Mapping[str, float]
+) -> bool | None:
+    if first is None or second is None:
+        return None
+    _, peptide_match = match_residues([masses[t] for t in first], [masses[t] for t in second])
+    return bool(peptide_match)
+
+
+def trm_results_table(denovo: pl.DataFrame, unsequenced: pl.DataFrame | None) -> pl.DataFrame:
+    """The recursive model's per-spectrum table from ``denovo.tsv`` and ``unsequenced.tsv``.
+
+    Parameters
+    ----------
+    denovo : polars.DataFrame
+        psm_utils TSV columns ``spectrum_id``, ``run``, ``peptidoform`` (with
+        ``/charge``) and ``score``.
+    unsequenced : polars.DataFrame, optional
+        ``spectrum_id``, ``run``, ``reason``.
+
+    Returns
+    -------
+    polars.DataFrame
+        :data:`TOOL_COLUMNS`.
+    """
+    sequenced = denovo.select(
+        pl.col("run").cast(pl.String()),
+        pl.col("spectrum_id").cast(pl.String()),
+        pl.lit("sequenced").alias("status"),
+        pl.lit(None, dtype=pl.String()).alias("reason"),
+        pl.col("peptidoform").cast(pl.String()).str.replace(r"/-?\d+$", "").alias("peptide"),
+        pl.col("score").cast(pl.Float64()),
+    )
+    parts = [sequenced]
+    if unsequenced is not None and unsequenced.height:
+        parts.append(
+            unsequenced.select(
+                pl.col("run").cast(pl.String()),
+                pl.col("spectrum_id").cast(pl.String()),
+                pl.lit("unsequenced").alias("status"),
+                pl.col("reason").cast(pl.String()),
+                pl.lit(None, dtype=pl.String()).alias("peptide"),
+                pl.lit(None, dtype=pl.Float64()).alias("score"),
+            )
+        )
+    # With several PSMs for one spectrum (top-k output), the best one is compared.
+    return (
+        pl.concat(parts, how="vertical")
+        .sort(pl.col("score").fill_null(float("-inf")), descending=True)
+        .unique(_KEY, keep="first", maintain_order=True)
+    )
+
+
+def comparison_table(
+    trm: pl.DataFrame,
+    casanovo: pl.DataFrame,
+    labels: pl.DataFrame | None = None,
+    vocabulary: Vocabulary | None = None,
+) -> pl.DataFrame:
+    """One row per spectrum with both tools' results side by side.
+
+    Parameters
+    ----------
+    trm, casanovo : polars.DataFrame
+        Each tool's per-spectrum table (:data:`TOOL_COLUMNS`; extra columns ignored).
+    labels : polars.DataFrame, optional
+        ``run``, ``spectrum_id``, ``peptide`` (ProForma, null when unknown) for *every*
+        input spectrum, e.g. the spectrum table; it then fixes the set of rows. Without
+        it, the rows are the union of both tools' spectra.
+    vocabulary : Vocabulary, optional
+        Token masses for matching (default vocabulary).
+
+    Returns
+    -------
+    polars.DataFrame
+        :data:`COMPARISON_SCHEMA`. A spectrum that a tool's table lacks gets status
+        ``missing`` for that tool; nothing is dropped.
+    """
+    vocabulary = vocabulary or Vocabulary()
+    tools = {"trm": trm, "casanovo": casanovo}
+    if labels is not None:
+        rows = labels.select(
+            pl.col("run").cast(pl.String()),
+            pl.col("spectrum_id").cast(pl.String()),
+            pl.col("peptide").cast(pl.String()).alias("label_peptide"),
+        ).unique(_KEY, keep="first", maintain_order=True)
+    else:
+        rows = (
+            pl.concat([t.select(_KEY) for t in tools.values()], how="vertical")
+            .unique(keep="first", maintain_order=True)
+            .with_columns(label_peptide=pl.lit(None, dtype=pl.String()))
+        )
+    for name, table in tools.items():
+        renamed = table.select(
+            *_KEY,
+            *[
+                pl.col(c).cast(TOOL_COLUMNS[c]).alias(f"{name}_{c}")
+                for c in TOOL_COLUMNS
+                if c not in _KEY
+            ],
+        ).unique(_KEY, keep="first", maintain_order=True)
+        rows = rows.join(renamed, on=_KEY, how="left").with_columns(
+            pl.col(f"{name}_status").fill_null("missing"),
+            pl.when(pl.col(f"{name}_status").is_null())
+            .then(pl.lit(f"not in {name}'s results"))
+            .otherwise(pl.col(f"{name}_reason"))
+            .alias(f"{name}_reason"),
+        )
+    label_tokens = [_tokens(p) for p in rows["label_peptide"].to_list()]
+    tool_tokens = {name: [_tokens(p) for p in rows[f"{name}_peptide"].to_list()] for name in tools}
+    masses = _mass_table(vocabulary, [*label_tokens, *tool_tokens["trm"], *tool_tokens["casanovo"]])
+    agree = [
+        _same_peptide(a, b, masses)
+        for a, b in zip(tool_tokens["trm"], tool_tokens["casanovo"], strict=True)
+    ]
+    correct = {
+        name: [
+            None if truth is None else bool(_same_peptide(predicted, truth, masses))
+            for predicted, truth in zip(tool_tokens[name], label_tokens, strict=True)
+        ]
+        for name in tools
+    }
+    rows = rows.with_columns(
+        agree=pl.Series(agree, dtype=pl.Boolean()),
+        trm_correct=pl.Series(correct["trm"], dtype=pl.Boolean()),
+        casanovo_correct=pl.Series(correct["casanovo"], dtype=pl.Boolean()),
+    )
+    return rows.select([pl.col(c).cast(t) for c, t in COMPARISON_SCHEMA.items()])
+
+
+def precision_coverage(correct: Sequence[bool], scores: Sequence[float], n_spectra: int):  # noqa: ANN201
+    """Peptide precision against coverage, predictions taken from the best score down.
+
+    Parameters
+    ----------
+    correct : sequence of bool
+        Whether each prediction is right.
+    scores : sequence of float
+        Its score (higher is more confident).
+    n_spectra : int
+        All labelled spectra, predicted or not: coverage is a share of them.
+
+    Returns
+    -------
+    coverage, precision : numpy.ndarray of shape (n_predictions,)
+    auc : float
+        Area under the curve by trapezoids, the curve extended flat from its first point
+        to coverage 0 (so a tool right on every spectrum scores 1); 0 without predictions.
+    """
+    if n_spectra <= 0 or len(correct) == 0:
+        return np.empty(0), np.empty(0), 0.0
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    hits = np.asarray(correct, dtype=np.float64)[order]
+    counts = np.arange(1, hits.size + 1)
+    precision = np.cumsum(hits) / counts
+    coverage = counts / n_spectra
+    auc = float(np.trapezoid(np.r_[precision[0], precision], np.r_[0.0, coverage]))
+    return coverage, precision, auc
+
+
+def summarize(
+    table: pl.DataFrame,
+    speeds: Mapping[str, float | None] | None = None,
+    vocabulary: Vocabulary | None = None,
+) -> tuple[dict[str, Any], dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """The summary of a comparison table and each tool's precision-coverage curve.
+
+    Parameters
+    ----------
+    table : polars.DataFrame
+        :func:`comparison_table` output.
+    speeds : mapping, optional
+        Spectra/s measured for each tool in this run (``trm``, ``casanovo``).
+    vocabulary : Vocabulary, optional
+
+    Returns
+    -------
+    summary : dict
+        ``n_spectra``; per tool ``n_sequenced`` and counts by status; ``n_both_sequenced``
+        and ``agreement_rate`` (share of those where both peptides match); with labels,
+        ``n_labelled`` and per tool ``aa_precision``, ``aa_recall``, ``peptide_recall``,
+        ``peptide_precision`` and ``pc_auc``; per tool ``spectra_per_second``.
+    curves : dict
+        Tool -> (coverage, precision) arrays (empty without labels).
+    """
+    vocabulary = vocabulary or Vocabulary()
+    speeds = speeds or {}
+    both = table.filter(pl.col("agree").is_not_null())
+    summary: dict[str, Any] = {
+        "n_spectra": table.height,
+        "n_both_sequenced": both.height,
+        "agreement_rate": _ratio(both["agree"].sum(), both.height),
+    }
+    labelled = table.filter(pl.col("label_peptide").is_not_null())
+    summary["n_labelled"] = labelled.height
+    truth_tokens = [_tokens(p) or [] for p in labelled["label_peptide"].to_list()]
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for tool in TOOLS:
+        statuses = table.group_by(f"{tool}_status").len()
+        tool_summary: dict[str, Any] = {
+            "n_sequenced": int((table[f"{tool}_status"] == "sequenced").sum()),
+            "status_counts": dict(
+                zip(statuses[f"{tool}_status"].to_list(), statuses["len"].to_list(), strict=True)
+            ),
+            "spectra_per_second": speeds.get(tool),
+        }
+        if labelled.height:
+            predicted = [_tokens(p) or [] for p in labelled[f"{tool}_peptide"].to_list()]
+            metrics = sequencing_metrics(
+                predicted,
+                truth_tokens,
+                token_masses=_mass_table(vocabulary, [*predicted, *truth_tokens]),
+            )
+            with_prediction = labelled.filter(pl.col(f"{tool}_peptide").is_not_null())
+            coverage, precision, auc = precision_coverage(
+                with_prediction[f"{tool}_correct"].to_list(),
+                with_prediction[f"{tool}_score"].fill_null(float("-inf")).to_list(),
+                labelled.height,
+            )
+            curves[tool] = (coverage, precision)
+            tool_summary.update(
+                aa_precision=metrics.aa_precision,
+                aa_recall=metrics.aa_recall,
+                peptide_recall=metrics.peptide_recall,
+                peptide_precision=metrics.peptide_precision,
+                pc_auc=auc,
+            )
+        summary[tool] = tool_summary
+    return summary, curves
+
+
+def _ratio(numerator: float | None, denominator: int) -> float | None:
+    return float(numerator or 0) / denominator if denominator else None
+
+
+def read_speed(path: str | os.PathLike[str], n_spectra: int | None = None) -> float | None:
+    """Spectra/s from a timing file.
+
+    Parameters
+    ----------
+    path : path
+        JSON with ``spectra_per_second``, or with ``seconds`` and ``n_spectra_given`` /
+        ``n_spectra``; or a Snakemake ``benchmark:`` TSV (wall seconds in column ``s``).
+    n_spectra : int, optional
+        Spectra processed, for a benchmark TSV (which has no count).
+
+    Returns
+    -------
+    float or None
+        None when the file does not tell.
+    """
+    path = Path(path)
+    if path.suffix == ".json":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("spectra_per_second") is not None:
+            return float(data["spectra_per_second"])
+        count = data.get("n_spectra_given", data.get("n_spectra", n_spectra))
+        seconds = data.get("seconds")
+        return float(count) / float(seconds) if count and seconds else None
+    benchmark = pl.read_csv(path, separator="\t")
+    seconds = float(benchmark["s"][0]) if "s" in benchmark.columns and benchmark.height else 0.0
+    return n_spectra / seconds if n_spectra and seconds > 0 else None
+
+
+def precision_coverage_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], summary=None):  # noqa: ANN001, ANN201
+    """A matplotlib figure with each tool's precision-coverage curve (Agg backend).
+
+    Parameters
+    ----------
+    curves : mapping
+        Tool -> (coverage, precision), from :func:`summarize`.
+    summary : dict, optional
+        :func:`summarize` output, for the AUCs in the legend.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5, 4), layout="constrained")
+    axes = figure.add_subplot()
+    labels = {"trm": "recursive model (trm)", "casanovo": "Casanovo"}
+    for tool, (coverage, precision) in curves.items():
+        label = labels.get(tool, tool)
+        auc = (summary or {}).get(tool, {}).get("pc_auc")
+        if auc is not None and not math.isnan(auc):
+            label += f" (AUC {auc:.3f})"
+        axes.plot(coverage, precision, label=label)
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1.02)
+    axes.set_xlabel("coverage (share of labelled spectra)")
+    axes.set_ylabel("peptide precision")
+    if not any(len(c) for c, _ in curves.values()):
+        axes.text(0.5, 0.5, "no labelled spectra", ha="center", va="center")
+    else:
+        axes.legend(loc="lower left")
+    return figure
+
+
+def summary_row(sample: str, summary: Mapping[str, Any]) -> dict[str, Any]:
+    """One flat row of a sample's summary, for the table across samples.
+
+    Parameters
+    ----------
+    sample : str
+    summary : mapping
+        :func:`summarize` output (as read back from comparison.json).
+
+    Returns
+    -------
+    dict
+        ``sample``, ``n_spectra``, ``n_labelled``, ``agreement_rate`` and, per tool,
+        ``<tool>_n_sequenced``, ``<tool>_spectra_per_second``, ``<tool>_aa_precision``,
+        ``<tool>_peptide_recall``, ``<tool>_pc_auc`` (null without labels).
+    """
+    row: dict[str, Any] = {
+        "sample": sample,
+        "n_spectra": summary.get("n_spectra"),
+        "n_labelled": summary.get("n_labelled"),
+        "agreement_rate": summary.get("agreement_rate"),
+    }
+    for tool in TOOLS:
+        tool_summary = summary.get(tool, {})
+        for key in (
+            "n_sequenced",
+            "spectra_per_second",
+            "aa_precision",
+            "peptide_recall",
+            "pc_auc",
+        ):
+            row[f"{tool}_{key}"] = tool_summary.get(key)
+    return row

@@ -1,0 +1,144 @@
+"""The recursive model against Casanovo: per-spectrum table and summary."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from trm import compare
+
+
+def _tool(rows):
+    return pl.DataFrame(
+        rows,
+        schema=["run", "spectrum_id", "status", "reason", "peptide", "score"],
+        orient="row",
+    )
+
+
+@pytest.fixture
+def labels():
+    return pl.DataFrame(
+        {
+            "run": ["r"] * 5,
+            "spectrum_id": ["s1", "s2", "s3", "s4", "s5"],
+            "peptide": ["PEPTIDEK", "LESLIEK", "M[Oxidation]SEHTLK", "AGLQFPVGR", None],
+        }
+    )
+
+
+@pytest.fixture
+def trm():
+    return _tool(
+        [
+            ("r", "s1", "sequenced", None, "PEPTLDEK", 0.9),  # I = L: right
+            ("r", "s2", "sequenced", None, "LESLIEK", 0.8),
+            ("r", "s3", "sequenced", None, "MSEHTLK", 0.7),  # missing the oxidation
+            ("r", "s5", "sequenced", None, "GGPEPK", 0.1),
+        ]
+    )
+
+
+@pytest.fixture
+def casanovo():
+    return _tool(
+        [
+            ("r", "s1", "sequenced", None, "PEPTIDEK", 0.5),
+            ("r", "s2", "sequenced", None, "LESLEIK", 0.95),  # two residues swapped
+            ("r", "s3", "skipped", "no precursor charge", None, None),
+            ("r", "s4", "no_psm", "Casanovo reported no peptide", None, None),
+            ("r", "s5", "sequenced", None, "NPEPK", 0.2),
+        ]
+    )
+
+
+def test_rows_are_never_lost(trm, casanovo, labels):
+    table = compare.comparison_table(trm, casanovo, labels)
+    assert table.schema == compare.COMPARISON_SCHEMA
+    assert table["spectrum_id"].to_list() == ["s1", "s2", "s3", "s4", "s5"]
+    row = table.row(3, named=True)  # s4: not in trm's results at all
+    assert row["trm_status"] == "missing" and row["trm_reason"] == "not in trm's results"
+    assert row["casanovo_status"] == "no_psm"
+    assert table.row(2, named=True)["casanovo_reason"] == "no precursor charge"
+
+
+def test_without_labels_rows_are_the_union(trm, casanovo):
+    table = compare.comparison_table(trm, casanovo)
+    assert sorted(table["spectrum_id"]) == ["s1", "s2", "s3", "s4", "s5"]
+    assert table["trm_correct"].null_count() == table.height
+
+
+def test_agreement_and_correctness_by_mass(trm, casanovo, labels):
+    table = compare.comparison_table(trm, casanovo, labels)
+    assert table["agree"].to_list() == [True, False, None, None, False]
+    assert table["trm_correct"].to_list() == [True, True, False, False, None]
+    assert table["casanovo_correct"].to_list() == [True, False, False, False, None]
+
+
+def test_summary(trm, casanovo, labels):
+    table = compare.comparison_table(trm, casanovo, labels)
+    summary, curves = compare.summarize(table, {"trm": 100.0, "casanovo": 12.5})
+    assert summary["n_spectra"] == 5
+    assert summary["n_both_sequenced"] == 3
+    assert summary["agreement_rate"] == pytest.approx(1 / 3)
+    assert summary["n_labelled"] == 4
+    assert summary["trm"]["n_sequenced"] == 4
+    assert summary["trm"]["peptide_recall"] == pytest.approx(2 / 4)
+    assert summary["casanovo"]["peptide_recall"] == pytest.approx(1 / 4)
+    assert summary["casanovo"]["status_counts"] == {"sequenced": 3, "skipped": 1, "no_psm": 1}
+    # s1 (8 residues) fully right, s2 (7) wrong at two positions: 13 / 15 residues.
+    assert summary["casanovo"]["aa_precision"] == pytest.approx(13 / 15)
+    assert summary["casanovo"]["spectra_per_second"] == 12.5
+    coverage, precision = curves["trm"]
+    np.testing.assert_allclose(coverage, [0.25, 0.5, 0.75])
+    np.testing.assert_allclose(precision, [1.0, 1.0, 2 / 3])
+    json.dumps(summary)  # the summary is plain JSON
+
+
+def test_precision_coverage_auc():
+    _, _, perfect = compare.precision_coverage([True] * 4, [4, 3, 2, 1], 4)
+    assert perfect == pytest.approx(1.0)
+    coverage, precision, auc = compare.precision_coverage([False, True], [0.9, 0.1], 2)
+    np.testing.assert_allclose(precision, [0.0, 0.5])
+    assert auc == pytest.approx(0.5 * 0.0 + 0.5 * 0.25)
+    assert compare.precision_coverage([], [], 3)[2] == 0.0
+
+
+def test_trm_results_strip_charge_and_keep_unsequenced():
+    denovo = pl.DataFrame(
+        {"spectrum_id": ["a"], "run": ["r"], "peptidoform": ["PEPTIDEK/2"], "score": [0.5]}
+    )
+    unsequenced = pl.DataFrame({"spectrum_id": ["b"], "run": ["r"], "reason": ["no peaks"]})
+    table = compare.trm_results_table(denovo, unsequenced)
+    assert table.select("spectrum_id", "status", "peptide").rows() == [
+        ("a", "sequenced", "PEPTIDEK"),
+        ("b", "unsequenced", None),
+    ]
+
+
+def test_speeds_from_timing_files(tmp_path):
+    (tmp_path / "c.json").write_text(json.dumps({"seconds": 4.0, "n_spectra_given": 10}))
+    assert compare.read_speed(tmp_path / "c.json") == 2.5
+    benchmark = tmp_path / "trm.benchmark.tsv"
+    benchmark.write_text("s\th:m:s\tmax_rss\n2.0\t0:00:02\t100\n")
+    assert compare.read_speed(benchmark, n_spectra=50) == 25.0
+
+
+def test_plot_and_sample_row(trm, casanovo, labels, tmp_path):
+    summary, curves = compare.summarize(compare.comparison_table(trm, casanovo, labels))
+    figure = compare.precision_coverage_figure(curves, summary)
+    figure.savefig(tmp_path / "pc.png")
+    assert (tmp_path / "pc.png").stat().st_size > 0
+    row = compare.summary_row("sample1", summary)
+    assert row["sample"] == "sample1" and row["trm_n_sequenced"] == 4
+    assert row["casanovo_spectra_per_second"] is None
+
+
+def test_trm_token_names_are_read_back():
+    """trm writes the joined N-terminal token by name; it matches Casanovo's mass form."""
+    trm = _tool([("r", "a", "sequenced", None, "[Carbamyl+Ammonia-loss]-YLGEEYVK", 0.5)])
+    casanovo = _tool([("r", "a", "sequenced", None, "[+25.980265]-YLGEEYVK", 0.5)])
+    assert compare.comparison_table(trm, casanovo)["agree"].to_list() == [True]
