@@ -236,9 +236,21 @@ def parse_peptidoform(proforma: str) -> tuple[list[str], int | None]:
     return tokens, charge
 
 
+def _proforma_token(token: str) -> str:
+    """A token as ProForma: a modification whose name joins two Unimod names (not a
+    valid ProForma name) is written as its mass delta, which parses back to the token."""
+    nterm = re.fullmatch(r"\[(.+)\]-", token)
+    if nterm and "+" in nterm.group(1):
+        return f"[{_MOD_BY_NAME[nterm.group(1)].mass:+.6f}]-"
+    return token
+
+
 def tokens_to_proforma(tokens: Sequence[str], charge: int | None = None) -> str:
-    """ProForma string of a token list, with ``/charge`` when a charge is given."""
-    text = "".join(tokens)
+    """ProForma string of a token list, with ``/charge`` when a charge is given.
+
+    Every result parses back to the same tokens with :func:`parse_peptidoform`.
+    """
+    text = "".join(_proforma_token(t) for t in tokens)
     return f"{text}/{charge}" if charge is not None else text
 
 

@@ -16,7 +16,12 @@ from collections.abc import Sequence
 from trm import __version__
 
 #: Modules whose ``register(subparsers)`` adds subcommands, in workflow order.
-COMMAND_MODULES: tuple[str, ...] = ("trm.io.commands",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "trm.io.commands",
+    "trm.synth.commands",
+    "trm.train.commands",
+    "trm.casanovo.commands",
+)
 
 log = logging.getLogger("trm")
 

@@ -98,3 +98,13 @@ def test_vocabulary_round_trip_and_limits():
 
 def test_mz_mass_conversions_are_inverse():
     assert chem.mz_to_mass(chem.mass_to_mz(1000.0, 3), 3) == pytest.approx(1000.0)
+
+
+@pytest.mark.parametrize("token", chem.DEFAULT_TOKENS)
+def test_every_token_writes_valid_proforma_that_parses_back(token):
+    from psm_utils import Peptidoform
+
+    tokens = [token, "P", "E", "K"] if token.endswith("-") else ["P", token, "K"]
+    text = chem.tokens_to_proforma(tokens, charge=2)
+    assert Peptidoform(text).theoretical_mass == pytest.approx(chem.peptide_mass(tokens), abs=1e-4)
+    assert chem.parse_peptidoform(text) == (tokens, 2)
