@@ -9,13 +9,17 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Casanovo pins numpy<2, which clashes with pyopenms: it gets a venv of its own.
+CASANOVO_VENV := .venv-casanovo
+CASANOVO_STAMP := $(CASANOVO_VENV)/.installed
+CASANOVO_PACKAGES := torch==2.13.0 casanovo==5.2.1 "pyarrow<26"
 CORES ?= all
 # Debian packages: mono runs Thermo's RawFileReader (through alpharaw) to read .raw files.
 APT_PACKAGES := mono-complete
 
 .PHONY: install demo test lint format dag report lock clean
 
-install: $(STAMP)
+install: $(STAMP) $(CASANOVO_STAMP)
 
 $(STAMP): pyproject.toml requirements.lock Makefile
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -35,10 +39,16 @@ $(STAMP): pyproject.toml requirements.lock Makefile
 	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev]'
 	@touch $@
 
-demo: $(STAMP)
+$(CASANOVO_STAMP): Makefile
+	@[ -x $(CASANOVO_VENV)/bin/python ] || $(PYTHON) -m venv $(CASANOVO_VENV)
+	$(CASANOVO_VENV)/bin/python -m pip install -q --upgrade pip
+	$(CASANOVO_VENV)/bin/python -m pip install -q $(CASANOVO_PACKAGES)
+	@touch $@
+
+demo: $(STAMP) $(CASANOVO_STAMP)
 	$(BIN)/snakemake --cores $(CORES)
 
-test: $(STAMP)
+test: $(STAMP) $(CASANOVO_STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

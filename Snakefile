@@ -16,10 +16,15 @@ include: "workflow/rules/common.smk"
 
 
 wildcard_constraints:
-    sample="|".join(map(str, samples.index)),
+    sample=alternatives(samples.index),
+    instrument=alternatives(config["instruments"]),
 
 
 include: "workflow/rules/convert.smk"
+include: "workflow/rules/synthetic.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/denovo.smk"
+include: "workflow/rules/casanovo.smk"
 
 
 rule all:

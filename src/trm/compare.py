@@ -159,9 +159,9 @@ def comparison_table(
     trm, casanovo : polars.DataFrame
         Each tool's per-spectrum table (:data:`TOOL_COLUMNS`; extra columns ignored).
     labels : polars.DataFrame, optional
-        ``run``, ``spectrum_id``, ``peptide`` (ProForma, null when unknown) for *every*
-        input spectrum, e.g. the spectrum table; it then fixes the set of rows. Without
-        it, the rows are the union of both tools' spectra.
+        ``run``, ``spectrum_id``, ``peptide`` (ProForma, null when unknown) of labelled
+        spectra. The rows are the union of the labels' and both tools' spectra (labels'
+        order first), so a spectrum without a label, or one a tool skipped, keeps its row.
     vocabulary : Vocabulary, optional
         Token masses for matching (default vocabulary).
 
@@ -173,18 +173,19 @@ def comparison_table(
     """
     vocabulary = vocabulary or Vocabulary()
     tools = {"trm": trm, "casanovo": casanovo}
+    keys = [t.select(pl.col(c).cast(pl.String()) for c in _KEY) for t in tools.values()]
     if labels is not None:
-        rows = labels.select(
+        known = labels.select(
             pl.col("run").cast(pl.String()),
             pl.col("spectrum_id").cast(pl.String()),
             pl.col("peptide").cast(pl.String()).alias("label_peptide"),
         ).unique(_KEY, keep="first", maintain_order=True)
+        keys.insert(0, known.select(_KEY))
+    rows = pl.concat(keys, how="vertical").unique(keep="first", maintain_order=True)
+    if labels is not None:
+        rows = rows.join(known, on=_KEY, how="left", maintain_order="left")
     else:
-        rows = (
-            pl.concat([t.select(_KEY) for t in tools.values()], how="vertical")
-            .unique(keep="first", maintain_order=True)
-            .with_columns(label_peptide=pl.lit(None, dtype=pl.String()))
-        )
+        rows = rows.with_columns(label_peptide=pl.lit(None, dtype=pl.String()))
     for name, table in tools.items():
         renamed = table.select(
             *_KEY,
@@ -300,28 +301,128 @@ def summarize(
             "spectra_per_second": speeds.get(tool),
         }
         if labelled.height:
-            predicted = [_tokens(p) or [] for p in labelled[f"{tool}_peptide"].to_list()]
-            metrics = sequencing_metrics(
-                predicted,
-                truth_tokens,
-                token_masses=_mass_table(vocabulary, [*predicted, *truth_tokens]),
-            )
-            with_prediction = labelled.filter(pl.col(f"{tool}_peptide").is_not_null())
-            coverage, precision, auc = precision_coverage(
-                with_prediction[f"{tool}_correct"].to_list(),
-                with_prediction[f"{tool}_score"].fill_null(float("-inf")).to_list(),
-                labelled.height,
-            )
-            curves[tool] = (coverage, precision)
-            tool_summary.update(
-                aa_precision=metrics.aa_precision,
-                aa_recall=metrics.aa_recall,
-                peptide_recall=metrics.peptide_recall,
-                peptide_precision=metrics.peptide_precision,
-                pc_auc=auc,
-            )
+            metrics, curves[tool] = label_metrics(labelled, tool, truth_tokens, vocabulary)
+            tool_summary.update(metrics)
         summary[tool] = tool_summary
     return summary, curves
+
+
+def label_metrics(
+    labelled: pl.DataFrame,
+    tool: str,
+    truth_tokens: Sequence[list[str]] | None = None,
+    vocabulary: Vocabulary | None = None,
+) -> tuple[dict[str, float], tuple[np.ndarray, np.ndarray]]:
+    """One tool's accuracy on labelled spectra.
+
+    Parameters
+    ----------
+    labelled : polars.DataFrame
+        One row per labelled spectrum with ``label_peptide``, ``<tool>_peptide`` (null
+        when not sequenced), ``<tool>_score`` and ``<tool>_correct``.
+    tool : str
+        Column prefix.
+    truth_tokens : sequence of list of str, optional
+        Tokens of ``label_peptide`` when already parsed.
+    vocabulary : Vocabulary, optional
+
+    Returns
+    -------
+    metrics : dict
+        ``aa_precision``, ``aa_recall``, ``peptide_recall``, ``peptide_precision``,
+        ``pc_auc`` (area under the precision-coverage curve).
+    curve : tuple of numpy.ndarray
+        (coverage, precision) with the spectra ranked by score.
+    """
+    vocabulary = vocabulary or Vocabulary()
+    if truth_tokens is None:
+        truth_tokens = [_tokens(p) or [] for p in labelled["label_peptide"].to_list()]
+    predicted = [_tokens(p) or [] for p in labelled[f"{tool}_peptide"].to_list()]
+    metrics = sequencing_metrics(
+        predicted,
+        truth_tokens,
+        token_masses=_mass_table(vocabulary, [*predicted, *truth_tokens]),
+    )
+    with_prediction = labelled.filter(pl.col(f"{tool}_peptide").is_not_null())
+    coverage, precision, auc = precision_coverage(
+        with_prediction[f"{tool}_correct"].to_list(),
+        with_prediction[f"{tool}_score"].fill_null(float("-inf")).to_list(),
+        labelled.height,
+    )
+    return (
+        {
+            "aa_precision": metrics.aa_precision,
+            "aa_recall": metrics.aa_recall,
+            "peptide_recall": metrics.peptide_recall,
+            "peptide_precision": metrics.peptide_precision,
+            "pc_auc": auc,
+        },
+        (coverage, precision),
+    )
+
+
+def evaluate_against_labels(
+    results: pl.DataFrame, labels: pl.DataFrame, tool: str = "trm"
+) -> tuple[dict[str, Any], pl.DataFrame, tuple[np.ndarray, np.ndarray]]:
+    """One tool's results scored against the labels of a sample.
+
+    Parameters
+    ----------
+    results : polars.DataFrame
+        The tool's per-spectrum table (:data:`TOOL_COLUMNS`), e.g. from
+        :func:`trm_results_table`.
+    labels : polars.DataFrame
+        ``run``, ``spectrum_id``, ``peptide`` of the labelled spectra.
+    tool : str
+        Name used as column prefix and in the summary.
+
+    Returns
+    -------
+    summary : dict
+        ``n_spectra`` (in the results), ``n_labelled``, ``n_labelled_sequenced``, the
+        :func:`label_metrics` values, and ``mean_score`` / ``observed_precision`` over the
+        labelled spectra the tool sequenced (a calibrated score has them close).
+    table : polars.DataFrame
+        The labelled spectra with ``label_peptide``, ``<tool>_peptide``,
+        ``<tool>_score``, ``<tool>_status``, ``<tool>_correct``.
+    curve : tuple of numpy.ndarray
+        (coverage, precision).
+    """
+    known = labels.select(
+        pl.col("run").cast(pl.String()),
+        pl.col("spectrum_id").cast(pl.String()),
+        pl.col("peptide").cast(pl.String()).alias("label_peptide"),
+    ).unique(_KEY, keep="first", maintain_order=True)
+    renamed = results.select(
+        *_KEY, *[pl.col(c).alias(f"{tool}_{c}") for c in TOOL_COLUMNS if c not in _KEY]
+    )
+    table = known.join(renamed, on=_KEY, how="left", maintain_order="left").with_columns(
+        pl.col(f"{tool}_status").fill_null("missing")
+    )
+    vocabulary = Vocabulary()
+    truth = [_tokens(p) for p in table["label_peptide"].to_list()]
+    predicted = [_tokens(p) for p in table[f"{tool}_peptide"].to_list()]
+    masses = _mass_table(vocabulary, [*truth, *predicted])
+    correct = [
+        None if t is None else bool(_same_peptide(p, t, masses))
+        for p, t in zip(predicted, truth, strict=True)
+    ]
+    table = table.with_columns(pl.Series(f"{tool}_correct", correct, dtype=pl.Boolean()))
+    labelled = table.filter(pl.col("label_peptide").is_not_null())
+    metrics, curve = label_metrics(labelled, tool, vocabulary=vocabulary)
+    sequenced = labelled.filter(pl.col(f"{tool}_peptide").is_not_null())
+    summary: dict[str, Any] = {
+        "tool": tool,
+        "n_spectra": results.height,
+        "n_labelled": labelled.height,
+        "n_labelled_sequenced": sequenced.height,
+        **metrics,
+        "mean_score": float(sequenced[f"{tool}_score"].mean()) if sequenced.height else None,
+        "observed_precision": float(sequenced[f"{tool}_correct"].mean())
+        if sequenced.height
+        else None,
+    }
+    return summary, table, curve
 
 
 def _ratio(numerator: float | None, denominator: int) -> float | None:

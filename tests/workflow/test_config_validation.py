@@ -84,3 +84,19 @@ def test_samples_sheet_with_unknown_column(workdir):
     lines = [lines[0] + "\tcondition"] + [line + "\tcontrol" for line in lines[1:]]
     sheet.write_text("\n".join(lines) + "\n")
     _assert_fails_naming(workdir, "'condition' was unexpected")
+
+
+def test_sample_named_like_a_results_folder(workdir):
+    sheet = workdir / "config" / "samples.tsv"
+    lines = sheet.read_text().splitlines()
+    lines[1] = "models" + lines[1][lines[1].index("\t") :]
+    sheet.write_text("\n".join(lines) + "\n")
+    _assert_fails_naming(workdir, "['models']", "rename")
+
+
+def test_casanovo_without_weights_or_baseline(workdir):
+    _edit_yaml(
+        workdir / "config" / "config.yaml",
+        lambda c: c["casanovo"].update(checkpoint="", train_baseline=False),
+    )
+    _assert_fails_naming(workdir, "casanovo", "train_baseline")

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
+import polars as pl
 import pytest
 
 from tests.workflow.helpers import PROJECT_ROOT, make_workdir, snakemake
 from trm.io.spectra import read_spectra
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
+
+SAMPLES = {"mouse": 128, "yeast": 118}
 
 
 @pytest.fixture(scope="module")
@@ -19,11 +24,53 @@ def finished_run(tmp_path_factory):
     return workdir
 
 
-@pytest.mark.parametrize(("sample", "n_ms2"), [("mouse", 128), ("yeast", 118)])
+@pytest.mark.parametrize(("sample", "n_ms2"), SAMPLES.items())
 def test_convert_writes_every_ms2_spectrum(finished_run, sample, n_ms2):
     spectra = read_spectra(finished_run / "results" / "mzml" / f"{sample}.mzML")
     assert spectra.height == n_ms2
     assert (finished_run / "logs" / "convert" / f"{sample}.log").exists()
+
+
+def test_models_are_trained_and_calibrated_per_used_instrument(finished_run):
+    models = finished_run / "results" / "models"
+    assert sorted(p.name for p in models.iterdir()) == ["orbitrap_hcd"]
+    for name in ("pretrained.pt", "model.pt", "metrics.csv", "training.png", "calibration.json"):
+        assert (models / "orbitrap_hcd" / name).stat().st_size > 0, name
+    metrics = pl.read_csv(models / "orbitrap_hcd" / "metrics.csv")
+    assert metrics["step"].max() == 20
+    assert (finished_run / "results" / "casanovo" / "orbitrap_hcd" / "baseline.ckpt").exists()
+
+
+@pytest.mark.parametrize(("sample", "n_ms2"), SAMPLES.items())
+def test_every_spectrum_is_sequenced_or_listed_once(finished_run, sample, n_ms2):
+    from psm_utils.io import read_file
+
+    folder = finished_run / "results" / sample
+    psms = read_file(folder / "denovo.tsv", filetype="tsv")
+    unsequenced = pl.read_csv(folder / "unsequenced.tsv", separator="\t", infer_schema_length=0)
+    ids = [str(psm.spectrum_id) for psm in psms] + unsequenced["spectrum_id"].to_list()
+    assert sorted(ids, key=int) == [str(i) for i in range(n_ms2)]
+    assert (folder / "denovo.mztab").stat().st_size > 0
+
+
+@pytest.mark.parametrize(("sample", "n_ms2"), SAMPLES.items())
+def test_comparison_keeps_every_spectrum(finished_run, sample, n_ms2):
+    folder = finished_run / "results" / sample
+    table = pl.read_csv(folder / "comparison.tsv", separator="\t", infer_schema_length=0)
+    assert table.height == n_ms2
+    summary = json.loads((folder / "comparison.json").read_text())
+    assert summary["n_spectra"] == n_ms2
+    assert summary["n_labelled"] > 0
+    assert summary["trm"]["spectra_per_second"] > 0
+    assert summary["casanovo"]["spectra_per_second"] > 0
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["n_labelled"] == summary["n_labelled"]
+    assert 0 <= metrics["peptide_recall"] <= 1
+
+
+def test_summary_has_one_row_per_sample(finished_run):
+    summary = pl.read_csv(finished_run / "results" / "comparison_summary.tsv", separator="\t")
+    assert summary["sample"].to_list() == list(SAMPLES)
 
 
 def test_rerun_has_nothing_to_do(finished_run):

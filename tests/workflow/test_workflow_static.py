@@ -12,9 +12,11 @@ from tests.workflow.helpers import PROJECT_ROOT, make_workdir, planned_jobs, sna
 
 pytestmark = pytest.mark.workflow
 
-#: Rules of the DAG in the mission's stage order; each runs once per sample or per
-#: instrument (the stages of later issues join this list when they exist).
-PER_SAMPLE_RULES = ["convert"]
+#: Rules of the DAG in the mission's stage order that run once per sample, once per
+#: labelled sample, and once per instrument that a sample uses.
+PER_SAMPLE_RULES = ["convert", "denovo", "casanovo", "compare"]
+PER_LABELLED_SAMPLE_RULES = ["labels", "evaluate"]
+PER_INSTRUMENT_RULES = ["synthetic", "pretrain", "training_plot", "calibrate", "casanovo_baseline"]
 
 
 def test_snakemake_lint_is_clean():
@@ -59,6 +61,11 @@ def test_dry_run_of_demo_plans_every_stage_for_every_sample(tmp_path):
     jobs = planned_jobs(result.stdout)
     for rule in PER_SAMPLE_RULES:
         assert jobs[rule] == len(sheet), jobs
+    for rule in PER_LABELLED_SAMPLE_RULES:
+        assert jobs[rule] == (sheet["identifications"].fillna("") != "").sum(), jobs
+    for rule in PER_INSTRUMENT_RULES:
+        assert jobs[rule] == sheet["instrument"].nunique(), jobs
+    assert jobs["compare_samples"] == 1
     assert not (workdir / "results").exists()
 
 
@@ -68,3 +75,5 @@ def test_dry_run_of_second_config(tmp_path):
     assert result.returncode == 0, result.stderr
     jobs = planned_jobs(result.stdout)
     assert jobs["convert"] == 2, jobs
+    # Only instruments that a sample uses are trained: ltq_cid has no sample.
+    assert jobs["synthetic"] == 1, jobs

@@ -1,6 +1,7 @@
 # Helpers shared by the stage files: the samples sheet, the instrument files, input
 # functions and the command that runs the trm package. Rule files hold rules only.
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -9,6 +10,14 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
+
+#: Folders of results/ that are not samples.
+RESERVED_FOLDERS = {"mzml", "synthetic", "models", "labels", "casanovo"}
+
+
+def alternatives(names):
+    """A wildcard constraint matching exactly one of the names."""
+    return "|".join(re.escape(str(name)) for name in names)
 
 
 def load_samples(path):
@@ -26,6 +35,12 @@ def load_samples(path):
     if duplicated:
         raise WorkflowError(
             f"samples sheet {path}: sample names must be unique, repeated: {duplicated}"
+        )
+    reserved = sorted(set(sheet["sample"]) & RESERVED_FOLDERS)
+    if reserved:
+        raise WorkflowError(
+            f"samples sheet {path}: sample name(s) {reserved} are taken by folders of "
+            f"results/ ({sorted(RESERVED_FOLDERS)}); rename the sample(s)"
         )
     unknown = sorted(set(sheet["instrument"]) - set(config["instruments"]))
     if unknown:
@@ -79,6 +94,110 @@ def sample_spectra(wildcards):
     return samples.loc[wildcards.sample, "spectra"]
 
 
+def project_path(path):
+    """A configured path: as given when it exists from the working directory (or is
+    absolute), else inside the workflow's folder (files shipped with the workflow)."""
+    if not path or os.path.isabs(path) or os.path.exists(path):
+        return path
+    shipped = Path(workflow.basedir) / path
+    return str(shipped) if shipped.exists() else path
+
+
+def used_instruments():
+    """Instruments that at least one sample was acquired on (only those are trained)."""
+    return sorted(set(samples["instrument"]))
+
+
+def instrument_file(wildcards):
+    """The YAML file of a sample's or an instrument's instrument."""
+    name = getattr(wildcards, "instrument", None)
+    if name is None:
+        name = samples.loc[wildcards.sample, "instrument"]
+    return config["instruments"][name]
+
+
+def has_labels(sample):
+    """Whether a sample comes with peptide identifications (evaluation labels)."""
+    return samples.loc[sample, "identifications"] != ""
+
+
+def labelled_samples():
+    return [sample for sample in samples.index if has_labels(sample)]
+
+
+def label_sources(wildcards):
+    """The files the labels of a sample are read from."""
+    row = samples.loc[wildcards.sample]
+    if row["identifications"] == "annotated":
+        return {"spectra": row["spectra"]}
+    return {"spectra": row["spectra"], "identifications": row["identifications"]}
+
+
+def identifications_option(wildcards, input):
+    """`--identifications FILE` when the labels come from an identification file."""
+    if "identifications" in input.keys():
+        return f"--identifications '{input.identifications}'"
+    return ""
+
+
+def sample_labels(wildcards):
+    """The labelled spectrum table of a sample, or nothing for an unlabelled one."""
+    if has_labels(wildcards.sample):
+        return f"results/labels/{wildcards.sample}.parquet"
+    return []
+
+
+def sample_model(wildcards):
+    """The calibrated model of the sample's instrument."""
+    return f"results/models/{samples.loc[wildcards.sample, 'instrument']}/model.pt"
+
+
+def pretrain_budget():
+    """Training spectra the recursive model sees; the Casanovo baseline gets the same."""
+    pretrain = config["pretrain"]
+    return pretrain["steps"] * pretrain["batch_size"] * max(1, pretrain["gpus"])
+
+
+def pretrain_launcher():
+    """`python -m trm` on CPU or one GPU; torchrun with one process per GPU for DDP."""
+    gpus = config["pretrain"]["gpus"]
+    if gpus > 1:
+        return f"torchrun --standalone --nproc_per_node {gpus} -m trm"
+    return "python -m trm"
+
+
+def casanovo_checkpoint(wildcards):
+    """Official weights from the config, else the baseline trained for the instrument."""
+    settings = config["casanovo"]
+    if settings["checkpoint"]:
+        return project_path(settings["checkpoint"])
+    if not settings["train_baseline"]:
+        raise WorkflowError(
+            "casanovo: give `checkpoint` (official weights) or set `train_baseline: true`"
+        )
+    instrument = samples.loc[wildcards.sample, "instrument"]
+    return f"results/casanovo/{instrument}/baseline.ckpt"
+
+
+def casanovo_executable():
+    """Casanovo's executable: the conda env's under --sdm conda, else the configured one."""
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+        return "casanovo"
+    return project_path(config["casanovo"]["executable"])
+
+
 def final_outputs():
     """The targets of the default rule (all), one set per stage."""
-    return expand("results/mzml/{sample}.mzML", sample=samples.index)
+    per_sample = [
+        "results/{sample}/denovo.tsv",
+        "results/{sample}/denovo.mztab",
+        "results/{sample}/comparison.tsv",
+    ]
+    return [
+        *expand(per_sample, sample=samples.index),
+        *expand("results/{sample}/metrics.json", sample=labelled_samples()),
+        *expand(
+            "results/models/{instrument}/training.png", instrument=used_instruments()
+        ),
+        "results/comparison_summary.tsv",
+    ]

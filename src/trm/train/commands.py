@@ -96,6 +96,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="continue from --checkpoint if it exists (its stored configs win)",
     )
     parser.set_defaults(func=run_pretrain)
+    from trm.train.plots import register_plot
+
+    register_plot(subparsers)
 
 
 def run_pretrain(args: argparse.Namespace) -> None:

@@ -1,0 +1,80 @@
+rule labels:
+    input:
+        unpack(label_sources),
+    output:
+        table="results/labels/{sample}.parquet",
+        skipped="results/labels/{sample}.skipped.tsv",
+    log:
+        "logs/labels/{sample}.log",
+    conda:
+        "../../envs/trm.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        identifications=identifications_option,
+    shell:
+        "python -m trm labelled-spectra {input.spectra:q} {output.table:q}"
+        " {params.identifications} --skipped {output.skipped:q} --run {wildcards.sample}"
+        " 2> {log:q}"
+
+
+rule denovo:
+    input:
+        spectra="results/mzml/{sample}.mzML",
+        model=sample_model,
+        instrument=instrument_file,
+    output:
+        denovo="results/{sample}/denovo.tsv",
+        mztab="results/{sample}/denovo.mztab",
+        unsequenced="results/{sample}/unsequenced.tsv",
+        timing="results/{sample}/trm_timing.json",
+    log:
+        "logs/denovo/{sample}.log",
+    benchmark:
+        "logs/benchmarks/denovo/{sample}.tsv"
+    conda:
+        "../../envs/trm.yaml"
+    threads: config["threads"]["denovo"]
+    resources:
+        mem_mb=4000,
+        runtime=240,
+    params:
+        batch_size=config["denovo"]["batch_size"],
+        beam_size=config["denovo"]["beam_size"],
+        halt_threshold=config["denovo"]["halt_threshold"] or "none",
+    shell:
+        "python -m trm denovo --spectra {input.spectra:q} --model {input.model:q}"
+        " --instrument {input.instrument:q} --run {wildcards.sample}"
+        " --denovo {output.denovo:q} --mztab {output.mztab:q}"
+        " --unsequenced {output.unsequenced:q} --timing {output.timing:q}"
+        " --batch-size {params.batch_size} --beam-size {params.beam_size}"
+        " --halt-threshold {params.halt_threshold} --threads {threads} 2> {log:q}"
+
+
+rule evaluate:
+    input:
+        denovo="results/{sample}/denovo.tsv",
+        unsequenced="results/{sample}/unsequenced.tsv",
+        labels="results/labels/{sample}.parquet",
+    output:
+        metrics="results/{sample}/metrics.json",
+        plot=report(
+            "results/{sample}/metrics.png",
+            caption="../report/metrics.rst",
+            category="De novo sequencing",
+            labels={"sample": "{sample}"},
+        ),
+    log:
+        "logs/evaluate/{sample}.log",
+    conda:
+        "../../envs/trm.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    shell:
+        "python -m trm evaluate --denovo {input.denovo:q}"
+        " --unsequenced {input.unsequenced:q} --labels {input.labels:q}"
+        " --metrics {output.metrics:q} --plot {output.plot:q} 2> {log:q}"

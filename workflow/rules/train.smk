@@ -1,0 +1,90 @@
+rule pretrain:
+    input:
+        "results/synthetic/{instrument}",
+    output:
+        checkpoint="results/models/{instrument}/pretrained.pt",
+        metrics="results/models/{instrument}/metrics.csv",
+    log:
+        "logs/pretrain/{instrument}.log",
+    benchmark:
+        "logs/benchmarks/pretrain/{instrument}.tsv"
+    conda:
+        "../../envs/trm.yaml"
+    threads: config["threads"]["train"]
+    resources:
+        mem_mb=8000,
+        runtime=1440,
+        gpu=config["pretrain"]["gpus"],
+    params:
+        launcher=pretrain_launcher(),
+        model=config["model"]["size"],
+        device="cuda" if config["pretrain"]["gpus"] else "cpu",
+        steps=config["pretrain"]["steps"],
+        batch_size=config["pretrain"]["batch_size"],
+        learning_rate=config["pretrain"]["learning_rate"],
+        warmup_steps=config["pretrain"]["warmup_steps"],
+        eval_every=config["pretrain"]["eval_every"],
+        eval_spectra=config["pretrain"]["eval_spectra"],
+        seed=config["pretrain"]["seed"],
+    shell:
+        "{params.launcher} pretrain --train-dir {input:q}/train"
+        " --validation-dir {input:q}/validation --checkpoint {output.checkpoint:q}"
+        " --metrics {output.metrics:q} --model-config {params.model}"
+        " --steps {params.steps} --batch-size {params.batch_size}"
+        " --learning-rate {params.learning_rate} --warmup-steps {params.warmup_steps}"
+        " --eval-every {params.eval_every} --eval-spectra {params.eval_spectra}"
+        " --seed {params.seed} --device {params.device} --threads {threads}"
+        " 2> {log:q}"
+
+
+rule training_plot:
+    input:
+        "results/models/{instrument}/metrics.csv",
+    output:
+        report(
+            "results/models/{instrument}/training.png",
+            caption="../report/training.rst",
+            category="Training",
+            labels={"instrument": "{instrument}"},
+        ),
+    log:
+        "logs/training_plot/{instrument}.log",
+    conda:
+        "../../envs/trm.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "python -m trm plot-training {input:q} {output:q} 2> {log:q}"
+
+
+rule calibrate:
+    input:
+        model="results/models/{instrument}/pretrained.pt",
+        synthetic="results/synthetic/{instrument}",
+        instrument=instrument_file,
+    output:
+        model="results/models/{instrument}/model.pt",
+        report="results/models/{instrument}/calibration.json",
+    log:
+        "logs/calibrate/{instrument}.log",
+    benchmark:
+        "logs/benchmarks/calibrate/{instrument}.tsv"
+    conda:
+        "../../envs/trm.yaml"
+    threads: config["threads"]["denovo"]
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        max_spectra=config["calibrate"]["max_spectra"],
+        beam_size=config["denovo"]["beam_size"],
+        halt_threshold=config["denovo"]["halt_threshold"] or "none",
+    shell:
+        "python -m trm calibrate --model {input.model:q}"
+        " --validation-dir {input.synthetic:q}/validation"
+        " --instrument {input.instrument:q} --out {output.model:q}"
+        " --report {output.report:q} --max-spectra {params.max_spectra}"
+        " --beam-size {params.beam_size} --halt-threshold {params.halt_threshold}"
+        " --threads {threads} 2> {log:q}"
