@@ -1,0 +1,223 @@
+"""Benchmark ``trm denovo``: spectra per second and peak memory per model size and mode.
+
+Input: a 10,000-spectrum mzML built from the 128 real, charged Orbitrap HCD spectra of
+``resources/demo/mouse_hcd.mgf`` (Casanovo's sample data, the source
+``benchmarks/casanovo_speed.py`` times Casanovo on), replicated in order with fresh native
+ids (``scan=N``) and retention times; MS2 only (mean 54 peaks per spectrum).
+
+Models: the named configs of :data:`trm.model.MODEL_CONFIGS` (``tiny`` and ``default`` by
+default) with *random weights*, saved in the checkpoint format of ``trm pretrain`` and run
+with ``--uncalibrated`` (calibration does not change the cost). Random weights matter in
+two ways, both reported rather than hidden:
+
+- the halting head of an untrained model says about 0.5 for every spectrum, so with the
+  threshold 0.9 no spectrum exits early: "exit 0.9" then costs what "no exit" costs. The
+  ``exit@1`` rows emulate a confident trained head by setting the halting bias to +20, so
+  every spectrum stops after its first step: the cheapest early exit can get;
+- beam decoding rarely finds a peptide of exactly the precursor mass in a random answer,
+  so most spectra end in ``unsequenced.tsv``; the decoder's work per spectrum does not
+  depend on that (it runs over every position of the answer either way).
+
+Each run is a fresh ``trm denovo`` process with ``--threads`` torch threads; speed is over
+the whole command (model loading, reading the mzML, sequencing, writing the results), as
+its timing file reports it, and peak RSS is the process's maximum resident memory.
+
+Usage::
+
+    nice .venv/bin/python benchmarks/denovo_speed.py [--configs tiny default] \\
+        [--n-spectra 10000] [--threads 2] [--batch-size 256] [--out results.tsv]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE = ROOT / "resources" / "demo" / "mouse_hcd.mgf"
+
+
+@dataclasses.dataclass(frozen=True)
+class Mode:
+    """One way of running the model."""
+
+    name: str
+    beam_size: int
+    halt_threshold: str
+    sure_halting_head: bool = False
+
+
+MODES: tuple[Mode, ...] = (
+    Mode("beam16, no exit", 16, "none"),
+    Mode("beam16, exit 0.9", 16, "0.9"),
+    Mode("greedy, no exit", 0, "none"),
+    Mode("greedy, exit 0.9", 0, "0.9"),
+    Mode("beam16, exit@1 (emulated)", 16, "0.9", sure_halting_head=True),
+    Mode("greedy, exit@1 (emulated)", 0, "0.9", sure_halting_head=True),
+)
+
+
+def build_mzml(path: Path, n_spectra: int) -> float:
+    """Write ``n_spectra`` replicated real MS2 spectra; returns the mean peak count."""
+    import numpy as np
+    import pyopenms as oms
+
+    from trm.io.spectra import read_spectra
+
+    table = read_spectra(SOURCE)
+    writer = oms.PlainMSDataWritingConsumer(str(path))
+    writer.setExpectedSize(n_spectra, 0)
+    rows = list(table.iter_rows(named=True))
+    n_peaks = 0
+    for index in range(n_spectra):
+        row = rows[index % len(rows)]
+        spectrum = oms.MSSpectrum()
+        spectrum.setNativeID(f"controllerType=0 controllerNumber=1 scan={index + 1}")
+        spectrum.setMSLevel(2)
+        spectrum.setRT(index * 0.2)
+        spectrum.set_peaks(
+            (np.asarray(row["mz"], dtype=np.float64), np.asarray(row["intensity"], np.float64))
+        )
+        n_peaks += len(row["mz"])
+        precursor = oms.Precursor()
+        precursor.setMZ(row["precursor_mz"])
+        precursor.setCharge(row["charge"] or 0)
+        spectrum.setPrecursors([precursor])
+        writer.consumeSpectrum(spectrum)
+    del writer  # closes the file
+    return n_peaks / n_spectra
+
+
+def save_random_model(name: str, path: Path, sure_halting_head: bool) -> None:
+    """A randomly initialised model of a named config, in the checkpoint format."""
+    import torch
+
+    from trm.chem import Vocabulary
+    from trm.model import build_model, get_model_config
+    from trm.train.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, save_checkpoint
+
+    torch.manual_seed(0)
+    vocabulary = Vocabulary()
+    model = build_model(get_model_config(name), vocabulary)
+    if sure_halting_head:
+        with torch.no_grad():
+            model.core.halt_head.bias.fill_(20.0)
+    state = model.state_dict()
+    save_checkpoint(
+        {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "model_config": model.config.to_dict(),
+            "vocabulary": list(vocabulary.tokens),
+            "step": 0,
+            "model": state,
+            "ema": state,
+        },
+        path,
+    )
+
+
+def run_denovo(
+    spectra: Path, model: Path, mode: Mode, threads: int, batch_size: int, out: Path
+) -> dict[str, Any]:
+    """One ``trm denovo`` process; returns its timing file plus peak RSS."""
+    out.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable, "-m", "trm", "--log-level", "WARNING", "denovo",
+        "--spectra", str(spectra), "--model", str(model), "--run", "bench",
+        "--instrument", str(ROOT / "config" / "instruments" / "orbitrap_hcd.yaml"),
+        "--denovo", str(out / "denovo.tsv"), "--mztab", str(out / "denovo.mztab"),
+        "--unsequenced", str(out / "unsequenced.tsv"), "--timing", str(out / "timing.json"),
+        "--beam-size", str(mode.beam_size), "--halt-threshold", mode.halt_threshold,
+        "--threads", str(threads), "--batch-size", str(batch_size), "--uncalibrated",
+    ]  # fmt: skip
+    started = time.perf_counter()
+    process = subprocess.Popen(command)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"trm denovo failed ({process.returncode}): {' '.join(command)}")
+    timing = json.loads((out / "timing.json").read_text())
+    timing["peak_rss_mb"] = usage.ru_maxrss / 1024  # kB on Linux
+    timing["process_seconds"] = wall
+    timing["cpu_seconds"] = usage.ru_utime + usage.ru_stime
+    return timing
+
+
+def main() -> None:
+    """Build the input, run every config and mode, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--configs", nargs="+", default=["tiny", "default"])
+    parser.add_argument("--n-spectra", type=int, default=10_000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--modes", nargs="+", help="mode names to run (default: all)")
+    parser.add_argument("--out", type=Path, help="also write the results as TSV")
+    parser.add_argument("--work-dir", type=Path, help="keep inputs and outputs here")
+    args = parser.parse_args()
+    modes = [m for m in MODES if not args.modes or m.name in args.modes]
+
+    with tempfile.TemporaryDirectory(prefix="denovo_speed_") as scratch:
+        work = args.work_dir or Path(scratch)
+        work.mkdir(parents=True, exist_ok=True)
+        spectra = work / f"mouse_x{args.n_spectra}.mzML"
+        mean_peaks = build_mzml(spectra, args.n_spectra)
+        rows = []
+        for config in args.configs:
+            for sure in sorted({m.sure_halting_head for m in modes}):
+                save_random_model(config, work / f"{config}_{int(sure)}.pt", sure)
+            for mode in modes:
+                model = work / f"{config}_{int(mode.sure_halting_head)}.pt"
+                out = work / f"{config}_{mode.name.replace(' ', '_').replace(',', '')}"
+                timing = run_denovo(spectra, model, mode, args.threads, args.batch_size, out)
+                row = {
+                    "config": config,
+                    "parameters": timing["model"]["parameters"],
+                    "mode": mode.name,
+                    "mean_steps": round(timing["mean_refinement_steps"], 2),
+                    "steps_of": timing["model"]["supervision_steps"],
+                    "gflop_per_spectrum": round(
+                        timing["model"]["gflop_per_spectrum_mean_steps"], 4
+                    ),
+                    "seconds": round(timing["seconds"], 1),
+                    "spectra_per_second": round(timing["spectra_per_second"], 1),
+                    "model_seconds": round(timing["seconds_model"], 1),
+                    "decode_seconds": round(timing["seconds_decoding"], 1),
+                    "cpu_seconds": round(timing["cpu_seconds"], 1),
+                    "peak_rss_mb": round(timing["peak_rss_mb"]),
+                    "n_sequenced": timing["n_sequenced"],
+                }
+                rows.append(row)
+                sys.stderr.write(json.dumps(row) + "\n")
+                sys.stderr.flush()
+
+    header = list(rows[0])
+    lines = [
+        f"denovo speed: {args.n_spectra} spectra (mouse_hcd.mgf x{args.n_spectra // 128}+, "
+        f"{mean_peaks:.1f} peaks/spectrum), {args.threads} threads, batch {args.batch_size}, "
+        f"random weights; {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs, load average at end {os.getloadavg()[0]:.2f}",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    lines += ["| " + " | ".join(str(row[h]) for h in header) + " |" for row in rows]
+    sys.stdout.write("\n".join(lines) + "\n")
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tsv = ["\t".join(header)] + ["\t".join(str(row[h]) for h in header) for row in rows]
+        args.out.write_text("\n".join(tsv) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

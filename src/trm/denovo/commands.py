@@ -1,0 +1,427 @@
+"""``trm calibrate`` and ``trm denovo``: the de novo sequencing stage.
+
+- ``trm calibrate``: sequence a labelled validation split with a trained model, fit the
+  isotonic calibration of the raw score, and write the model file with the calibration
+  and the inference settings, plus a calibration report (JSON).
+- ``trm denovo``: sequence one sample with a calibrated model into ``denovo.tsv``,
+  ``denovo.mztab``, ``unsequenced.tsv`` and a timing JSON (and, with ``--labels``,
+  ``metrics.json`` and a precision-coverage plot). A model without calibration is refused
+  unless ``--uncalibrated`` is given; then ``score`` is the raw score, and the mzTab
+  description, the timing file and the log say so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trm.cli import TrmError
+from trm.decode import DecodingSettings
+from trm.denovo.settings import (
+    RAW_SCORE_KINDS,
+    InferenceSettings,
+    InstrumentSettings,
+    load_instrument,
+    parse_halt_threshold,
+)
+
+log = logging.getLogger(__name__)
+
+#: Keys ``trm calibrate`` adds to the checkpoint.
+CALIBRATION_KEY = "calibration"
+INFERENCE_KEY = "inference"
+
+
+class UncalibratedModelError(TrmError):
+    """``trm denovo`` was given a model that ``trm calibrate`` has not calibrated."""
+
+
+def _halt_threshold(text: str) -> float | None:
+    try:
+        return parse_halt_threshold(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or a positive integer, got {text!r}")
+    return value
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--instrument",
+        type=Path,
+        required=True,
+        help="instrument YAML (config/instruments/*.yaml): precursor tolerance, isotope "
+        "errors, charges, missing-charge policy",
+    )
+    parser.add_argument(
+        "--threads", type=_positive_int, default=1, help="CPU threads for torch (default: 1)"
+    )
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        choices=["cpu", "cuda", "auto"],
+        help="where the model runs; auto = cuda when available (default: %(default)s)",
+    )
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``calibrate`` and ``denovo`` subcommands."""
+    calibrate = subparsers.add_parser(
+        "calibrate",
+        help="calibrate a trained model's peptide scores on labelled validation spectra",
+        description=(
+            "Sequence labelled validation spectra exactly as `trm denovo` does, fit an "
+            "isotonic map from the raw score to the probability that the peptide is fully "
+            "correct (mass-based matching, I = L), and write the model with the map and the "
+            "decoding settings, and a calibration report."
+        ),
+    )
+    calibrate.add_argument(
+        "--model", type=Path, required=True, help="trained checkpoint (trm pretrain/finetune)"
+    )
+    calibrate.add_argument(
+        "--validation-dir",
+        type=Path,
+        required=True,
+        help="directory of labelled *.parquet shards (or one parquet spectrum table)",
+    )
+    calibrate.add_argument("--out", type=Path, required=True, help="output: calibrated model")
+    calibrate.add_argument(
+        "--report", type=Path, required=True, help="output: calibration report (JSON)"
+    )
+    calibrate.add_argument(
+        "--max-spectra",
+        type=_positive_int,
+        default=2000,
+        help="validation spectra used (the first ones; default: %(default)s)",
+    )
+    calibrate.add_argument(
+        "--beam-size",
+        type=_non_negative_int,
+        default=16,
+        help="beam size; 0 = greedy without precursor check (default: %(default)s)",
+    )
+    calibrate.add_argument(
+        "--halt-threshold",
+        type=_halt_threshold,
+        default=0.9,
+        help="early exit once the halting probability reaches this, or 'none' "
+        "(default: %(default)s)",
+    )
+    calibrate.add_argument(
+        "--min-residues",
+        type=_positive_int,
+        default=DecodingSettings().min_residues,
+        help="shortest peptide accepted (default: %(default)s)",
+    )
+    calibrate.add_argument(
+        "--raw-score",
+        default="auto",
+        choices=["auto", *RAW_SCORE_KINDS],
+        help="raw score to calibrate: peptide probability, halting probability, their "
+        "geometric mean (combined), or auto = peptide unless another has a ROC AUC higher "
+        "by 0.01 on the split (default: %(default)s)",
+    )
+    calibrate.add_argument(
+        "--batch-size", type=_positive_int, default=256, help="spectra per forward pass"
+    )
+    calibrate.add_argument("--seed", type=int, default=0, help="seed of the cross-validation")
+    _add_common(calibrate)
+    calibrate.set_defaults(func=run_calibrate)
+
+    denovo = subparsers.add_parser(
+        "denovo",
+        help="de novo sequence the spectra of one sample",
+        description=(
+            "Sequence every MS2 spectrum of a file with a calibrated model. Each spectrum "
+            "ends up once in --denovo (psm_utils TSV) or --unsequenced (with the reason), "
+            "in input order; --mztab holds the peptides in Casanovo's mzTab layout. All "
+            "outputs appear together, or none does."
+        ),
+    )
+    denovo.add_argument(
+        "--spectra",
+        type=Path,
+        required=True,
+        help="spectra: .mzML, .mzXML, .mgf or a spectrum-table .parquet",
+    )
+    denovo.add_argument("--model", type=Path, required=True, help="model from trm calibrate")
+    denovo.add_argument("--run", help="run name of the spectra (default: the file name stem)")
+    denovo.add_argument("--denovo", type=Path, required=True, help="output: denovo.tsv")
+    denovo.add_argument("--mztab", type=Path, required=True, help="output: denovo.mztab")
+    denovo.add_argument("--unsequenced", type=Path, required=True, help="output: unsequenced.tsv")
+    denovo.add_argument("--timing", type=Path, required=True, help="output: timing JSON")
+    denovo.add_argument(
+        "--labels",
+        type=Path,
+        help="labelled spectrum table (.parquet, e.g. from trm labelled-spectra) for metrics",
+    )
+    denovo.add_argument("--metrics", type=Path, help="output with --labels: metrics.json")
+    denovo.add_argument(
+        "--plot", type=Path, help="output with --labels: precision-coverage plot (.png/.pdf/.svg)"
+    )
+    denovo.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=256,
+        help="spectra read and sequenced at a time (default: %(default)s)",
+    )
+    denovo.add_argument(
+        "--beam-size",
+        type=_non_negative_int,
+        help="beam size; 0 = greedy without precursor check (default: as calibrated)",
+    )
+    denovo.add_argument(
+        "--halt-threshold",
+        type=_halt_threshold,
+        default=argparse.SUPPRESS,
+        help="early-exit threshold of the halting probability, or 'none' (default: as calibrated)",
+    )
+    denovo.add_argument(
+        "--uncalibrated",
+        action="store_true",
+        help="allow a model without calibration: score = raw score (not a probability)",
+    )
+    _add_common(denovo)
+    denovo.set_defaults(func=run_denovo)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrmError("--device cuda: no CUDA device is available")
+    return torch.device(name)
+
+
+def _decoding(
+    instrument: InstrumentSettings, beam_size: int, min_residues: int
+) -> DecodingSettings:
+    return DecodingSettings(
+        precursor_tolerance_ppm=instrument.precursor_tolerance_ppm,
+        isotope_errors=instrument.isotope_errors,
+        beam_size=beam_size,
+        min_residues=min_residues,
+    )
+
+
+def run_calibrate(args: argparse.Namespace) -> None:
+    """``trm calibrate``."""
+    from trm.denovo.calibrate import calibrate_dataset
+    from trm.denovo.inference import Sequencer
+    from trm.denovo.output import atomic_outputs, write_json
+    from trm.train.checkpoint import load_model, read_checkpoint, save_checkpoint
+    from trm.train.data import SpectrumDataset
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    device = _device(args.device)
+    instrument = load_instrument(args.instrument)
+    checkpoint = read_checkpoint(args.model)
+    model, vocabulary = load_model(args.model, map_location=device)
+    config = model.config
+    dataset = SpectrumDataset.from_shards(
+        args.validation_dir,
+        vocabulary=vocabulary,
+        max_length=config.max_length,
+        n_peaks=config.n_peaks,
+        max_charge=config.max_charge,
+        limit=args.max_spectra,
+    )
+    settings = InferenceSettings(
+        decoding=_decoding(instrument, args.beam_size, args.min_residues),
+        halt_threshold=args.halt_threshold,
+    )
+    sequencer = Sequencer(model, vocabulary, settings, device, args.batch_size)
+    outcome = calibrate_dataset(
+        sequencer,
+        dataset,
+        raw_score=args.raw_score,
+        seed=args.seed,
+        source=str(args.validation_dir),
+    )
+    settings = dataclasses.replace(settings, raw_score=outcome.raw_score)
+    checkpoint[CALIBRATION_KEY] = outcome.calibration.to_dict()
+    checkpoint[INFERENCE_KEY] = settings.to_dict()
+    report = {
+        "model": str(args.model),
+        "instrument": str(args.instrument),
+        **outcome.report,
+        "inference": settings.to_dict(),
+        "calibration": outcome.calibration.to_dict(),
+        "seconds_model": sequencer.times.model,
+        "seconds_decoding": sequencer.times.decode,
+    }
+    with atomic_outputs([args.out, args.report]) as (model_path, report_path):
+        save_checkpoint(checkpoint, model_path)
+        write_json(report, report_path)
+    log.info("wrote %s and %s", args.out, args.report)
+
+
+def _inference_settings(
+    args: argparse.Namespace, checkpoint: dict[str, Any], instrument: InstrumentSettings
+) -> tuple[InferenceSettings, Any]:
+    """The settings to sequence with, and the calibration (None with --uncalibrated)."""
+    from trm.calibration import IsotonicCalibration
+
+    stored = checkpoint.get(INFERENCE_KEY)
+    calibration = None
+    if CALIBRATION_KEY in checkpoint and stored is not None:
+        calibration = IsotonicCalibration.from_dict(checkpoint[CALIBRATION_KEY])
+        calibrated = InferenceSettings.from_dict(stored)
+    elif args.uncalibrated:
+        log.warning(
+            "%s has no calibration: writing UNCALIBRATED raw scores as scores "
+            "(run `trm calibrate` to get probabilities)",
+            args.model,
+        )
+        calibrated = InferenceSettings()
+    else:
+        raise UncalibratedModelError(
+            f"{args.model} has no score calibration; run `trm calibrate --model {args.model} "
+            "--validation-dir ... --out MODEL.pt` and sequence with that model "
+            "(or pass --uncalibrated to write raw, uncalibrated scores)"
+        )
+    beam_size = calibrated.decoding.beam_size if args.beam_size is None else args.beam_size
+    halt = getattr(args, "halt_threshold", calibrated.halt_threshold)
+    settings = InferenceSettings(
+        decoding=_decoding(instrument, beam_size, calibrated.decoding.min_residues),
+        halt_threshold=halt,
+        raw_score=calibrated.raw_score,
+    )
+    if calibration is not None:
+        changed = settings.differences(calibrated)
+        if changed:
+            log.warning(
+                "sequencing with other settings than %s was calibrated with (%s): its "
+                "scores may be off as probabilities",
+                args.model,
+                "; ".join(changed),
+            )
+    return settings, calibration
+
+
+def run_denovo(args: argparse.Namespace) -> None:
+    """``trm denovo``."""
+    from trm.denovo.evaluation import labelled_metrics, read_labels, save_precision_coverage_plot
+    from trm.denovo.inference import Sequencer, steps_histogram
+    from trm.denovo.output import atomic_outputs, write_json
+    from trm.denovo.run import sequence_file
+    from trm.io.results import write_denovo_tsv, write_mztab, write_unsequenced
+    from trm.model import count_parameters, inference_flops
+    from trm.train.checkpoint import load_model, read_checkpoint
+
+    started = time.perf_counter()
+    if (args.metrics is not None or args.plot is not None) and args.labels is None:
+        raise TrmError("--metrics and --plot need --labels")
+    torch.set_num_threads(args.threads)
+    device = _device(args.device)
+    instrument = load_instrument(args.instrument)
+    checkpoint = read_checkpoint(args.model)
+    settings, calibration = _inference_settings(args, checkpoint, instrument)
+    del checkpoint
+    model, vocabulary = load_model(args.model, map_location=device)
+    run = args.run or args.spectra.stem
+    labels = read_labels(args.labels, run) if args.labels is not None else None
+    sequencer = Sequencer(model, vocabulary, settings, device, args.batch_size)
+    outcome = sequence_file(
+        args.spectra, run, sequencer, instrument, calibration, batch_size=args.batch_size
+    )
+
+    outputs = [args.denovo, args.mztab, args.unsequenced]
+    if labels is not None:
+        outputs += [p for p in (args.metrics, args.plot) if p is not None]
+    outputs.append(args.timing)
+    with atomic_outputs(outputs) as temporary:
+        paths = dict(zip(map(str, outputs), temporary, strict=True))
+        table = outcome.denovo_table()
+        write_denovo_tsv(table, paths[str(args.denovo)])
+        description = f"trm de novo peptides of run {run} (model {args.model.name}; " + (
+            "calibrated scores)" if calibration is not None else "UNCALIBRATED raw scores)"
+        )
+        write_mztab(table, paths[str(args.mztab)], str(args.spectra), description)
+        write_unsequenced(outcome.unsequenced_table(), paths[str(args.unsequenced)])
+        if labels is not None:
+            metrics, coverage, precision = labelled_metrics(
+                outcome.sequenced, outcome.unsequenced, labels, vocabulary
+            )
+            metrics = {
+                "run": run,
+                "n_spectra": outcome.n_spectra,
+                "n_sequenced": outcome.sequenced.height,
+                "calibrated": calibration is not None,
+                **metrics,
+            }
+            log.info(
+                "%d labelled spectra: AA precision %.3f, peptide recall %.3f, PC AUC %.3f",
+                metrics["n_labelled"],
+                metrics["aa_precision"],
+                metrics["peptide_recall"],
+                metrics["pc_auc"],
+            )
+            if args.metrics is not None:
+                write_json(metrics, paths[str(args.metrics)])
+            if args.plot is not None:
+                image_format = args.plot.suffix.lstrip(".").lower() or "png"
+                save_precision_coverage_plot(
+                    coverage, precision, metrics["pc_auc"], paths[str(args.plot)], image_format
+                )
+        config = model.config
+        steps = sequencer.times.steps
+        mean_steps = sum(steps) / len(steps) if steps else float(config.supervision_steps)
+        cost = inference_flops(config)
+        seconds = time.perf_counter() - started
+        timing = {
+            "seconds": seconds,
+            "n_spectra": outcome.n_spectra,
+            "n_sequenced": outcome.sequenced.height,
+            "spectra_per_second": outcome.n_spectra / seconds if seconds > 0 else None,
+            "seconds_sequencing": outcome.seconds,
+            "seconds_model": sequencer.times.model,
+            "seconds_decoding": sequencer.times.decode,
+            "threads": args.threads,
+            "device": str(device),
+            "batch_size": args.batch_size,
+            "beam_size": settings.decoding.beam_size,
+            "halt_threshold": settings.halt_threshold,
+            "raw_score": settings.raw_score,
+            "calibrated": calibration is not None,
+            "mean_refinement_steps": mean_steps,
+            "steps_histogram": steps_histogram(steps, config.supervision_steps),
+            "model": {
+                "path": str(args.model),
+                "parameters": count_parameters(model),
+                "supervision_steps": config.supervision_steps,
+                "gflop_per_spectrum": cost.gflop,
+                "gflop_per_spectrum_mean_steps": (
+                    cost.encoder + mean_steps * cost.per_supervision_step
+                )
+                / 1e9,
+            },
+        }
+        write_json(timing, paths[str(args.timing)])
+    log.info(
+        "run %s: %d of %d spectra sequenced; %.1f spectra/s overall",
+        run,
+        outcome.sequenced.height,
+        outcome.n_spectra,
+        timing["spectra_per_second"] or 0.0,
+    )

@@ -1,0 +1,149 @@
+"""The parts of the de novo stage: settings, calibration measures, batch bookkeeping."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from trm.decode import DecodingSettings
+from trm.denovo.calibrate import (
+    choose_raw_score,
+    expected_calibration_error,
+    reliability_table,
+    roc_auc,
+)
+from trm.denovo.inference import Sequencer, peak_lists
+from trm.denovo.run import sequence_batch
+from trm.denovo.settings import (
+    InferenceSettings,
+    InstrumentFileError,
+    InstrumentSettings,
+    load_instrument,
+    parse_halt_threshold,
+)
+from trm.io.table import SPECTRUM_SCHEMA
+from trm.train.checkpoint import load_model
+
+from .conftest import write_instrument
+
+
+def test_instrument_file(tmp_path, project_root):
+    shipped = load_instrument(project_root / "config" / "instruments" / "orbitrap_hcd.yaml")
+    assert shipped.precursor_tolerance_ppm == 20 and shipped.isotope_errors == (0, 1)
+    bad = write_instrument(tmp_path / "bad.yaml", missing_charge="guess")
+    with pytest.raises(InstrumentFileError, match="bad.yaml.*missing_charge"):
+        load_instrument(bad)
+    with pytest.raises(InstrumentFileError, match="missing.yaml"):
+        load_instrument(tmp_path / "missing.yaml")
+
+
+def test_halt_threshold_and_settings_round_trip():
+    assert parse_halt_threshold("none") is None
+    assert parse_halt_threshold("0.8") == 0.8
+    with pytest.raises(ValueError, match="halt threshold"):
+        parse_halt_threshold("1.5")
+    settings = InferenceSettings(DecodingSettings(beam_size=4), halt_threshold=None)
+    assert InferenceSettings.from_dict(settings.to_dict()) == settings
+    other = InferenceSettings(DecodingSettings(beam_size=8), halt_threshold=None)
+    assert other.differences(settings) == ["beam_size: 8 vs 4"]
+
+
+def test_roc_auc_counts_ties_half():
+    assert roc_auc(np.array([0.1, 0.2, 0.8, 0.9]), np.array([0, 0, 1, 1])) == 1.0
+    assert roc_auc(np.array([0.5, 0.5]), np.array([0, 1])) == 0.5
+    assert np.isnan(roc_auc(np.array([0.1, 0.2]), np.array([1, 1])))
+
+
+def test_reliability_and_expected_calibration_error():
+    probabilities = np.array([0.05, 0.05, 0.95, 0.95])
+    correct = np.array([0, 0, 1, 1])
+    table = reliability_table(probabilities, correct)
+    assert [row["n"] for row in table] == [2, 2]
+    assert expected_calibration_error(probabilities, correct) == pytest.approx(0.05)
+
+
+def test_choose_raw_score_prefers_peptide_on_ties():
+    candidates = {
+        "peptide": {"roc_auc": 0.7},
+        "halt": {"roc_auc": 0.7},
+        "combined": {"roc_auc": 0.65},
+    }
+    assert choose_raw_score(candidates) == "peptide"
+    candidates["combined"]["roc_auc"] = 0.705  # within the margin
+    assert choose_raw_score(candidates) == "peptide"
+    candidates["halt"]["roc_auc"] = 0.8
+    assert choose_raw_score(candidates) == "halt"
+
+
+def test_peak_lists_keep_empty_spectra():
+    table = pl.DataFrame(
+        {"mz": [[1.0, 2.0], [], [3.0]], "intensity": [[5.0, 6.0], [], [7.0]]},
+        schema={"mz": pl.List(pl.Float32()), "intensity": pl.List(pl.Float32())},
+    )
+    mz, intensity = peak_lists(table)
+    assert [len(m) for m in mz] == [2, 0, 1]
+    assert intensity[2].tolist() == [7.0]
+
+
+def test_try_policy_keeps_the_best_copy_in_input_order(model_path):
+    model, vocabulary = load_model(model_path)
+    settings = InferenceSettings(DecodingSettings(precursor_tolerance_ppm=1e6, beam_size=4))
+    sequencer = Sequencer(model, vocabulary, settings, batch_size=2)
+    peaks = [100.0, 200.0, 300.0]
+    batch = pl.DataFrame(
+        {
+            "spectrum_id": ["a", "b", "c", "d"],
+            "run": ["r"] * 4,
+            "scan": [1, 2, 3, 4],
+            "precursor_mz": [300.0, 300.0, None, 300.0],
+            "charge": [None, 2, 2, None],
+            "rt": [1.0, 2.0, 3.0, 4.0],
+            "mz": [peaks, peaks, peaks, []],
+            "intensity": [[1.0, 2.0, 3.0]] * 3 + [[]],
+            "peptide": [None] * 4,
+        },
+        schema=SPECTRUM_SCHEMA,
+    )
+    instrument = InstrumentSettings(charges=(2, 3, 4))
+    result = sequence_batch(batch, sequencer, instrument, calibration=None, offset=10)
+    sequenced, unsequenced = result.sequenced, result.unsequenced
+    assert sequenced["spectrum_id"].to_list() == ["a", "b"]
+    assert sequenced["_index"].to_list() == [10, 11]
+    assert unsequenced["spectrum_id"].to_list() == ["c", "d"]
+    assert unsequenced["reason"].to_list() == ["missing precursor m/z", "no peaks"]
+    # The copy of "a" kept is the one with the best raw score of its three charges.
+    raw = {}
+    for charge in (2, 3, 4):
+        copy = batch.head(1).with_columns(pl.lit(charge, dtype=pl.Int16()).alias("charge"))
+        raw[charge] = sequence_batch(copy, sequencer, instrument, None, 0).sequenced["raw_score"][0]
+    assert sequenced["raw_score"][0] == pytest.approx(max(raw.values()))
+    assert sequenced["charge"][0] == max(raw, key=raw.get)
+
+
+def test_reason_of_a_spectrum_tried_at_several_charges(model_path):
+    """The decoder's verdict on a charge it saw wins over a charge the model cannot take."""
+    model, vocabulary = load_model(model_path)
+    settings = InferenceSettings(DecodingSettings(precursor_tolerance_ppm=1e-9, beam_size=2))
+    sequencer = Sequencer(model, vocabulary, settings)
+    batch = pl.DataFrame(
+        {
+            "spectrum_id": ["x"],
+            "run": ["r"],
+            "precursor_mz": [301.7],
+            "mz": [[100.0, 200.0]],
+            "intensity": [[1.0, 1.0]],
+        },
+        schema={
+            k: SPECTRUM_SCHEMA[k] for k in ("spectrum_id", "run", "precursor_mz", "mz", "intensity")
+        },
+    ).with_columns(
+        pl.lit(None, dtype=pl.Int64()).alias("scan"),
+        pl.lit(None, dtype=pl.Int16()).alias("charge"),
+        pl.lit(None, dtype=pl.Float64()).alias("rt"),
+        pl.lit(None, dtype=pl.String()).alias("peptide"),
+    )
+    instrument = InstrumentSettings(charges=(5, 2))
+    result = sequence_batch(batch, sequencer, instrument, calibration=None, offset=0)
+    assert result.sequenced.height == 0
+    assert result.unsequenced["reason"].to_list() == ["no peptide fits the precursor"]
