@@ -20,6 +20,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "trm.io.commands",
     "trm.synth.commands",
     "trm.train.commands",
+    "trm.denovo.commands",
+    "trm.evaluate",
     "trm.casanovo.commands",
 )
 

@@ -188,7 +188,7 @@ def comparison_table(
         rows = rows.with_columns(label_peptide=pl.lit(None, dtype=pl.String()))
     for name, table in tools.items():
         renamed = table.select(
-            *_KEY,
+            *[pl.col(c).cast(pl.String()) for c in _KEY],
             *[
                 pl.col(c).cast(TOOL_COLUMNS[c]).alias(f"{name}_{c}")
                 for c in TOOL_COLUMNS
@@ -359,70 +359,6 @@ def label_metrics(
         },
         (coverage, precision),
     )
-
-
-def evaluate_against_labels(
-    results: pl.DataFrame, labels: pl.DataFrame, tool: str = "trm"
-) -> tuple[dict[str, Any], pl.DataFrame, tuple[np.ndarray, np.ndarray]]:
-    """One tool's results scored against the labels of a sample.
-
-    Parameters
-    ----------
-    results : polars.DataFrame
-        The tool's per-spectrum table (:data:`TOOL_COLUMNS`), e.g. from
-        :func:`trm_results_table`.
-    labels : polars.DataFrame
-        ``run``, ``spectrum_id``, ``peptide`` of the labelled spectra.
-    tool : str
-        Name used as column prefix and in the summary.
-
-    Returns
-    -------
-    summary : dict
-        ``n_spectra`` (in the results), ``n_labelled``, ``n_labelled_sequenced``, the
-        :func:`label_metrics` values, and ``mean_score`` / ``observed_precision`` over the
-        labelled spectra the tool sequenced (a calibrated score has them close).
-    table : polars.DataFrame
-        The labelled spectra with ``label_peptide``, ``<tool>_peptide``,
-        ``<tool>_score``, ``<tool>_status``, ``<tool>_correct``.
-    curve : tuple of numpy.ndarray
-        (coverage, precision).
-    """
-    known = labels.select(
-        pl.col("run").cast(pl.String()),
-        pl.col("spectrum_id").cast(pl.String()),
-        pl.col("peptide").cast(pl.String()).alias("label_peptide"),
-    ).unique(_KEY, keep="first", maintain_order=True)
-    renamed = results.select(
-        *_KEY, *[pl.col(c).alias(f"{tool}_{c}") for c in TOOL_COLUMNS if c not in _KEY]
-    )
-    table = known.join(renamed, on=_KEY, how="left", maintain_order="left").with_columns(
-        pl.col(f"{tool}_status").fill_null("missing")
-    )
-    vocabulary = Vocabulary()
-    truth = [_tokens(p) for p in table["label_peptide"].to_list()]
-    predicted = [_tokens(p) for p in table[f"{tool}_peptide"].to_list()]
-    masses = _mass_table(vocabulary, [*truth, *predicted])
-    correct = [
-        None if t is None else bool(_same_peptide(p, t, masses))
-        for p, t in zip(predicted, truth, strict=True)
-    ]
-    table = table.with_columns(pl.Series(f"{tool}_correct", correct, dtype=pl.Boolean()))
-    labelled = table.filter(pl.col("label_peptide").is_not_null())
-    metrics, curve = label_metrics(labelled, tool, vocabulary=vocabulary)
-    sequenced = labelled.filter(pl.col(f"{tool}_peptide").is_not_null())
-    summary: dict[str, Any] = {
-        "tool": tool,
-        "n_spectra": results.height,
-        "n_labelled": labelled.height,
-        "n_labelled_sequenced": sequenced.height,
-        **metrics,
-        "mean_score": float(sequenced[f"{tool}_score"].mean()) if sequenced.height else None,
-        "observed_precision": float(sequenced[f"{tool}_correct"].mean())
-        if sequenced.height
-        else None,
-    }
-    return summary, table, curve
 
 
 def _ratio(numerator: float | None, denominator: int) -> float | None:

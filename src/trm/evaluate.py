@@ -2,11 +2,12 @@
 
 Reads ``denovo.tsv`` and ``unsequenced.tsv`` with the labelled spectrum table of the sample
 (``trm labelled-spectra``) and writes ``metrics.json`` (amino-acid precision and recall,
-peptide recall with I = L, the precision-coverage curve and its area, and how well the
-calibrated scores match the observed precision) and a precision-coverage plot::
+peptide recall with I = L, the precision-coverage curve and its area, and how close the
+calibrated scores are to the observed precision) and a precision-coverage plot. It gives
+the numbers ``trm denovo --labels`` gives, from finished result files::
 
     trm evaluate --denovo results/S/denovo.tsv --unsequenced results/S/unsequenced.tsv \\
-        --labels results/labels/S.parquet --metrics results/S/metrics.json \\
+        --labels results/S/labels.parquet --run S --metrics results/S/metrics.json \\
         --plot results/S/metrics.png
 """
 
@@ -23,58 +24,61 @@ from trm.io.results import atomic_output
 
 log = logging.getLogger(__name__)
 
-#: Points of the precision-coverage curve kept in metrics.json (evenly spaced ranks).
-CURVE_POINTS = 101
 
-
-def read_trm_results(denovo: Path, unsequenced: Path | None) -> pl.DataFrame:
-    """The per-spectrum table of ``denovo.tsv`` (+ ``unsequenced.tsv``)."""
-    from trm.compare import trm_results_table
+def read_denovo_results(denovo: Path) -> pl.DataFrame:
+    """``spectrum_id``, ``raw_score``, ``score``, ``_tokens`` of a ``denovo.tsv``."""
+    from trm.chem import parse_peptidoform
 
     table = pl.read_csv(denovo, separator="\t", infer_schema_length=0)
-    table = table.with_columns(pl.col("score").cast(pl.Float64()))
-    skipped = (
-        pl.read_csv(unsequenced, separator="\t", infer_schema_length=0)
-        if unsequenced is not None
-        else None
+    missing = {"spectrum_id", "peptidoform", "score", "meta:raw_score"} - set(table.columns)
+    if missing:
+        raise ValueError(f"{denovo}: not a trm denovo.tsv (lacks {sorted(missing)})")
+    return table.select(
+        pl.col("spectrum_id"),
+        pl.col("meta:raw_score").cast(pl.Float64()).alias("raw_score"),
+        pl.col("score").cast(pl.Float64()),
+        pl.Series("_tokens", [parse_peptidoform(p)[0] for p in table["peptidoform"]]),
     )
-    return trm_results_table(table, skipped)
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
     """Handler of ``trm evaluate``."""
-    from trm.compare import evaluate_against_labels, precision_coverage_figure
+    from trm.chem import Vocabulary
+    from trm.denovo.evaluation import labelled_metrics, read_labels, save_precision_coverage_plot
 
-    results = read_trm_results(args.denovo, args.unsequenced)
-    labels = pl.read_parquet(args.labels, columns=["run", "spectrum_id", "peptide"])
-    if not labels.height:
-        raise ValueError(f"{args.labels}: no labelled spectrum to evaluate against")
-    summary, _, (coverage, precision) = evaluate_against_labels(results, labels)
-    unmatched = labels.join(
-        results.select("run", "spectrum_id"), on=["run", "spectrum_id"], how="anti"
+    sequenced = read_denovo_results(args.denovo)
+    unsequenced = (
+        pl.read_csv(args.unsequenced, separator="\t", infer_schema_length=0)
+        if args.unsequenced is not None
+        else pl.DataFrame(schema={"spectrum_id": pl.String()})
     )
-    if unmatched.height:
+    labels = read_labels(args.labels, args.run)
+    if not labels.height:
+        raise ValueError(f"{args.labels}: no labelled spectrum of run {args.run!r}")
+    known = set(sequenced["spectrum_id"]) | set(unsequenced["spectrum_id"])
+    strangers = [s for s in labels["spectrum_id"].to_list() if s not in known]
+    if strangers:
         raise ValueError(
-            f"{args.labels}: {unmatched.height} labelled spectra are not in {args.denovo} "
-            f"or its unsequenced list, e.g. spectrum {unmatched['spectrum_id'][0]!r} of run "
-            f"{unmatched['run'][0]!r}; were labels and results made from the same run?"
+            f"{args.labels}: {len(strangers)} labelled spectra are neither in {args.denovo} "
+            f"nor in its unsequenced list (first: spectrum {strangers[0]!r}); were labels and "
+            "results made from the same run?"
         )
-    step = max(1, len(coverage) // (CURVE_POINTS - 1))
-    summary["precision_coverage"] = {
-        "coverage": [float(c) for c in coverage[::step]],
-        "precision": [float(p) for p in precision[::step]],
-    }
+    metrics, coverage, precision = labelled_metrics(sequenced, unsequenced, labels, Vocabulary())
+    scored = sequenced.join(labels, on="spectrum_id", how="semi")
+    metrics["mean_calibrated_score"] = float(scored["score"].mean()) if scored.height else None
     with atomic_output(args.metrics) as temporary:
-        temporary.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    figure = precision_coverage_figure({"trm": (coverage, precision)}, {"trm": summary})
+        temporary.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     with atomic_output(args.plot) as temporary:
-        figure.savefig(temporary, dpi=150, format=args.plot.suffix.lstrip(".") or "png")
+        image_format = args.plot.suffix.lstrip(".") or "png"
+        save_precision_coverage_plot(
+            coverage, precision, metrics["pc_auc"], temporary, image_format
+        )
     log.info(
-        "%d labelled spectra: peptide recall %.3f, AA precision %.3f, AUC %.3f",
-        summary["n_labelled"],
-        summary["peptide_recall"],
-        summary["aa_precision"],
-        summary["pc_auc"],
+        "%d labelled spectra: peptide recall %.3f, AA precision %.3f, PC AUC %.3f",
+        metrics["n_labelled"],
+        metrics["peptide_recall"],
+        metrics["aa_precision"],
+        metrics["pc_auc"],
     )
 
 
@@ -90,6 +94,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--labels", type=Path, required=True, help="labelled spectra (.parquet, column peptide)"
     )
+    parser.add_argument("--run", required=True, help="the sample's run name")
     parser.add_argument("--metrics", type=Path, required=True, help="output: metrics.json")
     parser.add_argument("--plot", type=Path, required=True, help="output: precision-coverage PNG")
     parser.set_defaults(func=run_evaluate)

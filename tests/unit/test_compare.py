@@ -71,6 +71,24 @@ def test_without_labels_rows_are_the_union(trm, casanovo):
     assert table["trm_correct"].null_count() == table.height
 
 
+def test_labels_of_some_spectra_keep_every_row(trm, casanovo, labels):
+    # An identification file labels only the identified spectra; the rest keep their rows.
+    table = compare.comparison_table(trm, casanovo, labels.head(2))
+    assert sorted(table["spectrum_id"]) == ["s1", "s2", "s3", "s4", "s5"]
+    assert table["label_peptide"].null_count() == 3
+
+
+def test_numeric_spectrum_ids_of_a_tool_table_still_join():
+    numeric = pl.DataFrame(
+        {"run": ["r"], "spectrum_id": [7], "status": ["sequenced"], "reason": [None]}
+    ).with_columns(peptide=pl.lit("PEPTIDEK"), score=pl.lit(0.5))
+    text = numeric.with_columns(pl.col("spectrum_id").cast(pl.String()))
+    labels = pl.DataFrame({"run": ["r"], "spectrum_id": ["7"], "peptide": ["PEPTIDEK"]})
+    table = compare.comparison_table(text, numeric, labels)
+    assert table.height == 1
+    assert table["agree"].to_list() == [True]
+
+
 def test_agreement_and_correctness_by_mass(trm, casanovo, labels):
     table = compare.comparison_table(trm, casanovo, labels)
     assert table["agree"].to_list() == [True, False, None, None, False]

@@ -48,8 +48,12 @@ def test_every_spectrum_is_sequenced_or_listed_once(finished_run, sample, n_ms2)
     folder = finished_run / "results" / sample
     psms = read_file(folder / "denovo.tsv", filetype="tsv")
     unsequenced = pl.read_csv(folder / "unsequenced.tsv", separator="\t", infer_schema_length=0)
-    ids = [str(psm.spectrum_id) for psm in psms] + unsequenced["spectrum_id"].to_list()
-    assert sorted(ids, key=int) == [str(i) for i in range(n_ms2)]
+    spectra = read_spectra(finished_run / "results" / "mzml" / f"{sample}.mzML")
+    position = {spectrum_id: i for i, spectrum_id in enumerate(spectra["spectrum_id"])}
+    sequenced = [position[str(psm.spectrum_id)] for psm in psms]
+    listed = [position[s] for s in unsequenced["spectrum_id"]]
+    assert sorted(sequenced + listed) == list(range(n_ms2))
+    assert sequenced == sorted(sequenced) and listed == sorted(listed)  # input order
     assert (folder / "denovo.mztab").stat().st_size > 0
 
 

@@ -77,4 +77,5 @@ rule evaluate:
     shell:
         "python -m trm evaluate --denovo {input.denovo:q}"
         " --unsequenced {input.unsequenced:q} --labels {input.labels:q}"
+        " --run {wildcards.sample}"
         " --metrics {output.metrics:q} --plot {output.plot:q} 2> {log:q}"
