@@ -64,6 +64,7 @@ format: $(STAMP)
 
 # The picture of the workflow in the README.
 dag: $(STAMP)
+	@mkdir -p docs
 	$(BIN)/snakemake --rulegraph | dot -Tsvg > docs/rulegraph.svg
 
 lock: $(STAMP)
