@@ -77,3 +77,26 @@ def test_dry_run_of_second_config(tmp_path):
     assert jobs["convert"] == 2, jobs
     # Only instruments that a sample uses are trained: ltq_cid has no sample.
     assert jobs["synthetic"] == 1, jobs
+
+
+def test_gpu_training_requests_gpus_and_uses_torchrun(tmp_path):
+    workdir = make_workdir(tmp_path, PROJECT_ROOT / "config")
+    config = workdir / "config" / "config.yaml"
+    config.write_text(config.read_text().replace("  gpus: 0", "  gpus: 2"))
+    result = snakemake(
+        "-n", "-p", "--forceall", "results/models/orbitrap_hcd/metrics.csv", workdir=workdir
+    )
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    assert "torchrun --standalone --nproc_per_node 2 -m trm pretrain" in output
+    assert "--device cuda" in output
+    assert "gpu=2" in output
+
+
+def test_cpu_training_requests_no_gpu(tmp_path):
+    workdir = make_workdir(tmp_path, PROJECT_ROOT / "config")
+    result = snakemake("-n", "-p", "results/models/orbitrap_hcd/metrics.csv", workdir=workdir)
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    assert "python -m trm pretrain" in output and "--device cpu" in output
+    assert "gpu=0" in output or "gpu=" not in output
