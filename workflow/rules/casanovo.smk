@@ -10,7 +10,7 @@ rule casanovo_baseline:
     benchmark:
         "logs/benchmarks/casanovo_baseline/{instrument}.tsv"
     conda:
-        "../../envs/casanovo.yaml"
+        "../../envs/trm.yaml"
     threads: config["threads"]["train"]
     resources:
         mem_mb=8000,
@@ -48,7 +48,7 @@ rule casanovo:
     benchmark:
         "logs/benchmarks/casanovo/{sample}.tsv"
     conda:
-        "../../envs/casanovo.yaml"
+        "../../envs/trm.yaml"
     threads: config["threads"]["denovo"]
     resources:
         mem_mb=8000,

@@ -180,9 +180,9 @@ def casanovo_checkpoint(wildcards):
 
 
 def casanovo_executable():
-    """Casanovo's executable: the conda env's under --sdm conda, else the configured one."""
-    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
-        return "casanovo"
+    """Casanovo's executable in its own environment (a venv made by `make install`, or a
+    conda env created from envs/casanovo.yaml at that path); trm itself runs in the
+    workflow's environment and calls it by path."""
     return project_path(config["casanovo"]["executable"])
 
 
