@@ -8,6 +8,7 @@ and :mod:`trm.compare`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import shutil
@@ -168,8 +169,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _instrument(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}
-    with path.open(encoding="utf-8") as handle:
-        return yaml.safe_load(handle) or {}
+    from trm.instrument import load_instrument
+
+    return dataclasses.asdict(load_instrument(path))
 
 
 def _overrides(args: argparse.Namespace, instrument: dict[str, Any]) -> list[dict[str, Any]]:
