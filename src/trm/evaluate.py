@@ -14,13 +14,10 @@ the numbers ``trm denovo --labels`` gives, from finished result files::
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
 import polars as pl
-
-from trm.io.results import atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +30,12 @@ def read_denovo_results(denovo: Path) -> pl.DataFrame:
     missing = {"spectrum_id", "peptidoform", "score", "meta:raw_score"} - set(table.columns)
     if missing:
         raise ValueError(f"{denovo}: not a trm denovo.tsv (lacks {sorted(missing)})")
+    tokens = {p: parse_peptidoform(p)[0] for p in table["peptidoform"].unique()}
     return table.select(
         pl.col("spectrum_id"),
         pl.col("meta:raw_score").cast(pl.Float64()).alias("raw_score"),
         pl.col("score").cast(pl.Float64()),
-        pl.Series("_tokens", [parse_peptidoform(p)[0] for p in table["peptidoform"]]),
+        pl.Series("_tokens", [tokens[p] for p in table["peptidoform"]]),
     )
 
 
@@ -45,6 +43,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     """Handler of ``trm evaluate``."""
     from trm.chem import Vocabulary
     from trm.denovo.evaluation import labelled_metrics, read_labels, save_precision_coverage_plot
+    from trm.denovo.output import atomic_outputs, write_json
 
     sequenced = read_denovo_results(args.denovo)
     unsequenced = (
@@ -66,12 +65,11 @@ def run_evaluate(args: argparse.Namespace) -> None:
     metrics, coverage, precision = labelled_metrics(sequenced, unsequenced, labels, Vocabulary())
     scored = sequenced.join(labels, on="spectrum_id", how="semi")
     metrics["mean_calibrated_score"] = float(scored["score"].mean()) if scored.height else None
-    with atomic_output(args.metrics) as temporary:
-        temporary.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    with atomic_output(args.plot) as temporary:
-        image_format = args.plot.suffix.lstrip(".") or "png"
+    image_format = args.plot.suffix.lstrip(".") or "png"
+    with atomic_outputs([args.metrics, args.plot]) as (metrics_path, plot_path):
+        write_json(metrics, metrics_path)
         save_precision_coverage_plot(
-            coverage, precision, metrics["pc_auc"], temporary, image_format
+            coverage, precision, metrics["pc_auc"], plot_path, image_format
         )
     log.info(
         "%d labelled spectra: peptide recall %.3f, AA precision %.3f, PC AUC %.3f",

@@ -67,20 +67,7 @@ rule casanovo:
 
 rule compare:
     input:
-        unpack(
-            lambda wildcards: {
-                "denovo": f"results/{wildcards.sample}/denovo.tsv",
-                "unsequenced": f"results/{wildcards.sample}/unsequenced.tsv",
-                "trm_timing": f"results/{wildcards.sample}/trm_timing.json",
-                "casanovo": f"results/{wildcards.sample}/casanovo.tsv",
-                "casanovo_timing": f"results/{wildcards.sample}/casanovo.json",
-                **(
-                    {"labels": f"results/labels/{wildcards.sample}.parquet"}
-                    if has_labels(wildcards.sample)
-                    else {}
-                ),
-            }
-        ),
+        unpack(comparison_inputs),
     output:
         table="results/{sample}/comparison.tsv",
         summary="results/{sample}/comparison.json",
@@ -99,9 +86,7 @@ rule compare:
         mem_mb=2000,
         runtime=30,
     params:
-        labels=lambda wildcards, input: (
-            f"--spectra '{input.labels}'" if "labels" in input.keys() else ""
-        ),
+        labels=labels_option,
     shell:
         "python -m trm compare --trm-denovo {input.denovo:q}"
         " --trm-unsequenced {input.unsequenced:q} --trm-timing {input.trm_timing:q}"

@@ -140,11 +140,24 @@ def identifications_option(wildcards, input):
     return ""
 
 
-def sample_labels(wildcards):
-    """The labelled spectrum table of a sample, or nothing for an unlabelled one."""
+def comparison_inputs(wildcards):
+    """Both tools' results of a sample, their timings, and its labels when it has any."""
+    folder = f"results/{wildcards.sample}"
+    inputs = {
+        "denovo": f"{folder}/denovo.tsv",
+        "unsequenced": f"{folder}/unsequenced.tsv",
+        "trm_timing": f"{folder}/trm_timing.json",
+        "casanovo": f"{folder}/casanovo.tsv",
+        "casanovo_timing": f"{folder}/casanovo.json",
+    }
     if has_labels(wildcards.sample):
-        return f"results/labels/{wildcards.sample}.parquet"
-    return []
+        inputs["labels"] = f"results/labels/{wildcards.sample}.parquet"
+    return inputs
+
+
+def labels_option(wildcards, input):
+    """`--spectra LABELS` for `trm compare` when the sample has labels."""
+    return f"--spectra '{input.labels}'" if "labels" in input.keys() else ""
 
 
 def sample_model(wildcards):
