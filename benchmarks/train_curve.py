@@ -23,16 +23,40 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_common import load_benchmark_data  # noqa: E402
 
 from trm.chem import Vocabulary  # noqa: E402
-from trm.model import MODEL_CONFIGS, get_model_config  # noqa: E402
+from trm.model import MODEL_CONFIGS, ModelConfig, get_model_config  # noqa: E402
 from trm.train.config import TrainConfig  # noqa: E402
 from trm.train.curriculum import Curriculum  # noqa: E402
 from trm.train.loop import fit  # noqa: E402
+
+
+def model_overrides(items: list[str]) -> dict:
+    """``FIELD=VALUE`` strings as typed model-config fields."""
+    fields = {field.name: field for field in dataclasses.fields(ModelConfig)}
+    overrides = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if name not in fields or not value:
+            raise SystemExit(f"--set {item!r}: expected FIELD=VALUE with FIELD in {sorted(fields)}")
+        default = getattr(ModelConfig(), name)
+        if isinstance(default, bool):
+            overrides[name] = value.lower() in ("1", "true", "yes")
+        else:
+            overrides[name] = type(default)(value)
+    return overrides
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-config", default="tiny", choices=MODEL_CONFIGS)
     parser.add_argument("--no-fragment-feedback", action="store_true")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a field of the model config, e.g. --set supervision_steps=8",
+    )
     parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
@@ -48,7 +72,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     vocabulary = Vocabulary()
     model_config = dataclasses.replace(
-        get_model_config(args.model_config), fragment_feedback=not args.no_fragment_feedback
+        get_model_config(args.model_config),
+        fragment_feedback=not args.no_fragment_feedback,
+        **model_overrides(args.overrides),
     )
     train, validation, label = load_benchmark_data(
         args.shards,

@@ -6,6 +6,11 @@ import dataclasses
 from dataclasses import dataclass
 
 
+#: Switches added after checkpoints were first written, with the value that reproduces an
+#: older checkpoint's architecture.
+_ADDED_LATER: dict[str, object] = {"fragment_evidence": False}
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture of the recursive model.
@@ -31,6 +36,12 @@ class ModelConfig:
     fragment_feedback : bool
         Give the updates sinusoidal features of the b/y ion m/z the current answer implies
         (see :meth:`trm.model.RecursiveCore.answer_context`).
+    fragment_evidence : bool
+        Score every candidate token at every position by looking up the b/y ions it
+        implies among the peaks, given the rest of the current answer
+        (:mod:`trm.model.evidence`).
+    evidence_tolerance : float
+        Width (Da) of the Gaussian kernel of that lookup.
     max_length : int
         Answer positions: tokens of the longest peptide plus at least one end class.
     n_peaks : int
@@ -55,6 +66,8 @@ class ModelConfig:
     latent_steps: int = 3
     no_grad_latent_steps: int = 0
     fragment_feedback: bool = True
+    fragment_evidence: bool = True
+    evidence_tolerance: float = 0.02
     max_length: int = 32
     n_peaks: int = 150
     ff_multiplier: int = 4
@@ -80,12 +93,16 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> ModelConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        """Inverse of :meth:`to_dict`; unknown keys are an error.
+
+        A checkpoint written before a switch existed was trained without it: such keys
+        (:data:`_ADDED_LATER`) take their "off" value, not the current default.
+        """
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
-        return cls(**values)
+        return cls(**{**_ADDED_LATER, **values})
 
 
 #: Named model sizes. ``tiny`` serves tests and the CPU demo; ``roadmap`` is the size of

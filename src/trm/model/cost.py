@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from trm.model.config import ModelConfig
+from trm.model.evidence import N_FEATURES
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -97,6 +98,12 @@ def inference_flops(
     answer_context = _linear(length, n_tokens, hidden)
     if config.fragment_feedback:
         answer_context += 2 * _linear(length, hidden, hidden)
+    if config.fragment_evidence:
+        # Ion-lookup features of every candidate: score MLP and context projection.
+        candidates = length * n_tokens
+        answer_context += _linear(candidates, N_FEATURES, N_FEATURES)
+        answer_context += _linear(candidates, N_FEATURES, 1)
+        answer_context += _linear(length, n_tokens * N_FEATURES, hidden)
     answer_step = _linear(length, hidden, n_tokens + 1)
     step = answer_context + config.latent_steps * latent_step + answer_step
     step += _linear(1, hidden, 1)  # halting head

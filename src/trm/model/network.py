@@ -20,6 +20,7 @@ from torch import nn
 
 from trm.chem import PROTON_MASS, fragment_mz_torch
 from trm.model.config import ModelConfig
+from trm.model.evidence import FragmentEvidence, PeakIndex
 from trm.model.layers import Block, MemoryProjection, SinusoidalMassEncoding
 
 
@@ -57,12 +58,15 @@ class EncodedSpectrum:
         One projected memory per core block.
     precursor_mass : torch.Tensor of shape (batch,)
         Neutral precursor mass (Da), for the answer's fragment features.
+    peaks : PeakIndex or None
+        The peaks sorted for ion lookups (with ``fragment_evidence``).
     """
 
     states: torch.Tensor
     mask: torch.Tensor
     projections: list[MemoryProjection]
     precursor_mass: torch.Tensor
+    peaks: PeakIndex | None = None
 
     def select(self, index: torch.Tensor) -> EncodedSpectrum:
         """The rows ``index`` of the batch (for early exit)."""
@@ -71,6 +75,7 @@ class EncodedSpectrum:
             self.mask[index],
             [(key[index], value[index]) for key, value in self.projections],
             self.precursor_mass[index],
+            None if self.peaks is None else self.peaks.select(index),
         )
 
 
@@ -196,6 +201,11 @@ class RecursiveCore(nn.Module):
             )
             self.b_ion_projection = nn.Linear(hidden, hidden)
             self.y_ion_projection = nn.Linear(hidden, hidden)
+        self.evidence = (
+            FragmentEvidence(hidden, n_tokens, config.evidence_tolerance)
+            if config.fragment_evidence
+            else None
+        )
         self.blocks = nn.ModuleList(
             Block(hidden, config.heads, config.ff_multiplier, cross=True)
             for _ in range(config.core_layers)
@@ -216,7 +226,9 @@ class RecursiveCore(nn.Module):
         y = self.answer_delta.weight.new_zeros(batch_size, config.max_length, config.n_tokens)
         return Carry(z=z, y=y)
 
-    def answer_context(self, y: torch.Tensor, precursor_mass: torch.Tensor) -> torch.Tensor:
+    def answer_context(
+        self, y: torch.Tensor, memory: EncodedSpectrum
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """What the latent and answer updates see of the current answer.
 
         The soft token embedding, plus (with ``fragment_feedback``) sinusoidal features of
@@ -228,30 +240,45 @@ class RecursiveCore(nn.Module):
         moves with every rounding-level change of the logits, and at sub-dalton
         wavelengths its features would turn such changes into different answers.
 
+        With ``fragment_evidence``, the ion lookup of every candidate token at every
+        position given the rest of the argmax answer (:mod:`trm.model.evidence`) adds a
+        context vector here and a logit bonus to the answer update.
+
         Parameters
         ----------
         y : torch.Tensor of shape (batch, max_length, n_tokens)
-        precursor_mass : torch.Tensor of shape (batch,)
+        memory : EncodedSpectrum
 
         Returns
         -------
-        torch.Tensor of shape (batch, max_length, hidden)
+        context : torch.Tensor of shape (batch, max_length, hidden)
+        bonus : torch.Tensor of shape (batch, max_length, n_tokens), or None
+            Evidence logits for the answer step (None without ``fragment_evidence``).
         """
         context = self.answer_embedding(torch.softmax(y.float(), dim=-1).to(y.dtype))
+        residue_masses = self.token_masses[y.argmax(dim=-1)]
         if self.config.fragment_feedback:
-            b_ions, y_ions = self.answer_fragments(y, precursor_mass)
+            b_ions, y_ions = self.answer_fragments(residue_masses, memory.precursor_mass)
             context = context + self.b_ion_projection(self.mass_encoding(b_ions))
             context = context + self.y_ion_projection(self.mass_encoding(y_ions))
-        return context
+        bonus = None
+        if self.evidence is not None:
+            features = self.evidence.features(
+                memory.peaks, residue_masses, self.token_masses, memory.precursor_mass
+            )
+            bonus, evidence_context = self.evidence(features.to(context.dtype))
+            context = context + evidence_context
+        return context, bonus
 
     def answer_fragments(
-        self, y: torch.Tensor, precursor_mass: torch.Tensor
+        self, residue_masses: torch.Tensor, precursor_mass: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Singly charged b ions of the argmax answer and their complementary y ions.
 
         Parameters
         ----------
-        y : torch.Tensor of shape (batch, max_length, n_tokens)
+        residue_masses : torch.Tensor of shape (batch, max_length)
+            Mass of the argmax token at each position.
         precursor_mass : torch.Tensor of shape (batch,)
             Neutral precursor mass (Da).
 
@@ -261,7 +288,6 @@ class RecursiveCore(nn.Module):
             ``b_ions[:, i]``: m/z of the prefix through position ``i``; ``y_ions[:, i]``:
             m/z of the rest of the precursor.
         """
-        residue_masses = self.token_masses[y.argmax(dim=-1)]
         b_ions, _ = fragment_mz_torch(residue_masses, charge=1)
         return b_ions, precursor_mass.float()[:, None] - b_ions + 2 * PROTON_MASS
 
@@ -289,7 +315,13 @@ class RecursiveCore(nn.Module):
             hidden = block(hidden, memory=projection, memory_mask=memory.mask)
         return self.latent_norm(z + self.latent_update(self.latent_out_norm(hidden)))
 
-    def answer_step(self, z: torch.Tensor, y: torch.Tensor, answer: torch.Tensor) -> torch.Tensor:
+    def answer_step(
+        self,
+        z: torch.Tensor,
+        y: torch.Tensor,
+        answer: torch.Tensor,
+        bonus: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Gated residual answer update ``y <- y + gate * delta``.
 
         Predicting a change rather than a new answer makes each step a refinement, and the
@@ -301,6 +333,8 @@ class RecursiveCore(nn.Module):
         y : torch.Tensor of shape (batch, max_length, n_tokens)
         answer : torch.Tensor of shape (batch, max_length, hidden)
             :meth:`answer_context` of ``y``.
+        bonus : torch.Tensor of shape (batch, max_length, n_tokens), optional
+            Fragment-evidence logits, added to the delta.
 
         Returns
         -------
@@ -308,7 +342,10 @@ class RecursiveCore(nn.Module):
         """
         hidden = self.answer_norm(z + answer)
         gate = torch.sigmoid(self.answer_gate(hidden))
-        return y + gate * self.answer_delta(hidden)
+        delta = self.answer_delta(hidden)
+        if bonus is not None:
+            delta = delta + bonus
+        return y + gate * delta
 
     def halt_logit(self, z: torch.Tensor) -> torch.Tensor:
         """Logit that the current answer is fully correct: tensor of shape (batch,)."""
@@ -326,7 +363,7 @@ class RecursiveCore(nn.Module):
         halt_logit : torch.Tensor of shape (batch,)
         """
         z = carry.z + self.step_embedding.weight[step]
-        answer = self.answer_context(carry.y, memory.precursor_mass)
+        answer, bonus = self.answer_context(carry.y, memory)
         n_frozen = self.config.no_grad_latent_steps
         if n_frozen:
             with torch.no_grad():
@@ -334,7 +371,7 @@ class RecursiveCore(nn.Module):
                     z = self.latent_step(z, answer, memory)
         for _ in range(self.config.latent_steps - n_frozen):
             z = self.latent_step(z, answer, memory)
-        y = self.answer_step(z, carry.y, answer)
+        y = self.answer_step(z, carry.y, answer, bonus)
         return Carry(z=z, y=y), self.halt_logit(z)
 
 
@@ -369,7 +406,8 @@ class PeptideTRM(nn.Module):
         """
         states, mask = self.encoder(mz, intensity, peak_mask, precursor_mass, charge)
         projections = [block.cross_attention.project_memory(states) for block in self.core.blocks]
-        return EncodedSpectrum(states, mask, projections, precursor_mass)
+        peaks = PeakIndex.build(mz, intensity, peak_mask) if self.core.evidence is not None else None
+        return EncodedSpectrum(states, mask, projections, precursor_mass, peaks)
 
     def forward(
         self,

@@ -112,6 +112,9 @@ def test_config_checks():
         ModelConfig.from_dict({"hidden": 64, "depth": 3})
     config = get_model_config("roadmap")
     assert ModelConfig.from_dict(config.to_dict()) == config
+    # A checkpoint from before the fragment evidence existed keeps its architecture.
+    older = {k: v for k, v in config.to_dict().items() if k != "fragment_evidence"}
+    assert ModelConfig.from_dict(older) == dataclasses.replace(config, fragment_evidence=False)
 
 
 def test_build_model_fills_and_checks_the_vocabulary_size(vocabulary):
@@ -175,7 +178,8 @@ def test_fragment_feedback_places_the_answers_ions(tiny_model, vocabulary):
     ids = torch.tensor(vocabulary.encode(tokens, tiny_model.config.max_length))
     answer = torch.nn.functional.one_hot(ids, len(vocabulary)).float()[None] * 10
     precursor = torch.tensor([peptide_mass(tokens)])
-    b_ions, y_ions = tiny_model.core.answer_fragments(answer, precursor)
+    residue_masses = tiny_model.core.token_masses[answer.argmax(dim=-1)]
+    b_ions, y_ions = tiny_model.core.answer_fragments(residue_masses, precursor)
     expected = fragment_mz(tokens, charges=(1,))
     n = len(expected["b1"])
     # Position 0 holds the N-terminal modification: b1 is the prefix through position 1.

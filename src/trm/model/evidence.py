@@ -1,0 +1,181 @@
+"""Fragment evidence: how well each candidate residue at each answer position is supported
+by the peaks, given the rest of the current answer.
+
+For position ``i`` and candidate token ``k`` (mass ``m_k``) the current answer fixes the
+mass of the residues before ``i`` (``P_i``, from its argmax) and after ``i`` (``S_i``).
+Placing ``k`` at ``i`` then predicts eight fragment m/z values:
+
+* N-anchored: the b ion ending at ``i`` (``P_i + m_k``) and its complementary y ion
+  (precursor mass minus that), singly and doubly charged;
+* C-anchored: the y ion starting at ``i`` (``S_i + m_k + H2O``) and its complementary b
+  ion, singly and doubly charged.
+
+Each predicted m/z is looked up among the peaks (nearest peak on either side, Gaussian
+kernel of width ``tolerance``), giving two features per ion: the kernel (a peak is there)
+and the kernel times the peak's relative intensity (how strong it is). This is the ion
+lookup with which DeepNovo and PointNovo score the next amino acid, evaluated for every
+position at once: as the answer improves from one supervision step to the next, the
+prefix and suffix masses become right at more positions, and so does their evidence,
+which is what lets later refinement steps beat the first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from trm.chem import PROTON_MASS, WATER_MASS
+
+#: Fragment m/z predicted per (position, candidate): b, y (N-anchored), y, b (C-anchored),
+#: each at charge 1 and 2.
+N_IONS = 8
+#: Features per predicted ion: presence, presence times relative intensity.
+FEATURES_PER_ION = 2
+N_FEATURES = N_IONS * FEATURES_PER_ION
+#: m/z given to padding peaks so that they sort last and never match.
+_PAD_MZ = 1.0e7
+
+
+@dataclass
+class PeakIndex:
+    """Peaks sorted by m/z, ready for nearest-peak lookups.
+
+    Attributes
+    ----------
+    mz : torch.Tensor of shape (batch, n_peaks)
+        Ascending; padding peaks hold a huge m/z.
+    intensity : torch.Tensor of shape (batch, n_peaks)
+        Square-root intensity relative to the spectrum's most intense peak; 0 for padding.
+    """
+
+    mz: torch.Tensor
+    intensity: torch.Tensor
+
+    @classmethod
+    def build(
+        cls, mz: torch.Tensor, intensity: torch.Tensor, peak_mask: torch.Tensor
+    ) -> PeakIndex:
+        """Index a batch of spectra.
+
+        Parameters
+        ----------
+        mz, intensity : torch.Tensor of shape (batch, n_peaks)
+        peak_mask : torch.Tensor of shape (batch, n_peaks), bool
+        """
+        mz = torch.where(peak_mask, mz.float(), torch.full_like(mz, _PAD_MZ, dtype=torch.float))
+        relative = torch.sqrt(intensity.float().clamp_min(0)) * peak_mask
+        relative = relative / relative.amax(dim=1, keepdim=True).clamp_min(1e-12)
+        mz, order = torch.sort(mz, dim=1)
+        return cls(mz.contiguous(), torch.gather(relative, 1, order).contiguous())
+
+    def select(self, index: torch.Tensor) -> PeakIndex:
+        """The rows ``index`` of the batch."""
+        return PeakIndex(self.mz[index], self.intensity[index])
+
+    def lookup(self, query: torch.Tensor, tolerance: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Nearest peak of each query m/z.
+
+        Parameters
+        ----------
+        query : torch.Tensor of shape (batch, n_queries)
+        tolerance : float
+            Standard deviation (Da) of the Gaussian kernel on the m/z difference.
+
+        Returns
+        -------
+        presence, strength : torch.Tensor of shape (batch, n_queries)
+            Gaussian kernel of the distance to the nearest peak, and that times the
+            peak's relative intensity.
+        """
+        n_peaks = self.mz.shape[1]
+        right = torch.searchsorted(self.mz, query.contiguous())
+        left = (right - 1).clamp_min(0)
+        right = right.clamp_max(n_peaks - 1)
+        left_delta = torch.gather(self.mz, 1, left) - query
+        right_delta = torch.gather(self.mz, 1, right) - query
+        nearer_left = left_delta.abs() < right_delta.abs()
+        delta = torch.where(nearer_left, left_delta, right_delta) / tolerance
+        nearest = torch.where(nearer_left, left, right)
+        presence = torch.exp(-0.5 * delta.square())
+        return presence, presence * torch.gather(self.intensity, 1, nearest)
+
+
+def candidate_fragments(
+    residue_masses: torch.Tensor, token_masses: torch.Tensor, precursor_mass: torch.Tensor
+) -> torch.Tensor:
+    """The fragment m/z each candidate token at each position predicts.
+
+    Parameters
+    ----------
+    residue_masses : torch.Tensor of shape (batch, length)
+        Mass of the current answer's token at each position (0 after its end).
+    token_masses : torch.Tensor of shape (n_tokens,)
+    precursor_mass : torch.Tensor of shape (batch,)
+        Neutral precursor mass (Da).
+
+    Returns
+    -------
+    torch.Tensor of shape (batch, length, n_tokens, N_IONS)
+    """
+    residue_masses = residue_masses.float()
+    prefix = torch.cumsum(residue_masses, dim=1) - residue_masses
+    suffix = residue_masses.sum(dim=1, keepdim=True) - prefix - residue_masses
+    mass = token_masses.float()[None, None, :]
+    precursor = precursor_mass.float()[:, None, None]
+    b_n = prefix[..., None] + mass  # residues through i, N-anchored
+    y_c = suffix[..., None] + mass + WATER_MASS  # residues from i, C-anchored
+    neutral = torch.stack([b_n, precursor - b_n, y_c, precursor - y_c], dim=-1)
+    return torch.cat([neutral + PROTON_MASS, (neutral + 2 * PROTON_MASS) / 2], dim=-1)
+
+
+class FragmentEvidence(nn.Module):
+    """Features and a logit bonus from the ion lookup of every candidate.
+
+    Parameters
+    ----------
+    hidden : int
+        Width of the context vector given to the recursive core.
+    n_tokens : int
+        Vocabulary size.
+    tolerance : float
+        Kernel width (Da) of the peak lookup.
+    """
+
+    def __init__(self, hidden: int, n_tokens: int, tolerance: float) -> None:
+        super().__init__()
+        self.tolerance = tolerance
+        self.score = nn.Sequential(
+            nn.Linear(N_FEATURES, N_FEATURES), nn.ReLU(), nn.Linear(N_FEATURES, 1)
+        )
+        self.context = nn.Linear(n_tokens * N_FEATURES, hidden)
+
+    @torch.no_grad()
+    def features(
+        self,
+        peaks: PeakIndex,
+        residue_masses: torch.Tensor,
+        token_masses: torch.Tensor,
+        precursor_mass: torch.Tensor,
+    ) -> torch.Tensor:
+        """Lookup features: tensor of shape (batch, length, n_tokens, N_FEATURES)."""
+        queries = candidate_fragments(residue_masses, token_masses, precursor_mass)
+        batch = queries.shape[0]
+        presence, strength = peaks.lookup(queries.reshape(batch, -1), self.tolerance)
+        return torch.stack([presence, strength], dim=-1).reshape(*queries.shape[:-1], N_FEATURES)
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logit bonus per candidate and context vector per position.
+
+        Parameters
+        ----------
+        features : torch.Tensor of shape (batch, length, n_tokens, N_FEATURES)
+
+        Returns
+        -------
+        bonus : torch.Tensor of shape (batch, length, n_tokens)
+        context : torch.Tensor of shape (batch, length, hidden)
+        """
+        bonus = self.score(features).squeeze(-1)
+        return bonus, self.context(features.flatten(-2))
