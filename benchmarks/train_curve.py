@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--n-validation", type=int, default=512)
     parser.add_argument("--shards", type=Path)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--draft-fraction", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True, help="writes OUT.pt and OUT.csv")
     args = parser.parse_args()
@@ -97,6 +98,7 @@ def main() -> None:
         eval_spectra=args.n_validation,
         log_every=max(args.eval_every // 2, 1),
         seed=args.seed,
+        draft_fraction=args.draft_fraction,
         curriculum=Curriculum(clean_mix_steps=half, noise_ramp_steps=half),
     )
     fit(

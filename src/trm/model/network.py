@@ -416,6 +416,7 @@ class PeptideTRM(nn.Module):
         peak_mask: torch.Tensor,
         precursor_mass: torch.Tensor,
         charge: torch.Tensor,
+        draft: torch.Tensor | None = None,
     ) -> list[StepOutput]:
         """All ``T`` supervision steps, for training with deep supervision.
 
@@ -426,6 +427,9 @@ class PeptideTRM(nn.Module):
         precursor_mass : torch.Tensor of shape (batch,)
             Neutral precursor mass in Da.
         charge : torch.Tensor of shape (batch,), int
+        draft : torch.Tensor of shape (batch, max_length, n_tokens), optional
+            Logits of a starting answer (training only: see
+            :attr:`trm.train.TrainConfig.draft_fraction`); default blank.
 
         Returns
         -------
@@ -434,6 +438,8 @@ class PeptideTRM(nn.Module):
         """
         memory = self.encode(mz, intensity, peak_mask, precursor_mass, charge)
         carry = self.core.initial_carry(mz.shape[0])
+        if draft is not None:
+            carry = Carry(z=carry.z, y=carry.y + draft.to(carry.y.dtype))
         outputs = []
         for step in range(self.config.supervision_steps):
             carry, halt_logit = self.core.supervision_step(carry, memory, step)

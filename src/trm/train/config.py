@@ -50,6 +50,14 @@ class TrainConfig:
         Seeds initialisation, data order and noise.
     mixed_precision : bool
         bfloat16 autocast on CUDA (ignored on CPU).
+    draft_fraction : float
+        Fraction of each training batch whose recursion starts from a draft answer (the
+        true peptide with some positions replaced at random) instead of the blank one, so
+        that refinement learns, from the first steps on, to use the fragment evidence of
+        a mostly right answer; inference always starts blank.
+    draft_corruption : float
+        Largest fraction of a draft's positions replaced (each draft draws its own rate
+        uniformly below it).
     loss : LossWeights
     curriculum : Curriculum
     noise : RampNoise
@@ -72,6 +80,8 @@ class TrainConfig:
     log_every: int = 50
     seed: int = 0
     mixed_precision: bool = True
+    draft_fraction: float = 0.0
+    draft_corruption: float = 0.5
     loss: LossWeights = LossWeights()
     curriculum: Curriculum = Curriculum()
     noise: RampNoise = RampNoise()

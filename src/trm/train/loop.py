@@ -48,6 +48,9 @@ from trm.train.noise import NoiseModel, apply_noise
 
 log = logging.getLogger(__name__)
 
+#: Logit of a draft's token over the others: a confident but revisable starting answer.
+DRAFT_LOGIT = 4.0
+
 #: Stream tags separating the seeds of training noise and evaluation noise.
 _TRAIN_STREAM, _EVAL_STREAM = 1, 2
 
@@ -169,6 +172,34 @@ class Trainer:
         parameters = self.noise_model.sample(strength, generator).where(noisy)
         return apply_noise(batch, parameters, self.noise_model.max_noise_peaks, generator)
 
+    def draft(self, tokens: torch.Tensor, generator: torch.Generator) -> torch.Tensor | None:
+        """Starting answers for a batch: drafts for ``draft_fraction`` of it (see
+        :class:`TrainConfig`), blank for the rest; None when drafts are off.
+
+        Parameters
+        ----------
+        tokens : torch.Tensor of shape (batch, max_length)
+            True token ids (on the CPU).
+
+        Returns
+        -------
+        torch.Tensor of shape (batch, max_length, n_tokens) or None
+            Logits of the starting answer: one-hot times :data:`DRAFT_LOGIT` for drafts,
+            zero (uniform) for the others.
+        """
+        config = self.config
+        if config.draft_fraction <= 0:
+            return None
+        n_spectra, length = tokens.shape
+        n_tokens = len(self.vocabulary)
+        drafted = torch.rand(n_spectra, generator=generator) < config.draft_fraction
+        rate = torch.rand(n_spectra, 1, generator=generator) * config.draft_corruption
+        replaced = torch.rand(n_spectra, length, generator=generator) < rate
+        random_tokens = torch.randint(0, n_tokens, (n_spectra, length), generator=generator)
+        draft_tokens = torch.where(replaced, random_tokens, tokens)
+        logits = torch.nn.functional.one_hot(draft_tokens, n_tokens).float() * DRAFT_LOGIT
+        return logits * drafted[:, None, None]
+
     def train_step(self, dataset: SpectrumDataset) -> dict[str, float]:
         """One optimisation step on the batch the step prescribes.
 
@@ -190,7 +221,11 @@ class Trainer:
         generator = torch.Generator().manual_seed(
             _seed(config.seed, _TRAIN_STREAM, step, self.context.rank)
         )
-        batch = self.augment(dataset.batch(indices), step, generator).to(self.device)
+        batch = self.augment(dataset.batch(indices), step, generator)
+        draft = self.draft(batch.tokens, generator)
+        batch = batch.to(self.device)
+        if draft is not None:
+            draft = draft.to(self.device)
         rate = learning_rate(
             step,
             config.learning_rate,
@@ -202,7 +237,7 @@ class Trainer:
             group["lr"] = rate
         self.model.train()
         with self._autocast():
-            outputs = self.network(*batch.model_inputs())
+            outputs = self.network(*batch.model_inputs(), draft=draft)
         losses = compute_loss(
             outputs,
             batch,

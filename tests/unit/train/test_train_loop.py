@@ -47,6 +47,8 @@ def short_run(**changes) -> TrainConfig:
         "eval_spectra": 16,
         "eval_batch_size": 8,
         "log_every": 4,
+        # Drafts draw from the step's generator too: part of what must resume exactly.
+        "draft_fraction": 0.5,
         # Half the spectra noisy from the start, so the noise path is part of resumption.
         "curriculum": Curriculum(clean_fraction_start=0.5, clean_mix_steps=8, noise_ramp_steps=8),
     }
@@ -260,3 +262,26 @@ def test_pretrain_command(tmp_path, spectrum_table, monkeypatch):
     monkeypatch.setattr(loop_module.Trainer, "train_step", None)
     args.func(args)
     assert read_checkpoint(tmp_path / "model.pt")["step"] == 3
+
+
+def test_drafts_start_a_share_of_the_batch_from_a_corrupted_true_answer(
+    micro_config, vocabulary
+):
+    tokens = torch.randint(1, len(vocabulary), (400, 16), generator=torch.Generator().manual_seed(0))
+    blank = Trainer(micro_config, short_run(draft_fraction=0.0), vocabulary)
+    assert blank.draft(tokens, torch.Generator().manual_seed(1)) is None
+
+    exact = Trainer(micro_config, short_run(draft_fraction=1.0, draft_corruption=0.0), vocabulary)
+    draft = exact.draft(tokens, torch.Generator().manual_seed(1))
+    assert draft.shape == (400, 16, len(vocabulary))
+    assert torch.equal(draft.argmax(dim=-1), tokens)
+
+    mixed = Trainer(micro_config, short_run(draft_fraction=0.5, draft_corruption=0.5), vocabulary)
+    draft = mixed.draft(tokens, torch.Generator().manual_seed(1))
+    drafted = draft.abs().sum(dim=(1, 2)) > 0
+    assert 150 < int(drafted.sum()) < 250
+    kept = (draft[drafted].argmax(dim=-1) == tokens[drafted]).float().mean()
+    # Each draft replaces a rate drawn below 0.5 of its positions: about 1/4 on average.
+    assert 0.7 < float(kept) < 0.85
+    # A pure function of the generator, as exact resumption needs.
+    assert torch.equal(draft, mixed.draft(tokens, torch.Generator().manual_seed(1)))
