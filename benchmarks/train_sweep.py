@@ -38,7 +38,8 @@ from trm.train.loop import Trainer  # noqa: E402
 
 log = logging.getLogger("train_sweep")
 
-#: hidden:encoder layers:core layers:supervision steps T:latent steps n[:fragment feedback 0/1]
+#: hidden:encoder layers:core layers:supervision steps T:latent steps n
+#: [:fragment feedback 0/1[:fragment evidence 0/1]]
 DEFAULT_GRID = ("64:1:1:4:2", "128:2:1:4:2", "128:2:1:8:3", "192:2:1:8:2", "384:2:1:8:6")
 
 
@@ -47,6 +48,7 @@ def parse_size(spec: str) -> ModelConfig:
     hidden, encoder_layers, core_layers, steps, latent = values[:5]
     return ModelConfig(
         fragment_feedback=bool(values[5]) if len(values) > 5 else True,
+        fragment_evidence=bool(values[6]) if len(values) > 6 else True,
         hidden=hidden,
         heads=max(hidden // 32, 2),
         encoder_layers=encoder_layers,
@@ -77,6 +79,7 @@ def run_size(spec: str, args: argparse.Namespace, vocabulary, train, validation)
         eval_spectra=len(validation),
         eval_batch_size=128,
         seed=args.seed,
+        draft_fraction=args.draft_fraction,
         curriculum=Curriculum(clean_mix_steps=steps // 2, noise_ramp_steps=steps // 2),
     )
     trainer = Trainer(config, train_config, vocabulary)
@@ -119,6 +122,12 @@ def main() -> None:
         "--shards", type=Path, help="synthetic data directory (train/, validation/)"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--draft-fraction",
+        type=float,
+        default=TrainConfig().draft_fraction,
+        help="share of each batch started from a corrupted true answer",
+    )
     parser.add_argument("--out", type=Path, help="TSV of the table")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)

@@ -26,6 +26,7 @@ rule pretrain:
         eval_every=config["pretrain"]["eval_every"],
         eval_spectra=config["pretrain"]["eval_spectra"],
         seed=config["pretrain"]["seed"],
+        draft_fraction=config["pretrain"]["draft_fraction"],
     shell:
         "{params.launcher} pretrain --train-dir {input:q}/train"
         " --validation-dir {input:q}/validation --checkpoint {output.checkpoint:q}"
@@ -33,8 +34,8 @@ rule pretrain:
         " --steps {params.steps} --batch-size {params.batch_size}"
         " --learning-rate {params.learning_rate} --warmup-steps {params.warmup_steps}"
         " --eval-every {params.eval_every} --eval-spectra {params.eval_spectra}"
-        " --seed {params.seed} --device {params.device} --threads {threads}"
-        " 2> {log:q}"
+        " --seed {params.seed} --draft-fraction {params.draft_fraction}"
+        " --device {params.device} --threads {threads} 2> {log:q}"
 
 
 rule training_plot:

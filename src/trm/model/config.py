@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-
 #: Switches added after checkpoints were first written, with the value that reproduces an
 #: older checkpoint's architecture.
 _ADDED_LATER: dict[str, object] = {"fragment_evidence": False}

@@ -54,9 +54,7 @@ class PeakIndex:
     intensity: torch.Tensor
 
     @classmethod
-    def build(
-        cls, mz: torch.Tensor, intensity: torch.Tensor, peak_mask: torch.Tensor
-    ) -> PeakIndex:
+    def build(cls, mz: torch.Tensor, intensity: torch.Tensor, peak_mask: torch.Tensor) -> PeakIndex:
         """Index a batch of spectra.
 
         Parameters

@@ -406,7 +406,9 @@ class PeptideTRM(nn.Module):
         """
         states, mask = self.encoder(mz, intensity, peak_mask, precursor_mass, charge)
         projections = [block.cross_attention.project_memory(states) for block in self.core.blocks]
-        peaks = PeakIndex.build(mz, intensity, peak_mask) if self.core.evidence is not None else None
+        peaks = (
+            PeakIndex.build(mz, intensity, peak_mask) if self.core.evidence is not None else None
+        )
         return EncodedSpectrum(states, mask, projections, precursor_mass, peaks)
 
     def forward(

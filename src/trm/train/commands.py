@@ -78,6 +78,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=defaults.loss.spectrum,
         help="weight of the spectrum-matching loss (default: off)",
     )
+    parser.add_argument(
+        "--draft-fraction",
+        type=float,
+        default=defaults.draft_fraction,
+        help="share of each batch whose recursion starts from the true answer with random "
+        "positions replaced (default: %(default)s)",
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument(
         "--device", default="cpu", help="cpu or cuda (default: %(default)s); cuda uses bf16"
@@ -116,6 +123,7 @@ def run_pretrain(args: argparse.Namespace) -> None:
         checkpoint_every=args.checkpoint_every,
         eval_spectra=args.eval_spectra,
         seed=args.seed,
+        draft_fraction=args.draft_fraction,
         curriculum=dataclasses.replace(
             base.curriculum,
             clean_mix_steps=args.clean_mix_steps,

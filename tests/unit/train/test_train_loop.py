@@ -264,10 +264,10 @@ def test_pretrain_command(tmp_path, spectrum_table, monkeypatch):
     assert read_checkpoint(tmp_path / "model.pt")["step"] == 3
 
 
-def test_drafts_start_a_share_of_the_batch_from_a_corrupted_true_answer(
-    micro_config, vocabulary
-):
-    tokens = torch.randint(1, len(vocabulary), (400, 16), generator=torch.Generator().manual_seed(0))
+def test_drafts_start_a_share_of_the_batch_from_a_corrupted_true_answer(micro_config, vocabulary):
+    tokens = torch.randint(
+        1, len(vocabulary), (400, 16), generator=torch.Generator().manual_seed(0)
+    )
     blank = Trainer(micro_config, short_run(draft_fraction=0.0), vocabulary)
     assert blank.draft(tokens, torch.Generator().manual_seed(1)) is None
 
