@@ -80,7 +80,7 @@ class TrainConfig:
     log_every: int = 50
     seed: int = 0
     mixed_precision: bool = True
-    draft_fraction: float = 0.5
+    draft_fraction: float = 0.8
     draft_corruption: float = 0.5
     loss: LossWeights = LossWeights()
     curriculum: Curriculum = Curriculum()
