@@ -6,7 +6,10 @@ One forward pass encodes the spectrum once, then refines a non-autoregressive an
 spectrum ``x``, and then updates the answer by a gated residual ``y <- y + gate * delta``.
 Both updates see the answer as a soft token embedding plus the m/z of the b and y ions
 that its current argmax implies, encoded like the peaks, so a step can check the answer
-against the spectrum. Training supervises every step's answer; the carry is detached in
+against the spectrum. With ``fragment_evidence`` (the default) they also see, for every
+position and candidate residue, whether the ions that residue would produce there, given
+the rest of the answer, are among the peaks (:mod:`trm.model.evidence`); that lookup also
+adds its own logits to the answer update. Training supervises every step's answer; the carry is detached in
 between, so the gradient of step ``t`` flows through step ``t`` only (and into the shared
 encoder).
 """
