@@ -53,7 +53,7 @@ def test_lookup_finds_the_nearest_peak_within_tolerance():
     mz = torch.tensor([[300.0, 100.0, 200.0, 0.0]])
     intensity = torch.tensor([[4.0, 16.0, 1.0, 0.0]])
     peaks = PeakIndex.build(mz, intensity, torch.tensor([[True, True, True, False]]))
-    assert peaks.mz[0, :3].tolist() == [100.0, 200.0, 300.0]
+    assert peaks.mz[0, 1:4].tolist() == [100.0, 200.0, 300.0]
     presence, strength = peaks.lookup(torch.tensor([[100.0, 300.01, 250.0, 0.0, 1e6]]), 0.01)
     assert presence[0, 0] == pytest.approx(1.0)
     assert presence[0, 1] == pytest.approx(np.exp(-0.5), rel=3e-3)
