@@ -9,9 +9,9 @@ that its current argmax implies, encoded like the peaks, so a step can check the
 against the spectrum. With ``fragment_evidence`` (the default) they also see, for every
 position and candidate residue, whether the ions that residue would produce there, given
 the rest of the answer, are among the peaks (:mod:`trm.model.evidence`); that lookup also
-adds its own logits to the answer update. Training supervises every step's answer; the carry is detached in
-between, so the gradient of step ``t`` flows through step ``t`` only (and into the shared
-encoder).
+adds its own logits to the answer update. Training supervises every step's answer; the
+carry is detached in between, so the gradient of step ``t`` flows through step ``t`` only
+(and into the shared encoder).
 """
 
 from __future__ import annotations
