@@ -134,7 +134,7 @@ def test_named_configs_and_their_cost(vocabulary):
         cost = inference_flops(model.config)
         assert cost.total == cost.encoder + cost.supervision_steps * cost.per_supervision_step
         costs[name] = (count_parameters(model), cost.gflop)
-    assert costs["tiny"] < costs["default"] < costs["roadmap"]
+    assert costs["tiny"] <= costs["default"] < costs["roadmap"]
     # With the spectrum projected once, the roadmap size costs well under the 13 GFLOP.
     assert 5 < costs["roadmap"][1] < 13
     config = build_model(get_model_config("default"), vocabulary).config
