@@ -65,7 +65,12 @@ def main() -> None:
     parser.add_argument("--n-validation", type=int, default=512)
     parser.add_argument("--shards", type=Path)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--draft-fraction", type=float, default=0.0)
+    parser.add_argument(
+        "--draft-fraction",
+        type=float,
+        default=TrainConfig().draft_fraction,
+        help="share of each batch started from a corrupted true answer (default: %(default)s)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True, help="writes OUT.pt and OUT.csv")
     args = parser.parse_args()
