@@ -100,7 +100,8 @@ def greedy_decode(
     Returns
     -------
     list of DecodedPeptide or None
-        None where the first position already says "end".
+        None where the answer holds no residue: the first position already says "end",
+        or only an N-terminal modification precedes it (no peptide to write).
     """
     # An N-terminal modification can only open the peptide.
     masked = log_probs.copy()
@@ -109,7 +110,7 @@ def greedy_decode(
     results: list[DecodedPeptide | None] = []
     for row, ids in enumerate(best):
         n_tokens = int(np.argmax(ids == vocabulary.pad_id)) if (ids == 0).any() else len(ids)
-        if n_tokens == 0:
+        if not (~vocabulary.is_nterm[ids[:n_tokens]]).any():
             results.append(None)
             continue
         chosen = np.concatenate([ids[:n_tokens], np.zeros(len(ids) - n_tokens, dtype=ids.dtype)])

@@ -101,3 +101,14 @@ def test_nterm_modification_only_first():
     log_probs[4, VOCABULARY.index["[Acetyl]-"]] = 0.0
     (greedy,) = greedy_decode(log_probs[None], np.array([_precursor(tokens)]), VOCABULARY)
     assert not any(t.endswith("-") for t in VOCABULARY.decode(greedy.token_ids)[1:])
+
+
+def test_greedy_gives_nothing_for_an_answer_without_residues():
+    # An N-terminal modification followed by "end" is no peptide (and no valid ProForma).
+    nterm = next(t for t in VOCABULARY.tokens if t.endswith("-"))
+    only_modification = _answer([nterm])
+    blank = _answer([])
+    results = greedy_decode(
+        np.stack([only_modification, blank]), np.array([500.0, 500.0]), VOCABULARY
+    )
+    assert results == [None, None]
