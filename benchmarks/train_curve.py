@@ -27,6 +27,7 @@ from trm.model import MODEL_CONFIGS, ModelConfig, get_model_config  # noqa: E402
 from trm.train.config import TrainConfig  # noqa: E402
 from trm.train.curriculum import Curriculum  # noqa: E402
 from trm.train.loop import fit  # noqa: E402
+from trm.train.losses import LossWeights  # noqa: E402
 
 
 def model_overrides(items: list[str]) -> dict:
@@ -71,6 +72,12 @@ def main() -> None:
         default=TrainConfig().draft_fraction,
         help="share of each batch started from a corrupted true answer (default: %(default)s)",
     )
+    parser.add_argument(
+        "--step-base",
+        type=float,
+        default=LossWeights().step_base,
+        help="supervision step t weighs step_base**t in the loss (default: %(default)s)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True, help="writes OUT.pt and OUT.csv")
     args = parser.parse_args()
@@ -104,6 +111,7 @@ def main() -> None:
         log_every=max(args.eval_every // 2, 1),
         seed=args.seed,
         draft_fraction=args.draft_fraction,
+        loss=LossWeights(step_base=args.step_base),
         curriculum=Curriculum(clean_mix_steps=half, noise_ramp_steps=half),
     )
     fit(
