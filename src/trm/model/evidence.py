@@ -94,7 +94,9 @@ class PeakIndex:
             Gaussian kernel of the distance to the nearest peak, and that times the
             peak's relative intensity.
         """
-        right = torch.searchsorted(self.mz, query.contiguous())
+        # Inside the sentinels whatever the precursor says, so both neighbours exist.
+        query = query.clamp(-_PAD_MZ / 2, _PAD_MZ / 2).contiguous()
+        right = torch.searchsorted(self.mz, query)
         left = right - 1
         left_delta = torch.gather(self.mz, 1, left) - query
         right_delta = torch.gather(self.mz, 1, right) - query

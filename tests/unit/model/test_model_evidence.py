@@ -97,3 +97,10 @@ def test_model_without_evidence_has_no_lookup(vocabulary):
     model = build_model(config, vocabulary)
     assert model.core.evidence is None
     assert not any("evidence" in name for name, _ in model.named_parameters())
+
+
+def test_lookup_survives_absurd_query_masses():
+    peaks = PeakIndex.build(torch.tensor([[150.0]]), torch.tensor([[1.0]]), torch.tensor([[True]]))
+    presence, strength = peaks.lookup(torch.tensor([[-1e9, 1e9, 150.0]]), 0.02)
+    assert presence[0, :2].max() < 1e-12
+    assert presence[0, 2] == pytest.approx(1.0)
