@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from trm.chem import PROTON_MASS, WATER_MASS
+from trm.model.layers import relative_intensity
 
 #: Fragment m/z predicted per (position, candidate): b, y (N-anchored), y, b (C-anchored),
 #: each at charge 1 and 2.
@@ -65,8 +66,7 @@ class PeakIndex:
         peak_mask : torch.Tensor of shape (batch, n_peaks), bool
         """
         mz = torch.where(peak_mask, mz.float(), torch.full_like(mz, _PAD_MZ, dtype=torch.float))
-        relative = torch.sqrt(intensity.float().clamp_min(0)) * peak_mask
-        relative = relative / relative.amax(dim=1, keepdim=True).clamp_min(1e-12)
+        relative = relative_intensity(intensity.float(), peak_mask)
         mz, order = torch.sort(mz, dim=1)
         relative = torch.gather(relative, 1, order)
         # A sentinel on each side: every query then has a left and a right neighbour.

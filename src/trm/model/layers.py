@@ -139,6 +139,25 @@ class Block(nn.Module):
         return x + self.feed_forward(self.ff_norm(x))
 
 
+def relative_intensity(intensity: torch.Tensor, peak_mask: torch.Tensor) -> torch.Tensor:
+    """Square-root intensity over the spectrum's most intense peak; 0 for padding.
+
+    What the encoder and the ion lookup both read of an intensity, so the scale of the
+    instrument does not matter.
+
+    Parameters
+    ----------
+    intensity : torch.Tensor of shape (batch, n_peaks)
+    peak_mask : torch.Tensor of shape (batch, n_peaks), bool
+
+    Returns
+    -------
+    torch.Tensor of shape (batch, n_peaks)
+    """
+    relative = torch.sqrt(intensity.clamp_min(0)) * peak_mask
+    return relative / relative.amax(dim=1, keepdim=True).clamp_min(1e-12)
+
+
 class SinusoidalMassEncoding(nn.Module):
     """Fixed sinusoidal features of a mass or m/z, with geometric wavelengths.
 

@@ -24,7 +24,12 @@ from torch import nn
 from trm.chem import PROTON_MASS, fragment_mz_torch
 from trm.model.config import ModelConfig
 from trm.model.evidence import FragmentEvidence, PeakIndex
-from trm.model.layers import Block, MemoryProjection, SinusoidalMassEncoding
+from trm.model.layers import (
+    Block,
+    MemoryProjection,
+    SinusoidalMassEncoding,
+    relative_intensity,
+)
 
 
 @dataclass
@@ -168,8 +173,7 @@ class SpectrumEncoder(nn.Module):
         states : torch.Tensor of shape (batch, n_peaks + 2, hidden)
         mask : torch.Tensor of shape (batch, n_peaks + 2), bool
         """
-        relative = torch.sqrt(intensity.clamp_min(0)) * peak_mask
-        relative = relative / relative.amax(dim=1, keepdim=True).clamp_min(1e-12)
+        relative = relative_intensity(intensity, peak_mask)
         peaks = self.peak_mz(self.mass_encoding(mz)) + self.peak_intensity(relative.unsqueeze(-1))
         mass_token = self.precursor_mass(self.mass_encoding(precursor_mass)).unsqueeze(1)
         charge_token = self.charge_embedding(charge.clamp(0, self.max_charge)).unsqueeze(1)
