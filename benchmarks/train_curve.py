@@ -99,7 +99,6 @@ def main() -> None:
         args.seed,
     )
     logging.getLogger("train_curve").info("data: %s", label)
-    half = args.steps // 2
     train_config = TrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,
@@ -112,7 +111,7 @@ def main() -> None:
         seed=args.seed,
         draft_fraction=args.draft_fraction,
         loss=LossWeights(step_base=args.step_base),
-        curriculum=Curriculum(clean_mix_steps=half, noise_ramp_steps=half),
+        curriculum=Curriculum(),
     )
     fit(
         model_config,

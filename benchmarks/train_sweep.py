@@ -80,7 +80,7 @@ def run_size(spec: str, args: argparse.Namespace, vocabulary, train, validation)
         eval_batch_size=128,
         seed=args.seed,
         draft_fraction=args.draft_fraction,
-        curriculum=Curriculum(clean_mix_steps=steps // 2, noise_ramp_steps=steps // 2),
+        curriculum=Curriculum(),
     )
     trainer = Trainer(config, train_config, vocabulary)
     started = time.process_time()

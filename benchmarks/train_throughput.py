@@ -40,7 +40,7 @@ def measure(name: str, args: argparse.Namespace, vocabulary: Vocabulary, data) -
         steps=10_000,
         batch_size=args.batch_size,
         warmup_steps=10,
-        curriculum=Curriculum(clean_mix_steps=100, noise_ramp_steps=100),
+        curriculum=Curriculum(),
     )
     trainer = Trainer(config, train_config, vocabulary)
     for _ in range(args.warmup):

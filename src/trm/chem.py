@@ -23,6 +23,9 @@ from pyteomics import mass as _mass
 
 PROTON_MASS: float = _mass.nist_mass["H+"][0][0]
 WATER_MASS: float = _mass.calculate_mass(formula="H2O")
+#: Neutral losses and the b -> a ion difference.
+NH3_MASS: float = _mass.calculate_mass(formula="NH3")
+CO_MASS: float = _mass.calculate_mass(formula="CO")
 #: Mass difference between the 13C and 12C isotopes, for isotope-error tolerant matching.
 C13_SPACING: float = _mass.nist_mass["C"][13][0] - _mass.nist_mass["C"][12][0]
 
@@ -89,7 +92,9 @@ def _nterm_token(modification: ModificationDef) -> str:
     return f"[{modification.name}]-"
 
 
-def _token_mass(token: str) -> float:
+def token_mass(token: str) -> float:
+    """Monoisotopic mass (Da) of a residue token (``M[Oxidation]``) or of an N-terminal
+    modification token (``[Acetyl]-``)."""
     nterm = re.fullmatch(r"\[(.+)\]-", token)
     if nterm:
         return _MOD_BY_NAME[nterm.group(1)].mass
@@ -125,7 +130,7 @@ class Vocabulary:
     def __init__(self, tokens: Sequence[str] = DEFAULT_TOKENS) -> None:
         for token in tokens:
             try:
-                _token_mass(token)
+                token_mass(token)
             except KeyError as error:
                 raise ValueError(f"token {token!r} is not a known residue/modification") from error
         if len(set(tokens)) != len(tokens):
@@ -134,7 +139,7 @@ class Vocabulary:
         self.index: dict[str, int] = {t: i for i, t in enumerate(self.tokens)}
         #: Array of shape (n_tokens,): token masses in Da (0 for the end/pad class).
         self.masses: np.ndarray = np.array(
-            [0.0] + [_token_mass(t) for t in tokens], dtype=np.float64
+            [0.0] + [token_mass(t) for t in tokens], dtype=np.float64
         )
         self.is_nterm: np.ndarray = np.array(
             [False] + [t.endswith("-") for t in tokens], dtype=bool
@@ -256,7 +261,7 @@ def tokens_to_proforma(tokens: Sequence[str], charge: int | None = None) -> str:
 
 def peptide_mass(tokens: Sequence[str]) -> float:
     """Monoisotopic neutral mass (Da) of a tokenised peptide."""
-    return float(sum(_token_mass(t) for t in tokens) + WATER_MASS)
+    return float(sum(token_mass(t) for t in tokens) + WATER_MASS)
 
 
 def mass_to_mz(neutral_mass: float | np.ndarray, charge: int | np.ndarray) -> np.ndarray:
@@ -279,7 +284,7 @@ def fragment_mz(tokens: Sequence[str], charges: Sequence[int] = (1,)) -> dict[st
         (n_residues - 1,), b ions from the N-terminus (b1, b2, ...), y ions likewise from
         the C-terminus (y1, y2, ...). An N-terminal modification adds to every b ion.
     """
-    masses = np.array([_token_mass(t) for t in tokens], dtype=np.float64)
+    masses = np.array([token_mass(t) for t in tokens], dtype=np.float64)
     nterm = np.array([t.endswith("-") for t in tokens])
     nterm_delta = masses[nterm].sum()
     residue_masses = masses[~nterm]

@@ -70,6 +70,20 @@ class DecodedPeptide:
     isotope_error: int
 
 
+def mass_fits_precursor(
+    peptide_mass: float | np.ndarray,
+    precursor_mass: float | np.ndarray,
+    tolerance_ppm: float,
+    isotope_errors: tuple[int, int],
+) -> np.ndarray:
+    """Whether a peptide mass fits a neutral precursor mass within ``tolerance_ppm`` after
+    one of the isotope errors (13C spacings) in the inclusive range; broadcasts."""
+    isotopes = np.arange(isotope_errors[0], isotope_errors[1] + 1)
+    corrected = np.asarray(precursor_mass, dtype=np.float64)[..., None] - isotopes * C13_SPACING
+    error = (np.asarray(peptide_mass, dtype=np.float64)[..., None] - corrected) / corrected
+    return (np.abs(error) * 1e6 <= tolerance_ppm).any(axis=-1)
+
+
 def _mass_error_ppm(
     peptide_mass: np.ndarray, precursor_mass: np.ndarray, isotope_errors: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -1,17 +1,61 @@
-"""The instrument file (``config/instruments/<name>.yaml``), read and checked once for
-every stage that sequences spectra: precursor tolerance, isotope errors, the charges the
-instrument produces and what to do with spectra that have no charge."""
+"""The instrument file (``config/instruments/<name>.yaml``): one validated settings object
+that every stage receives — synthetic data, noise fitting, training, de novo sequencing,
+evaluation and Casanovo.
+
+What reads which setting:
+
+``fragmentation``
+    ``HCD`` or ``CID``: both produce b and y ions, the only ions the model reads. De novo
+    lists spectra whose file states an electron-based activation (ETD, ECD, EThcD) as
+    unsequenced with that reason, and warns when the file says CID for an HCD instrument
+    or the reverse.
+``ms2pip_model``, ``charges``, ``charge_weights``
+    Synthetic spectra; ``charges`` also the charges tried for spectra without one.
+``fragment_tolerance_da``
+    The model's fragment-evidence lookup (training and de novo), spectrum-match
+    rescoring, noise-model fitting and evaluation.
+``precursor_tolerance_ppm``, ``isotope_errors``
+    Which peptides fit a precursor (search, calibration, noise fitting, Casanovo).
+``missing_charge``
+    ``try`` or ``skip`` spectra without a precursor charge.
+``noise_model``
+    The noise model used for training when the samples sheet has no labelled run of the
+    instrument to fit one from (a shipped one in ``resources/noise/``); optional.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 #: Missing-charge policies of the instrument file.
 MISSING_CHARGE_POLICIES: tuple[str, ...] = ("try", "skip")
+#: Fragmentations the model can read: both give b and y ions.
+FRAGMENTATIONS: tuple[str, ...] = ("HCD", "CID")
+#: Activation names (as the spectrum reader reports them) of electron-based
+#: fragmentation, whose c and z ions the model does not read.
+ELECTRON_ACTIVATIONS: frozenset[str] = frozenset({"ETD", "ECD", "EThcD", "ETciD"})
+
+_KEYS = frozenset(
+    {
+        "description",
+        "fragmentation",
+        "ms2pip_model",
+        "fragment_tolerance_da",
+        "precursor_tolerance_ppm",
+        "isotope_errors",
+        "charges",
+        "charge_weights",
+        "missing_charge",
+        "noise_model",
+    }
+)
+_REQUIRED = ("fragmentation", "ms2pip_model", "fragment_tolerance_da", "precursor_tolerance_ppm")
 
 
 class InstrumentFileError(ValueError):
@@ -24,24 +68,149 @@ class InstrumentFileError(ValueError):
 
 @dataclass(frozen=True)
 class InstrumentSettings:
-    """What the de novo stage takes from an instrument file.
+    """One instrument, as every stage sees it (see the module description).
 
     Attributes
     ----------
+    fragmentation : str
+        ``HCD`` or ``CID``.
+    ms2pip_model : str
+        MS2PIP model of the synthetic spectra.
+    fragment_tolerance_da : float
+        Fragment m/z tolerance (Da).
     precursor_tolerance_ppm : float
         Largest accepted peptide-precursor mass difference (ppm).
     isotope_errors : tuple of int
         Lowest and highest isotope error of the precursor (13C spacings).
     charges : tuple of int
         Charges the instrument produces; tried for spectra without one (policy ``try``).
+    charge_weights : tuple of float or None
+        Relative frequency of each charge among synthetic spectra.
     missing_charge : str
         ``try`` or ``skip``.
+    noise_model : str or None
+        Path of the noise model to train with when none is fitted (relative paths are
+        relative to the working directory, the project root in the workflow).
+    description : str
     """
 
+    fragmentation: str = "HCD"
+    ms2pip_model: str = "HCD2019-distilled"
+    fragment_tolerance_da: float = 0.02
     precursor_tolerance_ppm: float = 20.0
     isotope_errors: tuple[int, int] = (0, 1)
     charges: tuple[int, ...] = (2, 3, 4)
+    charge_weights: tuple[float, ...] | None = None
     missing_charge: str = "try"
+    noise_model: str | None = None
+    description: str = ""
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], source: str | Path) -> InstrumentSettings:
+        """Check every key of a parsed instrument file.
+
+        Raises
+        ------
+        InstrumentFileError
+            Naming ``source`` and the offending key.
+        """
+        if not isinstance(data, Mapping):
+            raise InstrumentFileError(source, "expected a mapping of instrument settings")
+        unknown = sorted(set(data) - _KEYS)
+        if unknown:
+            raise InstrumentFileError(
+                source, f"unknown key(s) {unknown}; known keys: {sorted(_KEYS)}"
+            )
+        missing = [key for key in _REQUIRED if key not in data]
+        if missing:
+            raise InstrumentFileError(source, f"missing required key(s) {missing}")
+        defaults = cls()
+
+        def number(key: str) -> float:
+            try:
+                value = float(data[key])
+            except (TypeError, ValueError):
+                raise InstrumentFileError(
+                    source, f"{key} must be a number, not {data[key]!r}"
+                ) from None
+            if not math.isfinite(value) or value <= 0:
+                raise InstrumentFileError(source, f"{key} must be positive, not {data[key]!r}")
+            return value
+
+        def integers(key: str, default: tuple[int, ...]) -> tuple[int, ...]:
+            values = data.get(key, default)
+            if not isinstance(values, list | tuple) or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in values
+            ):
+                raise InstrumentFileError(
+                    source, f"{key} must be a list of integers, not {values!r}"
+                )
+            return tuple(values)
+
+        fragmentation = str(data["fragmentation"])
+        if fragmentation not in FRAGMENTATIONS:
+            raise InstrumentFileError(
+                source,
+                f"fragmentation must be one of {list(FRAGMENTATIONS)} (the model reads b and y "
+                f"ions), not {fragmentation!r}",
+            )
+        isotopes = integers("isotope_errors", defaults.isotope_errors)
+        if len(isotopes) != 2 or isotopes[0] > isotopes[1]:
+            raise InstrumentFileError(
+                source, f"isotope_errors must be [lowest, highest], not {list(isotopes)}"
+            )
+        charges = integers("charges", defaults.charges)
+        if not charges or min(charges) < 1 or len(set(charges)) != len(charges):
+            raise InstrumentFileError(
+                source, f"charges must list distinct positive charges, not {list(charges)}"
+            )
+        weights = data.get("charge_weights")
+        if weights is not None:
+            try:
+                weights = tuple(float(w) for w in weights)
+            except (TypeError, ValueError):
+                raise InstrumentFileError(
+                    source, f"charge_weights must be a list of numbers, not {weights!r}"
+                ) from None
+            if len(weights) != len(charges) or min(weights) <= 0:
+                raise InstrumentFileError(
+                    source,
+                    f"charge_weights needs one positive weight per charge ({len(charges)} "
+                    f"charges, {len(weights)} weights)",
+                )
+        policy = str(data.get("missing_charge", defaults.missing_charge))
+        if policy not in MISSING_CHARGE_POLICIES:
+            raise InstrumentFileError(
+                source, f"missing_charge must be one of {MISSING_CHARGE_POLICIES}, not {policy!r}"
+            )
+        noise_model = data.get("noise_model")
+        return cls(
+            fragmentation=fragmentation,
+            ms2pip_model=str(data["ms2pip_model"]),
+            fragment_tolerance_da=number("fragment_tolerance_da"),
+            precursor_tolerance_ppm=number("precursor_tolerance_ppm"),
+            isotope_errors=(isotopes[0], isotopes[1]),
+            charges=charges,
+            charge_weights=weights,
+            missing_charge=policy,
+            noise_model=None if noise_model in (None, "") else str(noise_model),
+            description=str(data.get("description", "")),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types (lists, not tuples), for JSON, YAML and checkpoints."""
+        return {
+            "description": self.description,
+            "fragmentation": self.fragmentation,
+            "ms2pip_model": self.ms2pip_model,
+            "fragment_tolerance_da": self.fragment_tolerance_da,
+            "precursor_tolerance_ppm": self.precursor_tolerance_ppm,
+            "isotope_errors": list(self.isotope_errors),
+            "charges": list(self.charges),
+            "charge_weights": None if self.charge_weights is None else list(self.charge_weights),
+            "missing_charge": self.missing_charge,
+            "noise_model": self.noise_model,
+        }
 
 
 def load_instrument(path: str | Path) -> InstrumentSettings:
@@ -55,8 +224,6 @@ def load_instrument(path: str | Path) -> InstrumentSettings:
     Returns
     -------
     InstrumentSettings
-        Keys the file does not set keep their defaults, except
-        ``precursor_tolerance_ppm``, which is required.
 
     Raises
     ------
@@ -71,31 +238,4 @@ def load_instrument(path: str | Path) -> InstrumentSettings:
         raise InstrumentFileError(path, f"cannot read the instrument file ({error})") from error
     except yaml.YAMLError as error:
         raise InstrumentFileError(path, f"not valid YAML ({error})") from error
-    if not isinstance(data, dict):
-        raise InstrumentFileError(path, "expected a mapping of instrument settings")
-    defaults = InstrumentSettings()
-    if "precursor_tolerance_ppm" not in data:
-        raise InstrumentFileError(path, "precursor_tolerance_ppm is required")
-    try:
-        tolerance = float(data["precursor_tolerance_ppm"])
-        isotopes = tuple(int(v) for v in data.get("isotope_errors", defaults.isotope_errors))
-        charges = tuple(int(v) for v in data.get("charges", defaults.charges))
-    except (TypeError, ValueError) as error:
-        raise InstrumentFileError(path, f"invalid number ({error})") from error
-    policy = str(data.get("missing_charge", defaults.missing_charge))
-    if not math.isfinite(tolerance) or tolerance <= 0:
-        raise InstrumentFileError(path, "precursor_tolerance_ppm must be positive")
-    if len(isotopes) != 2 or isotopes[0] > isotopes[1]:
-        raise InstrumentFileError(path, "isotope_errors must be [lowest, highest]")
-    if not charges or min(charges) < 1:
-        raise InstrumentFileError(path, "charges must list positive charges")
-    if policy not in MISSING_CHARGE_POLICIES:
-        raise InstrumentFileError(
-            path, f"missing_charge must be one of {MISSING_CHARGE_POLICIES}, not {policy!r}"
-        )
-    return InstrumentSettings(
-        precursor_tolerance_ppm=tolerance,
-        isotope_errors=(isotopes[0], isotopes[1]),
-        charges=charges,
-        missing_charge=policy,
-    )
+    return InstrumentSettings.from_mapping(data if data is not None else {}, path)

@@ -8,7 +8,6 @@ and :mod:`trm.compare`.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import shutil
@@ -171,7 +170,7 @@ def _instrument(path: Path | None) -> dict[str, Any]:
         return {}
     from trm.instrument import load_instrument
 
-    return dataclasses.asdict(load_instrument(path))
+    return load_instrument(path).to_dict()
 
 
 def _overrides(args: argparse.Namespace, instrument: dict[str, Any]) -> list[dict[str, Any]]:

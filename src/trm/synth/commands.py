@@ -3,7 +3,7 @@
 ``synthetic`` writes one instrument's synthetic data set (see
 :mod:`trm.synth.generate`)::
 
-    trm synthetic --fasta resources/fasta/UP000002311-S.cerevisiae.fasta.gz \\
+    trm synthetic --fasta resources/fasta/UP000002311-S.cerevisiae.fasta.gz [more.fasta.gz] \\
         --instrument config/instruments/orbitrap_hcd.yaml \\
         --out results/synthetic/orbitrap_hcd --n-spectra 200000 --seed 1 --threads 2
 
@@ -19,8 +19,6 @@ import argparse
 import logging
 from pathlib import Path
 
-import yaml
-
 from trm.synth.peptides import DigestionSettings, PeptidoformSampler, SyntheticInputError
 
 log = logging.getLogger(__name__)
@@ -28,33 +26,18 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL_DIR = "resources/ms2pip"
 
 
-def _instrument_settings(path: str) -> dict:
-    """The keys of an instrument YAML that the synthetic stage uses."""
-    try:
-        with open(path) as handle:
-            settings = yaml.safe_load(handle) or {}
-    except yaml.YAMLError as error:
-        raise SyntheticInputError(f"{path}: not valid YAML ({error})") from error
-    if not isinstance(settings, dict):
-        raise SyntheticInputError(f"{path}: expected a mapping of instrument settings")
-    return {
-        key: settings[key]
-        for key in ("ms2pip_model", "charges", "charge_weights")
-        if key in settings
-    }
-
-
 def run_synthetic(args: argparse.Namespace) -> None:
     """Handler of ``trm synthetic``."""
+    from trm.instrument import load_instrument
     from trm.synth.generate import SyntheticSettings, write_synthetic_dataset
 
-    instrument = _instrument_settings(args.instrument) if args.instrument else {}
-    model = args.ms2pip_model or instrument.get("ms2pip_model")
+    instrument = load_instrument(args.instrument) if args.instrument else None
+    model = args.ms2pip_model or (instrument.ms2pip_model if instrument else None)
     if not model:
         raise SyntheticInputError("give --ms2pip-model or an --instrument file with ms2pip_model")
-    charges = args.charges or instrument.get("charges") or [2, 3, 4]
+    charges = args.charges or (list(instrument.charges) if instrument else [2, 3, 4])
     charge_weights = args.charge_weights or (
-        None if args.charges else instrument.get("charge_weights")
+        None if args.charges or instrument is None else instrument.charge_weights
     )
     fractions = dict(zip(("train", "validation", "test"), args.split_fractions, strict=True))
     settings = SyntheticSettings(
@@ -82,7 +65,71 @@ def run_synthetic(args: argparse.Namespace) -> None:
         threads=args.threads,
         run=args.run_name or Path(args.out).name,
     )
-    write_synthetic_dataset(args.fasta, args.out, settings)
+    write_synthetic_dataset(args.fasta, args.out, settings, exclude_fasta=args.exclude_fasta)
+
+
+def run_fit_noise(args: argparse.Namespace) -> None:
+    """Handler of ``trm fit-noise``."""
+    import datetime
+
+    import polars as pl
+
+    from trm import __version__
+    from trm.instrument import load_instrument
+    from trm.io.results import atomic_output
+    from trm.synth.noise_fit import MIN_SPECTRA, TooFewSpectraError, fit_noise_model, noise_figure
+    from trm.train.noise import NoiseModelParameters
+
+    instrument = load_instrument(args.instrument)
+    tables = []
+    for path in args.labels:
+        try:
+            tables.append(pl.read_parquet(path))
+        except Exception as error:  # noqa: BLE001 - polars raises several kinds
+            raise SyntheticInputError(
+                f"{path}: not a readable labelled-spectra table ({error})"
+            ) from error
+    sources = [
+        {"file": Path(p).name, "spectra": t.height}
+        for p, t in zip(args.labels, tables, strict=True)
+    ]
+    try:
+        parameters, report = fit_noise_model(
+            tables,
+            fragment_tolerance_da=instrument.fragment_tolerance_da,
+            precursor_tolerance_ppm=instrument.precursor_tolerance_ppm,
+            isotope_errors=instrument.isotope_errors,
+            ms2pip_model=instrument.ms2pip_model,
+            ms2pip_model_dir=args.ms2pip_model_dir,
+            threads=args.threads,
+            min_spectra=MIN_SPECTRA if args.min_spectra is None else args.min_spectra,
+        )
+        parameters.provenance = {
+            "fitted_from": sources,
+            "excluded": dict(sorted(report.excluded.items())),
+            "peak_categories": report.category_peaks,
+            "intensity_categories": report.category_intensity,
+            "instrument": Path(args.instrument).name,
+            "ms2pip_model": instrument.ms2pip_model,
+            "made_by": f"trm {__version__} fit-noise",
+            **({"note": args.note} if args.note else {}),
+            "date": datetime.date.today().isoformat(),
+        }
+    except TooFewSpectraError as error:
+        if args.fallback is None:
+            raise
+        log.warning("%s; using the fallback noise model %s", error, args.fallback)
+        parameters = NoiseModelParameters.read(args.fallback)
+        parameters.provenance = {
+            **parameters.provenance,
+            "fallback": f"{Path(args.fallback).name} used instead of a fit: {error}",
+        }
+    parameters.write(args.out)
+    if args.plot is not None:
+        figure = noise_figure(parameters)
+        with atomic_output(args.plot) as temporary:
+            figure.savefig(temporary, format="png", dpi=100)
+    log.info("wrote noise model %s", args.out)
 
 
 def run_fetch(args: argparse.Namespace) -> None:
@@ -103,7 +150,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "and write <out>/<split>/shard-NNNNN.parquet plus <out>/manifest.json."
         ),
     )
-    synthetic.add_argument("--fasta", required=True, help="protein FASTA (plain or .gz)")
+    synthetic.add_argument(
+        "--fasta",
+        required=True,
+        nargs="+",
+        help="protein FASTA file(s), plain or .gz; several proteomes are pooled",
+    )
+    synthetic.add_argument(
+        "--exclude-fasta",
+        nargs="+",
+        default=[],
+        help="leave out every peptide of these proteomes (for a held-out evaluation set)",
+    )
     synthetic.add_argument("--out", required=True, help="output directory of the data set")
     synthetic.add_argument(
         "--instrument",
@@ -166,6 +224,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synthetic.add_argument("--threads", type=int, default=1)
     synthetic.add_argument("--run-name", help="value of the run column (default: out dir name)")
     synthetic.set_defaults(func=run_synthetic)
+
+    fit = subparsers.add_parser(
+        "fit-noise",
+        help="fit an instrument's noise model from its labelled spectra",
+        description=(
+            "Annotate labelled real spectra against their peptides and the instrument's "
+            "MS2PIP predictions, and estimate a noise model (fragment dropout, intensity and "
+            "m/z error, isotopes, a ions, losses, immonium, precursor and unexplained peaks) "
+            "that trm pretrain samples onto synthetic spectra."
+        ),
+    )
+    fit.add_argument(
+        "--labels", nargs="+", required=True, help="labelled-spectra tables (.parquet)"
+    )
+    fit.add_argument("--instrument", required=True, help="instrument YAML")
+    fit.add_argument(
+        "--ms2pip-model-dir",
+        default=DEFAULT_MODEL_DIR,
+        help=f"ms2pip model files and models.json (default: {DEFAULT_MODEL_DIR})",
+    )
+    fit.add_argument("--out", required=True, help="noise model YAML to write")
+    fit.add_argument("--plot", help="PNG figure of the fitted model")
+    fit.add_argument(
+        "--fallback",
+        help="noise model YAML written instead (with a note) when too few spectra are usable",
+    )
+    fit.add_argument(
+        "--min-spectra",
+        type=int,
+        help="fewest usable labelled spectra to fit from (default: trm.synth.noise_fit's "
+        "MIN_SPECTRA, 50)",
+    )
+    fit.add_argument("--note", help="free text recorded in the model's provenance")
+    fit.add_argument("--threads", type=int, default=1)
+    fit.set_defaults(func=run_fit_noise)
 
     fetch = subparsers.add_parser(
         "fetch-ms2pip-models",

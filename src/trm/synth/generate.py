@@ -22,7 +22,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -43,7 +43,7 @@ from trm.synth.spectra import MS2PIP_MAX_PEPTIDE_LENGTH, Peptidoform, predict_sp
 log = logging.getLogger(__name__)
 
 #: Version of the manifest layout, raised when its fields change meaning.
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 
 MANIFEST_FILE = "manifest.json"
 
@@ -181,17 +181,23 @@ def plan_splits(peptides: list[str], settings: SyntheticSettings) -> dict[str, S
 
 
 def synthesize(
-    fasta: str | Path, settings: SyntheticSettings, report: SynthesisReport | None = None
+    fasta: str | Path | Sequence[str | Path],
+    settings: SyntheticSettings,
+    report: SynthesisReport | None = None,
+    exclude_fasta: Sequence[str | Path] = (),
 ) -> Iterator[tuple[str, pl.DataFrame]]:
     """Synthetic spectra of a FASTA, one batch table at a time.
 
     Parameters
     ----------
-    fasta : str or Path
-        Protein FASTA (plain or gzip).
+    fasta : path or sequence of paths
+        Protein FASTA file(s) (plain or gzip); several proteomes are pooled.
     settings : SyntheticSettings
     report : SynthesisReport, optional
         Filled with counts as batches are produced.
+    exclude_fasta : sequence of paths
+        Proteomes whose peptides are left out (a held-out set that shares no peptide
+        with the training proteomes).
 
     Yields
     ------
@@ -208,7 +214,7 @@ def synthesize(
     """
     report = report if report is not None else SynthesisReport()
     predictor = Ms2pipPredictor(settings.model, settings.model_dir, settings.threads)
-    digestion = digest_fasta(fasta, settings.digestion)
+    digestion = digest_fasta(fasta, settings.digestion, exclude=exclude_fasta)
     report.n_proteins = digestion.n_proteins
     report.n_unique_peptides = len(digestion.peptides)
     report.skipped_peptides = dict(sorted(digestion.skipped.items()))
@@ -263,7 +269,10 @@ def _settings_record(settings: SyntheticSettings) -> dict:
 
 
 def write_synthetic_dataset(
-    fasta: str | Path, out_dir: str | Path, settings: SyntheticSettings
+    fasta: str | Path | Sequence[str | Path],
+    out_dir: str | Path,
+    settings: SyntheticSettings,
+    exclude_fasta: Sequence[str | Path] = (),
 ) -> dict:
     """Write the sharded data set and its manifest; returns the manifest.
 
@@ -292,7 +301,7 @@ def write_synthetic_dataset(
             rows = rest.height
         pending[split] = tables
 
-    for split, table in synthesize(fasta, settings, report):
+    for split, table in synthesize(fasta, settings, report, exclude_fasta):
         if split not in pending:
             (out_dir / split).mkdir(parents=True, exist_ok=True)
             for stale in (out_dir / split).glob("shard-*.parquet"):
@@ -306,10 +315,14 @@ def write_synthetic_dataset(
         flush(split, final=True)
     elapsed = time.perf_counter() - started
 
-    fasta = Path(fasta)
+    fastas = [Path(fasta)] if isinstance(fasta, str | Path) else [Path(p) for p in fasta]
     manifest = {
         "manifest_version": MANIFEST_VERSION,
-        "fasta": {"name": fasta.name, "sha1": sha1_of_file(fasta), "proteins": report.n_proteins},
+        "fasta": [{"name": path.name, "sha1": sha1_of_file(path)} for path in fastas],
+        "excluded_fasta": [
+            {"name": Path(path).name, "sha1": sha1_of_file(path)} for path in exclude_fasta
+        ],
+        "proteins": report.n_proteins,
         "ms2pip_version": ms2pip.__version__,
         "ms2pip_model": model_definition(settings.model, settings.model_dir),
         "settings": _settings_record(settings),

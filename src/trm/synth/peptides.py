@@ -113,31 +113,15 @@ def _open_fasta(path: Path) -> Iterator[tuple[str, str]]:
         yield from fasta.read(handle, use_index=False)
 
 
-def digest_fasta(path: str | Path, settings: DigestionSettings) -> DigestionResult:
-    """Digest every protein of a FASTA file (plain or gzip) into unique peptides.
-
-    Parameters
-    ----------
-    path : str or Path
-    settings : DigestionSettings
-
-    Returns
-    -------
-    DigestionResult
-
-    Raises
-    ------
-    SyntheticInputError
-        When the file holds no protein or no peptide passes the filters.
-    OSError
-        When the file cannot be read.
-    """
-    path = Path(path)
-    rule = cleavage_rule(settings.enzyme)
-    skipped: Counter = Counter()
-    # I/L-normalised sequence -> the representative kept (smallest in sorting order, so
-    # the choice does not depend on protein order)
-    unique: dict[str, str] = {}
+def _digest_file(
+    path: Path,
+    rule: str,
+    settings: DigestionSettings,
+    unique: dict[str, str],
+    skipped: Counter,
+) -> int:
+    """Add the peptides of one FASTA to ``unique`` (I/L key -> representative); returns
+    the number of proteins read."""
     n_proteins = 0
     for _, sequence in _open_fasta(path):
         n_proteins += 1
@@ -160,16 +144,66 @@ def digest_fasta(path: str | Path, settings: DigestionSettings) -> DigestionResu
                 unique[key] = peptide
     if n_proteins == 0:
         raise SyntheticInputError(f"{path}: no protein sequence in FASTA file")
+    return n_proteins
+
+
+def digest_fasta(
+    paths: str | Path | Sequence[str | Path],
+    settings: DigestionSettings,
+    exclude: Sequence[str | Path] = (),
+) -> DigestionResult:
+    """Digest every protein of one or several FASTA files (plain or gzip) into unique
+    peptides.
+
+    Parameters
+    ----------
+    paths : path or sequence of paths
+        The proteomes; their peptides are pooled (a peptide of two proteomes counts once).
+    settings : DigestionSettings
+    exclude : sequence of paths
+        Proteomes whose peptides (I/L-aware) are left out, e.g. the training proteomes
+        when building a held-out evaluation set; counted as skipped.
+
+    Returns
+    -------
+    DigestionResult
+
+    Raises
+    ------
+    SyntheticInputError
+        When a file holds no protein or no peptide passes the filters.
+    OSError
+        When a file cannot be read.
+    """
+    paths = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
+    if not paths:
+        raise SyntheticInputError("no FASTA file given")
+    rule = cleavage_rule(settings.enzyme)
+    skipped: Counter = Counter()
+    # I/L-normalised sequence -> the representative kept (smallest in sorting order, so
+    # the choice does not depend on protein or file order)
+    unique: dict[str, str] = {}
+    n_proteins = sum(_digest_file(path, rule, settings, unique, skipped) for path in paths)
+    if exclude:
+        excluded: dict[str, str] = {}
+        for path in exclude:
+            _digest_file(Path(path), rule, settings, excluded, Counter())
+        shared = unique.keys() & excluded.keys()
+        for key in shared:
+            del unique[key]
+        if shared:
+            skipped["also in an excluded proteome"] += len(shared)
+    names = ", ".join(path.name for path in paths)
     if not unique:
         raise SyntheticInputError(
-            f"{path}: no peptide of length {settings.min_length}-{settings.max_length} "
+            f"{names}: no peptide of length {settings.min_length}-{settings.max_length} "
             f"made only of standard residues (skipped: {dict(skipped)})"
         )
     peptides = sorted(unique.values())
     log.info(
         "digested %d proteins of %s into %d unique peptides (%s)",
         n_proteins,
-        path.name,
+        names,
         len(peptides),
         ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items())) or "none skipped",
     )

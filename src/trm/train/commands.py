@@ -14,6 +14,7 @@ from trm.model import MODEL_CONFIGS, get_model_config
 from trm.train.config import TrainConfig
 from trm.train.data import SpectrumDataset
 from trm.train.loop import fit
+from trm.train.noise import NoiseModelParameters
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +62,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="validation spectra evaluated (default: %(default)s)",
     )
     parser.add_argument(
-        "--clean-mix-steps",
-        type=int,
-        default=defaults.curriculum.clean_mix_steps,
-        help="steps over which the clean fraction falls from 80%% to 0%%",
+        "--clean-mix-fraction",
+        type=float,
+        default=defaults.curriculum.clean_mix_fraction,
+        help="share of the steps over which the clean fraction of each batch falls from "
+        "80%% to 0%% (default: %(default)s)",
     )
     parser.add_argument(
-        "--noise-ramp-steps",
+        "--noise-ramp-fraction",
+        type=float,
+        default=defaults.curriculum.noise_ramp_fraction,
+        help="share of the steps over which the noise strength ramps to its maximum "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--noise-model",
+        type=Path,
+        help="fitted noise model YAML (trm fit-noise) to train with; default: the hand-set "
+        "noise ramp",
+    )
+    parser.add_argument(
+        "--fragment-tolerance",
+        type=float,
+        help="fragment m/z tolerance (Da) of the model's ion lookup: the instrument's "
+        "fragment_tolerance_da (default: the model size's, 0.02)",
+    )
+    parser.add_argument(
+        "--init",
+        type=Path,
+        help="start from this model's weights (a shipped base model); its architecture wins",
+    )
+    parser.add_argument(
+        "--snapshot-every",
         type=int,
-        default=defaults.curriculum.noise_ramp_steps,
-        help="steps over which the noise strength ramps to its maximum",
+        default=0,
+        help="also keep the model every this many steps, for learning curves (default: none)",
     )
     parser.add_argument(
         "--spectrum-loss-weight",
@@ -126,11 +152,16 @@ def run_pretrain(args: argparse.Namespace) -> None:
         draft_fraction=args.draft_fraction,
         curriculum=dataclasses.replace(
             base.curriculum,
-            clean_mix_steps=args.clean_mix_steps,
-            noise_ramp_steps=args.noise_ramp_steps,
+            clean_mix_fraction=args.clean_mix_fraction,
+            noise_ramp_fraction=args.noise_ramp_fraction,
         ),
         loss=dataclasses.replace(base.loss, spectrum=args.spectrum_loss_weight),
+        fitted_noise=None
+        if args.noise_model is None
+        else NoiseModelParameters.read(args.noise_model).to_dict(),
     )
+    if args.fragment_tolerance is not None:
+        model_config = dataclasses.replace(model_config, evidence_tolerance=args.fragment_tolerance)
     vocabulary = Vocabulary()
     sizes = {
         "vocabulary": vocabulary,
@@ -156,6 +187,8 @@ def run_pretrain(args: argparse.Namespace) -> None:
         metrics_path=args.metrics,
         device=args.device,
         resume=args.resume,
+        init_from=args.init,
+        snapshot_every=args.snapshot_every,
     )
     if not result.completed:
         raise InterruptedError(

@@ -61,7 +61,10 @@ class TrainConfig:
     loss : LossWeights
     curriculum : Curriculum
     noise : RampNoise
-        The hand-set noise ramp (a fitted noise model is passed to the trainer instead).
+        The hand-set noise ramp, used when ``fitted_noise`` is None.
+    fitted_noise : dict or None
+        The fitted noise model trained with (:class:`trm.train.noise.NoiseModelParameters`
+        as a dict, so the checkpoint says which noise the model saw); None for the ramp.
     """
 
     steps: int = 20_000
@@ -85,6 +88,7 @@ class TrainConfig:
     loss: LossWeights = LossWeights()
     curriculum: Curriculum = Curriculum()
     noise: RampNoise = RampNoise()
+    fitted_noise: dict | None = None
 
     def to_dict(self) -> dict:
         """Nested plain dictionary, for checkpoints and logs."""
@@ -93,7 +97,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        nested = {"loss": LossWeights, "curriculum": Curriculum, "noise": RampNoise}
+        nested = {"loss": LossWeights, "noise": RampNoise}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
@@ -102,4 +106,7 @@ class TrainConfig:
             key: nested[key](**value) if key in nested and isinstance(value, dict) else value
             for key, value in values.items()
         }
+        if isinstance(values.get("curriculum"), dict):
+            steps = int(values.get("steps", cls.steps))
+            converted["curriculum"] = Curriculum.from_dict(values["curriculum"], steps)
         return cls(**converted)

@@ -21,54 +21,83 @@ def _linear(step: int, start: float, end: float, steps: int) -> float:
 
 @dataclass(frozen=True)
 class Curriculum:
-    """Data and loss curricula.
+    """Data and loss curricula, each as a share of the run's total steps, so a schedule
+    follows the run whatever its length.
 
     Attributes
     ----------
     clean_fraction_start, clean_fraction_end : float
-        Fraction of each batch left without noise, at step 0 and after
-        ``clean_mix_steps`` (the roadmap's 80% -> 0%).
-    clean_mix_steps : int
-        Steps of the linear clean/noisy transition.
+        Fraction of each batch left without noise, at step 0 and after the clean/noisy
+        transition (the roadmap's 80% -> 0%).
+    clean_mix_fraction : float
+        Share of the total steps over which the clean fraction falls linearly.
     noise_strength_start, noise_strength_end : float
-        Strength handed to the noise model (0: none, 1: its maximum), ramped linearly.
-    noise_ramp_steps : int
-        Steps of the strength ramp.
+        Strength handed to the noise model (0: none, 1: its full noise), ramped linearly.
+    noise_ramp_fraction : float
+        Share of the total steps over which the strength ramps.
     sigma_start_da, sigma_end_da : float
         Width of the spectrum-matching kernel, decayed geometrically (5 Da -> 0.5 Da), so
         early, inaccurate answers still get a gradient and late ones a sharp one.
-    sigma_steps : int
-        Steps of the sigma decay.
+    sigma_fraction : float
+        Share of the total steps over which sigma decays.
     """
 
     clean_fraction_start: float = 0.8
     clean_fraction_end: float = 0.0
-    clean_mix_steps: int = 10_000
+    clean_mix_fraction: float = 0.5
     noise_strength_start: float = 0.25
     noise_strength_end: float = 1.0
-    noise_ramp_steps: int = 10_000
+    noise_ramp_fraction: float = 0.5
     sigma_start_da: float = 5.0
     sigma_end_da: float = 0.5
-    sigma_steps: int = 10_000
+    sigma_fraction: float = 0.5
 
-    def clean_fraction(self, step: int) -> float:
-        """Fraction of spectra left clean at ``step``."""
+    def __post_init__(self) -> None:
+        for name in ("clean_mix_fraction", "noise_ramp_fraction", "sigma_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+
+    def clean_fraction(self, step: int, total_steps: int) -> float:
+        """Fraction of spectra left clean at ``step`` of ``total_steps``."""
         return _linear(
-            step, self.clean_fraction_start, self.clean_fraction_end, self.clean_mix_steps
+            step,
+            self.clean_fraction_start,
+            self.clean_fraction_end,
+            round(self.clean_mix_fraction * total_steps),
         )
 
-    def noise_strength(self, step: int) -> float:
-        """Noise model strength at ``step``, in [0, 1]."""
+    def noise_strength(self, step: int, total_steps: int) -> float:
+        """Noise model strength at ``step`` of ``total_steps``, in [0, 1]."""
         return _linear(
-            step, self.noise_strength_start, self.noise_strength_end, self.noise_ramp_steps
+            step,
+            self.noise_strength_start,
+            self.noise_strength_end,
+            round(self.noise_ramp_fraction * total_steps),
         )
 
-    def spectrum_sigma(self, step: int) -> float:
+    def spectrum_sigma(self, step: int, total_steps: int) -> float:
         """Gaussian kernel width (Da) of the spectrum-matching loss at ``step``."""
         log_sigma = _linear(
-            step, math.log(self.sigma_start_da), math.log(self.sigma_end_da), self.sigma_steps
+            step,
+            math.log(self.sigma_start_da),
+            math.log(self.sigma_end_da),
+            round(self.sigma_fraction * total_steps),
         )
         return math.exp(log_sigma)
+
+    @classmethod
+    def from_dict(cls, values: dict, total_steps: int) -> Curriculum:
+        """A curriculum from a checkpoint; one written with step counts (``*_steps``, before
+        the schedules became shares of the run) keeps its exact schedule."""
+        values = dict(values)
+        for old, new in (
+            ("clean_mix_steps", "clean_mix_fraction"),
+            ("noise_ramp_steps", "noise_ramp_fraction"),
+            ("sigma_steps", "sigma_fraction"),
+        ):
+            if old in values:
+                values[new] = min(values.pop(old) / max(total_steps, 1), 1.0)
+        return cls(**values)
 
 
 def learning_rate(

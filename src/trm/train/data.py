@@ -25,6 +25,8 @@ from trm.chem import UnsupportedPeptideError, Vocabulary, mz_to_mass, parse_pept
 log = logging.getLogger(__name__)
 
 _COLUMNS = ("precursor_mz", "charge", "mz", "intensity", "peptide")
+#: Ground-truth fragment annotations of synthetic shards, read when present.
+_ION_COLUMNS = ("ion_type", "ion_number", "ion_charge")
 
 
 @dataclass
@@ -41,6 +43,9 @@ class SpectrumBatch:
     charge : torch.Tensor of shape (batch,), int64
     tokens : torch.Tensor of shape (batch, max_length), int64
         Target token ids, end/pad class (0) after the peptide.
+    ion_series, ion_number, ion_charge : torch.Tensor of shape (batch, n_peaks), int8, optional
+        Ground-truth annotation of synthetic peaks (series 1 = b, 2 = y, 0 = none), used
+        by fitted noise models; None for spectra without annotation.
     """
 
     mz: torch.Tensor
@@ -49,9 +54,12 @@ class SpectrumBatch:
     precursor_mass: torch.Tensor
     charge: torch.Tensor
     tokens: torch.Tensor
+    ion_series: torch.Tensor | None = None
+    ion_number: torch.Tensor | None = None
+    ion_charge: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> SpectrumBatch:
-        """The batch on another device."""
+        """The batch on another device (annotations stay behind: only noise needs them)."""
         return SpectrumBatch(
             **{name: getattr(self, name).to(device, non_blocking=True) for name in _FIELDS}
         )
@@ -88,8 +96,11 @@ class LoadReport:
 
 
 def top_peaks(
-    mz_lists: Sequence[np.ndarray], intensity_lists: Sequence[np.ndarray], n_peaks: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    mz_lists: Sequence[np.ndarray],
+    intensity_lists: Sequence[np.ndarray],
+    n_peaks: int,
+    annotations: Sequence[Sequence[np.ndarray]] = (),
+) -> tuple[np.ndarray, ...]:
     """The most intense peaks of each spectrum, in m/z order, zero-padded to a fixed width.
 
     Inference should prepare spectra with this same function, so the model sees peaks
@@ -101,18 +112,24 @@ def top_peaks(
         Peaks of each spectrum.
     n_peaks : int
         Width of the output.
+    annotations : sequence of sequences of numpy.ndarray, optional
+        Further per-peak lists (e.g. ion series), selected like the peaks.
 
     Returns
     -------
     mz, intensity : numpy.ndarray of shape (n_spectra, n_peaks), float32
     counts : numpy.ndarray of shape (n_spectra,)
         Real peaks per spectrum.
+    *annotations : numpy.ndarray of shape (n_spectra, n_peaks), int8
+        One per given annotation list, 0 in padding.
     """
     n = len(mz_lists)
     mz = np.zeros((n, n_peaks), dtype=np.float32)
     intensity = np.zeros((n, n_peaks), dtype=np.float32)
     counts = np.zeros(n, dtype=np.int64)
+    extra = [np.zeros((n, n_peaks), dtype=np.int8) for _ in annotations]
     for row, (row_mz, row_intensity) in enumerate(zip(mz_lists, intensity_lists, strict=True)):
+        keep = None
         if len(row_mz) > n_peaks:
             # Keep the most intense peaks; a stable sort makes ties deterministic.
             keep = np.sort(np.argsort(-row_intensity, kind="stable")[:n_peaks])
@@ -120,7 +137,32 @@ def top_peaks(
         counts[row] = len(row_mz)
         mz[row, : len(row_mz)] = row_mz
         intensity[row, : len(row_mz)] = row_intensity
-    return mz, intensity, counts
+        for target, lists in zip(extra, annotations, strict=True):
+            values = lists[row] if keep is None else lists[row][keep]
+            target[row, : len(values)] = values
+    return (mz, intensity, counts, *extra)
+
+
+def _flat_lists(column: pl.Series, dtype: type) -> list[np.ndarray]:
+    """A list column as one numpy array per row, without a Python object per value."""
+    lengths = column.list.len().fill_null(0).to_numpy()
+    flat = column.explode(empty_as_null=False).drop_nulls().to_numpy()
+    return np.split(flat.astype(dtype, copy=False), np.cumsum(lengths)[:-1])
+
+
+def _ion_annotations(table: pl.DataFrame) -> list[list[np.ndarray]]:
+    """Series (1 = b, 2 = y), number and charge lists of a synthetic table; [] when the
+    table has no annotation columns."""
+    if not all(c in table.columns for c in ("ion_type", "ion_number", "ion_charge")):
+        return []
+    series = table.get_column("ion_type").list.eval(
+        pl.element().replace_strict({"b": 1, "y": 2}, default=0, return_dtype=pl.Int8)
+    )
+    return [
+        _flat_lists(series, np.int8),
+        _flat_lists(table.get_column("ion_number"), np.int8),
+        _flat_lists(table.get_column("ion_charge"), np.int8),
+    ]
 
 
 class SpectrumDataset:
@@ -141,6 +183,9 @@ class SpectrumDataset:
     peptides : list of str
         ProForma of each spectrum, as read.
     report : LoadReport
+    ions : tuple of three numpy.ndarray of shape (n_spectra, n_peaks), int8, or None
+        Ion series (1 = b, 2 = y), number and charge of each peak of synthetic spectra
+        (what fitted noise models need); None when the shards carry no annotation.
     """
 
     def __init__(
@@ -153,6 +198,7 @@ class SpectrumDataset:
         tokens: np.ndarray,
         peptides: list[str],
         report: LoadReport | None = None,
+        ions: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> None:
         self.mz = mz
         self.intensity = intensity
@@ -162,6 +208,7 @@ class SpectrumDataset:
         self.tokens = tokens
         self.peptides = peptides
         self.report = report or LoadReport(n_rows=len(peptides), n_kept=len(peptides))
+        self.ions = ions
 
     def __len__(self) -> int:
         return len(self.peptides)
@@ -237,11 +284,10 @@ class SpectrumDataset:
             keep_rows.append(row)
             token_rows.append(np.pad(encoded, (0, 1)))
         kept = table[keep_rows] if keep_rows else table.clear()
-        mz_lists = [np.asarray(v, dtype=np.float32) for v in kept.get_column("mz").to_list()]
-        intensity_lists = [
-            np.asarray(v, dtype=np.float32) for v in kept.get_column("intensity").to_list()
-        ]
-        mz, intensity, counts = top_peaks(mz_lists, intensity_lists, n_peaks)
+        mz_lists = _flat_lists(kept.get_column("mz"), np.float32)
+        intensity_lists = _flat_lists(kept.get_column("intensity"), np.float32)
+        annotations = _ion_annotations(kept)
+        mz, intensity, counts, *ions = top_peaks(mz_lists, intensity_lists, n_peaks, annotations)
         charge = kept.get_column("charge").to_numpy().astype(np.int64)
         precursor_mass = mz_to_mass(kept.get_column("precursor_mz").to_numpy(), charge)
         report.n_kept = len(keep_rows)
@@ -255,6 +301,7 @@ class SpectrumDataset:
             tokens=tokens,
             peptides=[peptides[r] for r in keep_rows],
             report=report,
+            ions=tuple(ions) if ions else None,
         )
 
     @classmethod
@@ -293,7 +340,9 @@ class SpectrumDataset:
         frames = []
         n_read = 0
         for path in files:
-            frame = pl.read_parquet(path, columns=list(_COLUMNS))
+            names = pl.read_parquet_schema(path)
+            columns = list(_COLUMNS) + [c for c in _ION_COLUMNS if c in names]
+            frame = pl.read_parquet(path, columns=columns)
             if limit is not None:
                 frame = frame.head(limit - n_read)
             frames.append(frame)
@@ -316,6 +365,9 @@ class SpectrumDataset:
         """The spectra at ``indices`` as tensors (CPU)."""
         indices = np.asarray(indices, dtype=np.int64)
         width = self.mz.shape[1]
+        ions = (None, None, None)
+        if self.ions is not None:
+            ions = tuple(torch.from_numpy(values[indices]) for values in self.ions)
         return SpectrumBatch(
             mz=torch.from_numpy(self.mz[indices]),
             intensity=torch.from_numpy(self.intensity[indices]),
@@ -323,6 +375,9 @@ class SpectrumDataset:
             precursor_mass=torch.from_numpy(self.precursor_mass[indices].astype(np.float32)),
             charge=torch.from_numpy(self.charge[indices]),
             tokens=torch.from_numpy(self.tokens[indices]),
+            ion_series=ions[0],
+            ion_number=ions[1],
+            ion_charge=ions[2],
         )
 
 

@@ -44,7 +44,7 @@ from trm.train.curriculum import learning_rate
 from trm.train.data import SpectrumBatch, SpectrumDataset, batch_indices
 from trm.train.evaluation import RefinementTracker, SequencingAccumulator, answer_mask
 from trm.train.losses import compute_loss
-from trm.train.noise import NoiseModel, apply_noise
+from trm.train.noise import FittedNoise, NoiseModel, NoiseModelParameters
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +116,7 @@ class Trainer:
     context : DistributedContext, optional
         Rank, world size and device (default: one CPU process).
     noise_model : NoiseModel, optional
-        Replaces the config's hand-set noise ramp (e.g. a noise model fitted to an
-        instrument).
+        Replaces the config's noise (its ``fitted_noise`` model, else its ramp).
     """
 
     def __init__(
@@ -147,9 +146,15 @@ class Trainer:
             lr=train_config.learning_rate,
             betas=(0.9, 0.95),
         )
+        if noise_model is None and train_config.fitted_noise is not None:
+            noise_model = FittedNoise(
+                NoiseModelParameters.from_dict(train_config.fitted_noise), vocabulary
+            )
         self.noise_model: NoiseModel = noise_model or train_config.noise
         self.token_masses = torch.tensor(vocabulary.masses, dtype=torch.float32).to(self.device)
         self.step = 0
+        #: CPU time (all threads of this process) spent training, summed over resumes.
+        self.cpu_seconds = 0.0
 
     @contextlib.contextmanager
     def _autocast(self) -> Iterator[None]:
@@ -167,10 +172,10 @@ class Trainer:
         """
         curriculum = self.config.curriculum
         n_spectra = len(batch)
-        noisy = torch.rand(n_spectra, generator=generator) >= curriculum.clean_fraction(step)
-        strength = torch.full((n_spectra,), curriculum.noise_strength(step))
-        parameters = self.noise_model.sample(strength, generator).where(noisy)
-        return apply_noise(batch, parameters, self.noise_model.max_noise_peaks, generator)
+        steps = self.config.steps
+        noisy = torch.rand(n_spectra, generator=generator) >= curriculum.clean_fraction(step, steps)
+        strength = torch.where(noisy, curriculum.noise_strength(step, steps), 0.0)
+        return self.noise_model.apply(batch, strength, generator)
 
     def draft(self, tokens: torch.Tensor, generator: torch.Generator) -> torch.Tensor | None:
         """Starting answers for a batch: drafts for ``draft_fraction`` of it (see
@@ -243,7 +248,7 @@ class Trainer:
             batch,
             self.token_masses,
             config.loss,
-            config.curriculum.spectrum_sigma(step),
+            config.curriculum.spectrum_sigma(step, config.steps),
         )
         self.optimizer.zero_grad(set_to_none=True)
         losses.total.backward()
@@ -304,9 +309,7 @@ class Trainer:
             batch = dataset.batch(indices)
             if noisy:
                 generator = torch.Generator().manual_seed(_seed(config.seed, _EVAL_STREAM, start))
-                strength = torch.ones(len(batch))
-                parameters = self.noise_model.sample(strength, generator)
-                batch = apply_noise(batch, parameters, self.noise_model.max_noise_peaks, generator)
+                batch = self.noise_model.apply(batch, torch.ones(len(batch)), generator)
             batch = batch.to(self.device)
             with self._autocast():
                 outputs = model(*batch.model_inputs())
@@ -315,7 +318,7 @@ class Trainer:
                 batch,
                 self.token_masses,
                 config.loss,
-                config.curriculum.spectrum_sigma(self.step),
+                config.curriculum.spectrum_sigma(self.step, config.steps),
             )
             total += float(losses.total) * len(batch)
             step_losses += losses.step_cross_entropy.cpu() * len(batch)
@@ -340,6 +343,7 @@ class Trainer:
             "train_config": self.config.to_dict(),
             "vocabulary": list(self.vocabulary.tokens),
             "step": self.step,
+            "cpu_seconds": self.cpu_seconds,
             "model": self.model.state_dict(),
             "ema": self.ema_model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -350,12 +354,19 @@ class Trainer:
             "rng": rng,
         }
 
+    def start_from(self, checkpoint: dict) -> None:
+        """Take the weights (and their average) of another run's checkpoint, keeping this
+        run's fresh optimizer and step 0: pretraining that starts from a base model."""
+        self.model.load_state_dict(checkpoint["ema"])
+        self.ema_model.load_state_dict(checkpoint["ema"])
+
     def load_state_dict(self, checkpoint: dict) -> None:
         """Restore weights, EMA, optimizer, step and generator states."""
         self.model.load_state_dict(checkpoint["model"])
         self.ema_model.load_state_dict(checkpoint["ema"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.step = int(checkpoint["step"])
+        self.cpu_seconds = float(checkpoint.get("cpu_seconds", 0.0))
         torch.set_rng_state(checkpoint["rng"]["torch"])
         if "cuda" in checkpoint["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
@@ -450,6 +461,8 @@ def fit(
     resume: bool = False,
     noise_model: NoiseModel | None = None,
     stop_at_step: int | None = None,
+    init_from: Path | str | None = None,
+    snapshot_every: int = 0,
 ) -> FitResult:
     """Train, evaluate and checkpoint until ``train_config.steps``.
 
@@ -474,6 +487,12 @@ def fit(
         Replaces the hand-set noise ramp.
     stop_at_step : int, optional
         Checkpoint and return after this step, as if the job were killed there.
+    init_from : path, optional
+        Start from the weights of this checkpoint (a shipped base model) instead of random
+        ones; its architecture wins over ``model_config``. Ignored when resuming.
+    snapshot_every : int
+        Also keep the model every this many steps (``<checkpoint>.step<N>.pt``, weights and
+        configs only), for learning curves; 0 keeps none.
 
     Returns
     -------
@@ -487,7 +506,19 @@ def fit(
         model_config, train_config = _resume_configs(checkpoint, model_config, train_config)
         if list(checkpoint_vocabulary(checkpoint).tokens) != list(vocabulary.tokens):
             raise ValueError(f"{checkpoint_path} was trained with another vocabulary")
+    initial = None
+    if checkpoint is None and init_from is not None:
+        initial = read_checkpoint(init_from, map_location=context.device)
+        stored = ModelConfig.from_dict(initial["model_config"])
+        if dataclasses.replace(model_config, n_tokens=stored.n_tokens) != stored:
+            log.warning("starting from %s: its architecture replaces the requested", init_from)
+        model_config = stored
+        if list(checkpoint_vocabulary(initial).tokens) != list(vocabulary.tokens):
+            raise ValueError(f"{init_from} was trained with another vocabulary")
     trainer = Trainer(model_config, train_config, vocabulary, context, noise_model)
+    if initial is not None:
+        trainer.start_from(initial)
+        log.info("starting from the weights of %s", init_from)
     if checkpoint is not None:
         trainer.load_state_dict(checkpoint)
         if context.is_main:
@@ -513,7 +544,9 @@ def fit(
     running_loss, running_steps, started = 0.0, 0, time.perf_counter()
     with _TerminationFlag() as termination:
         while trainer.step < config.steps:
+            cpu_started = time.process_time()
             stats = trainer.train_step(train_data)
+            trainer.cpu_seconds += time.process_time() - cpu_started
             step = trainer.step
             if not math.isfinite(stats["loss"]):
                 raise FloatingPointError(f"loss became {stats['loss']} at step {step}")
@@ -539,8 +572,9 @@ def fit(
                         "split": split,
                         "learning_rate": stats["learning_rate"],
                         "train_loss": running_loss / max(running_steps, 1),
-                        "clean_fraction": config.curriculum.clean_fraction(step),
-                        "noise_strength": config.curriculum.noise_strength(step),
+                        "cpu_seconds": round(trainer.cpu_seconds, 1),
+                        "clean_fraction": config.curriculum.clean_fraction(step, config.steps),
+                        "noise_strength": config.curriculum.noise_strength(step, config.steps),
                         **values,
                     }
                     for split, values in metrics.items()
@@ -559,6 +593,13 @@ def fit(
                             row["peptide_recall"],
                         )
                 running_loss, running_steps, started = 0.0, 0, time.perf_counter()
+            if context.is_main and snapshot_every and step % snapshot_every == 0:
+                state = trainer.state_dict()
+                del state["optimizer"], state["rng"]
+                save_checkpoint(
+                    {**state, "metrics": metrics},
+                    checkpoint_path.with_name(f"{checkpoint_path.stem}.step{step}.pt"),
+                )
             stopping = termination.requested or stop_at_step == step
             if step % config.checkpoint_every == 0 or finished or stopping:
                 if context.is_main:

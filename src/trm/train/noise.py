@@ -1,19 +1,32 @@
-"""On-the-fly spectrum noise: peak dropout, noise peaks, m/z error, intensity jitter.
+"""On-the-fly spectrum noise, applied to training batches of synthetic spectra.
 
-A *noise model* draws per-spectrum noise parameters for a requested strength; one
-vectorised function applies them to a whole batch. The hand-set :class:`RampNoise`
-scales every kind of noise with the curriculum's strength; a noise model fitted to an
-instrument's real spectra (the ``fit_noise`` stage) replaces it by implementing
-:class:`NoiseModel`, drawing the same :class:`NoiseParameters` from fitted distributions.
+A *noise model* turns a batch of clean synthetic spectra into noisy ones for a requested
+strength per spectrum (0: unchanged, 1: the model's full noise), vectorised over the
+batch. Two implement :class:`NoiseModel`:
+
+* :class:`RampNoise`, hand-set: peak dropout, uniform noise peaks, m/z error and
+  intensity jitter whose upper bounds grow with the strength;
+* :class:`FittedNoise`, the parameters an instrument's identified spectra gave
+  (``trm fit-noise``, :mod:`trm.synth.noise_fit`; stored as YAML,
+  :class:`NoiseModelParameters`): fragment dropout by predicted rank, series and
+  position, intensity residuals, m/z error, doubly charged fragments, isotopes, a ions,
+  neutral losses, immonium and precursor peaks, and unexplained peaks with their fitted
+  count, m/z and intensity distributions.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
 
+import numpy as np
 import torch
+import yaml
 
+from trm.chem import C13_SPACING, CO_MASS, NH3_MASS, PROTON_MASS, WATER_MASS, Vocabulary
 from trm.train.data import SpectrumBatch
 
 #: Lowest m/z of a noise peak: instruments rarely record fragments below it.
@@ -58,19 +71,19 @@ class NoiseParameters:
 
 
 class NoiseModel(Protocol):
-    """Draws noise parameters; implemented by the hand-set ramp and by fitted models."""
+    """Noises a batch; implemented by the hand-set ramp and by fitted models."""
 
-    #: Most noise peaks one spectrum may receive (fixes the width of the noisy batch).
-    max_noise_peaks: int
-
-    def sample(self, strength: torch.Tensor, generator: torch.Generator) -> NoiseParameters:
-        """Noise parameters for each spectrum.
+    def apply(
+        self, batch: SpectrumBatch, strength: torch.Tensor, generator: torch.Generator
+    ) -> SpectrumBatch:
+        """The batch with noise of the given strength per spectrum.
 
         Parameters
         ----------
+        batch : SpectrumBatch
+            Clean spectra (on the CPU).
         strength : torch.Tensor of shape (batch,)
-            Curriculum strength in [0, 1]; a fitted model may use it to interpolate
-            between clean and its fitted noise.
+            In [0, 1]; 0 leaves a spectrum's peaks as they are.
         generator : torch.Generator
             The only source of randomness, so noise is reproducible.
         """
@@ -107,8 +120,16 @@ class RampNoise:
     max_ppm_offset: float = 10.0
     max_intensity_sd: float = 0.4
 
+    def apply(
+        self, batch: SpectrumBatch, strength: torch.Tensor, generator: torch.Generator
+    ) -> SpectrumBatch:
+        """The batch with ramp noise (see :meth:`NoiseModel.apply`)."""
+        parameters = self.sample(strength, generator).where(strength > 0)
+        return apply_noise(batch, parameters, self.max_noise_peaks, generator)
+
     def sample(self, strength: torch.Tensor, generator: torch.Generator) -> NoiseParameters:
-        """Noise parameters for each spectrum (see :meth:`NoiseModel.sample`)."""
+        """Noise parameters for each spectrum, each kind uniform up to ``strength`` times
+        its maximum."""
         uniform = torch.rand((6, strength.shape[0]), generator=generator) * strength
         n_noise = torch.floor(uniform[1] * (self.max_noise_peaks + 1)).long()
         return NoiseParameters(
@@ -187,3 +208,444 @@ def apply_noise(
         charge=batch.charge,
         tokens=batch.tokens,
     )
+
+
+# --- Fitted noise models -------------------------------------------------------------
+
+#: Lower bounds of the predicted (or observed) intensity rank buckets of a fragment.
+INTENSITY_RANK_EDGES: tuple[int, ...] = (1, 2, 3, 5, 9, 17, 33)
+#: Lower bounds of the position buckets ((ion number - 1) / (residues - 2), 0..1).
+POSITION_EDGES: tuple[float, ...] = (0.0, 0.2, 0.8)
+#: Lower bounds of the b ion number buckets for a ions.
+A_ION_NUMBER_EDGES: tuple[int, ...] = (1, 2, 3, 4)
+#: Lower bounds of the neutral fragment mass buckets (Da) for doubly charged fragments.
+DOUBLE_CHARGE_MASS_EDGES: tuple[float, ...] = (0.0, 500.0, 1000.0, 1500.0)
+#: Precursor peak kinds: ``3 * (z - c) + loss`` for peak charge c = z..z-3 and loss 0
+#: (intact), 1 (water), 2 (ammonia).
+N_PRECURSOR_KINDS = 12
+#: Bin edges of the unexplained peaks' m/z relative to the peptide's [M+H]+.
+UNEXPLAINED_MZ_EDGES: tuple[float, ...] = tuple(np.round(np.linspace(0.0, 1.2, 25), 3).tolist())
+#: Bin edges of log10 of the unexplained peaks' intensity relative to the reference.
+UNEXPLAINED_INTENSITY_EDGES: tuple[float, ...] = tuple(
+    np.round(np.arange(-4.0, 1.001, 0.25), 2).tolist()
+)
+
+NOISE_FILE_FORMAT = "trm-noise-model"
+NOISE_FILE_VERSION = 1
+
+
+class NoiseModelError(ValueError):
+    """A noise model file that cannot be read or used."""
+
+
+def bucket(values: np.ndarray | torch.Tensor, lower_bounds: Sequence[float]) -> Any:
+    """Index of the bucket each value falls in, given the buckets' lower bounds (values
+    below the first bound go to the first bucket). numpy in, numpy out; torch likewise."""
+    if isinstance(values, torch.Tensor):
+        bounds = torch.tensor(lower_bounds, dtype=values.dtype if values.is_floating_point()
+                              else torch.float64)  # fmt: skip
+        index = torch.searchsorted(bounds, values.to(bounds.dtype).contiguous(), right=True) - 1
+        return index.clamp_min(0)
+    index = np.searchsorted(np.asarray(lower_bounds, dtype=np.float64), values, side="right") - 1
+    return np.maximum(index, 0)
+
+
+@dataclass
+class NoiseModelParameters:
+    """An instrument's fitted noise model, as stored in ``results/noise/<instrument>.yaml``.
+
+    Probabilities are shrunk towards their pooled rate where a cell has few observations;
+    every table has its counts beside it (``*_n``). Intensities of added peaks are
+    log10-normal relative to the spectrum's most intense b/y peak, or (isotopes, losses)
+    to their parent fragment. See :mod:`trm.synth.noise_fit` for how each is estimated.
+
+    Attributes
+    ----------
+    fragment_tolerance_da : float
+        Tolerance the spectra were annotated at.
+    sample_sizes : dict
+        Spectra, predicted and matched fragments, unexplained peaks.
+    fragment_observed : list
+        Probability that a predicted charge-1 fragment is observed, indexed
+        [series (b, y)][rank bucket][position bucket].
+    double_charge_observed : list
+        Probability of a doubly charged fragment (precursor charge >= 3) by neutral mass
+        bucket; ``double_charge_intensity`` its log10 relative intensity.
+    intensity_residual : dict
+        Natural-log spread (``sd``) of observed against predicted intensities.
+    ppm_offset, ppm_spread : dict
+        Per-spectrum m/z offset and per-peak spread around it (ppm).
+    isotope_observed : list
+        Probability of a fragment's 13C peak by the fragment's intensity rank bucket;
+        ``isotope_ratio``: ln(I_iso / I_mono) = intercept + per_kda * mass / 1000, sd.
+    a_ion_observed : list
+        Probability of an a ion by b ion number bucket; ``a_ion_intensity``.
+    loss_observed : list
+        [water, ammonia][b, y]: probability that an observed fragment shows the loss;
+        ``loss_ratio``: log10(I_loss / I_parent) per loss.
+    precursor_observed : list
+        Probability per precursor peak kind (:data:`N_PRECURSOR_KINDS`);
+        ``precursor_intensity``.
+    immonium : dict
+        Residue token -> ``{"probability", "n"}`` given the residue is in the peptide;
+        ``immonium_intensity``.
+    unexplained_count : dict
+        ln(1 + count) = intercept + per_precursor_kmz * precursor m/z / 1000 +
+        per_charge * (charge - 2), residual ``sd``; precursor m/z is clamped to the
+        fitted ``precursor_mz_range``.
+    unexplained_mz, unexplained_intensity : list
+        Bin probabilities over :data:`UNEXPLAINED_MZ_EDGES` and
+        :data:`UNEXPLAINED_INTENSITY_EDGES`.
+    provenance : dict
+        Where the spectra came from and how the model was made.
+    """
+
+    fragment_tolerance_da: float
+    sample_sizes: dict
+    fragment_observed: list
+    fragment_observed_n: list
+    double_charge_observed: list
+    double_charge_observed_n: list
+    double_charge_intensity: dict
+    intensity_residual: dict
+    ppm_offset: dict
+    ppm_spread: dict
+    isotope_observed: list
+    isotope_observed_n: list
+    isotope_ratio: dict
+    a_ion_observed: list
+    a_ion_observed_n: list
+    a_ion_intensity: dict
+    loss_observed: list
+    loss_observed_n: list
+    loss_ratio: list
+    precursor_observed: list
+    precursor_observed_n: list
+    precursor_intensity: dict
+    immonium: dict
+    immonium_intensity: dict
+    unexplained_count: dict
+    unexplained_mz: list
+    unexplained_intensity: list
+    provenance: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """Plain types, for YAML and checkpoints."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "noise model") -> NoiseModelParameters:
+        """Inverse of :meth:`to_dict`, checking keys and table shapes."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        missing = sorted(names - set(values) - {"provenance"})
+        unknown = sorted(set(values) - names)
+        if missing or unknown:
+            raise NoiseModelError(
+                f"{source}: missing keys {missing}, unknown keys {unknown}"
+                if missing
+                else f"{source}: unknown keys {unknown}"
+            )
+        parameters = cls(**values)
+        shapes = {
+            "fragment_observed": (2, len(INTENSITY_RANK_EDGES), len(POSITION_EDGES)),
+            "double_charge_observed": (len(DOUBLE_CHARGE_MASS_EDGES),),
+            "isotope_observed": (len(INTENSITY_RANK_EDGES),),
+            "a_ion_observed": (len(A_ION_NUMBER_EDGES),),
+            "loss_observed": (2, 2),
+            "precursor_observed": (N_PRECURSOR_KINDS,),
+            "unexplained_mz": (len(UNEXPLAINED_MZ_EDGES) - 1,),
+            "unexplained_intensity": (len(UNEXPLAINED_INTENSITY_EDGES) - 1,),
+        }
+        for name, shape in shapes.items():
+            array = np.asarray(getattr(parameters, name), dtype=np.float64)
+            if array.shape != shape:
+                raise NoiseModelError(f"{source}: {name} has shape {array.shape}, not {shape}")
+            if not np.all((array >= 0) & (array <= 1)):
+                raise NoiseModelError(f"{source}: {name} holds values outside [0, 1]")
+        return parameters
+
+    def write(self, path: str | Path) -> None:
+        """Write as YAML with a format header (atomically)."""
+        from trm.io.results import atomic_output
+
+        document = {"format": NOISE_FILE_FORMAT, "version": NOISE_FILE_VERSION, **self.to_dict()}
+        with atomic_output(path) as temporary:
+            temporary.write_text(
+                yaml.safe_dump(document, sort_keys=False, width=100), encoding="utf-8"
+            )
+
+    @classmethod
+    def read(cls, path: str | Path) -> NoiseModelParameters:
+        """Read a noise model YAML written by :meth:`write`.
+
+        Raises
+        ------
+        NoiseModelError
+            Naming the file, for an unreadable file or wrong content.
+        """
+        path = Path(path)
+        try:
+            document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as error:
+            raise NoiseModelError(f"{path}: cannot read the noise model ({error})") from error
+        if not isinstance(document, dict) or document.get("format") != NOISE_FILE_FORMAT:
+            raise NoiseModelError(f"{path}: not a trm noise model file")
+        if document.get("version") != NOISE_FILE_VERSION:
+            raise NoiseModelError(
+                f"{path}: noise model version {document.get('version')}, this trm reads "
+                f"{NOISE_FILE_VERSION}"
+            )
+        values = {k: v for k, v in document.items() if k not in ("format", "version")}
+        return cls.from_dict(values, source=str(path))
+
+
+def _tensor(values: object) -> torch.Tensor:
+    return torch.tensor(np.asarray(values, dtype=np.float32))
+
+
+class FittedNoise:
+    """Samples a fitted noise model onto batches of synthetic spectra.
+
+    At strength ``s`` every probability of the model is multiplied by ``s``, the number
+    of unexplained peaks likewise, and the intensity and m/z spreads too, so the
+    curriculum can ramp from clean spectra (``s = 0``) into the fitted noise (``s = 1``).
+    Spectra without fragment annotations (``ion_series`` is None) keep their peaks and
+    receive the peaks that need no annotation (precursor, immonium, unexplained).
+
+    Parameters
+    ----------
+    parameters : NoiseModelParameters
+    vocabulary : Vocabulary
+        Of the batches' token ids (for immonium ions).
+    max_unexplained : int
+        Most unexplained peaks added to one spectrum.
+    """
+
+    def __init__(
+        self, parameters: NoiseModelParameters, vocabulary: Vocabulary, max_unexplained: int = 300
+    ) -> None:
+        self.parameters = parameters
+        self.max_unexplained = max_unexplained
+        p = parameters
+        self.fragment_observed = _tensor(p.fragment_observed)
+        self.double_observed = _tensor(p.double_charge_observed)
+        self.isotope_observed = _tensor(p.isotope_observed)
+        self.a_observed = _tensor(p.a_ion_observed)
+        self.loss_observed = _tensor(p.loss_observed)
+        self.precursor_observed = _tensor(p.precursor_observed)
+        self.mz_cdf = _cdf(p.unexplained_mz)
+        self.intensity_cdf = _cdf(p.unexplained_intensity)
+        self.mz_edges = _tensor(UNEXPLAINED_MZ_EDGES)
+        self.intensity_edges = _tensor(UNEXPLAINED_INTENSITY_EDGES)
+        pooled = float(
+            np.mean([v["probability"] for v in p.immonium.values()]) if p.immonium else 0.0
+        )
+        immonium_probability = np.zeros(len(vocabulary), dtype=np.float32)
+        immonium_mz = np.zeros(len(vocabulary), dtype=np.float32)
+        for index, token in enumerate(vocabulary.tokens):
+            if index == vocabulary.pad_id or vocabulary.is_nterm[index]:
+                continue
+            immonium_probability[index] = p.immonium.get(token, {}).get("probability", pooled)
+            immonium_mz[index] = vocabulary.masses[index] - CO_MASS + PROTON_MASS
+        self.immonium_probability = torch.from_numpy(immonium_probability)
+        self.immonium_mz = torch.from_numpy(immonium_mz)
+        self.is_residue = torch.from_numpy(
+            ~vocabulary.is_nterm & (np.arange(len(vocabulary)) != vocabulary.pad_id)
+        )
+        self.n_tokens = len(vocabulary)
+
+    def apply(
+        self, batch: SpectrumBatch, strength: torch.Tensor, generator: torch.Generator
+    ) -> SpectrumBatch:
+        """The batch with fitted noise of the given strength (see :class:`NoiseModel`)."""
+        p = self.parameters
+        n_spectra, n_peaks = batch.mz.shape
+        s = strength.float()[:, None]  # (B, 1)
+
+        def uniform(*shape: int) -> torch.Tensor:
+            return torch.rand(shape, generator=generator)
+
+        def normal(*shape: int) -> torch.Tensor:
+            return torch.randn(shape, generator=generator)
+
+        mask = batch.peak_mask
+        intensity = batch.intensity.float()
+        mz = batch.mz.float()
+        annotated = batch.ion_series is not None
+        if annotated:
+            series = batch.ion_series.long()
+            number = batch.ion_number.long()
+            fragment_charge = batch.ion_charge.long()
+            is_fragment = mask & (series > 0)
+            single = is_fragment & (fragment_charge == 1)
+        else:
+            is_fragment = single = torch.zeros_like(mask)
+        n_residues = (self.is_residue[batch.tokens]).sum(dim=1, keepdim=True)  # (B, 1)
+
+        # (a) fragment dropout by predicted rank, series and position
+        keep = mask.clone()
+        if annotated:
+            predicted_rank = _rank(torch.where(single, intensity, -1.0))
+            rank_bucket = bucket(predicted_rank, INTENSITY_RANK_EDGES)
+            position = (number - 1).float() / (n_residues - 2).clamp_min(1).float()
+            position_bucket = bucket(position, POSITION_EDGES)
+            observed = self.fragment_observed[
+                (series - 1).clamp(0, 1), rank_bucket, position_bucket
+            ]
+            drop = s * (1.0 - observed)
+            keep &= ~(single & (uniform(n_spectra, n_peaks) < drop))
+        # (b) intensity residuals
+        intensity = intensity * torch.exp(
+            s * p.intensity_residual["sd"] * normal(n_spectra, n_peaks)
+        )
+        reference = torch.where(keep & (single | ~is_fragment), intensity, 0.0).amax(
+            dim=1, keepdim=True
+        )
+        reference = torch.where(reference > 0, reference, 1.0)
+
+        extra_mz: list[torch.Tensor] = []
+        extra_intensity: list[torch.Tensor] = []
+        extra_mask: list[torch.Tensor] = []
+
+        def add(mz_values: torch.Tensor, intensities: torch.Tensor, present: torch.Tensor) -> None:
+            extra_mz.append(mz_values)
+            extra_intensity.append(intensities)
+            extra_mask.append(present)
+
+        def log10_normal(spec: dict, *shape: int) -> torch.Tensor:
+            return torch.pow(10.0, spec["mean"] + spec["sd"] * normal(*shape))
+
+        if annotated:
+            kept = keep & single
+            charge_f = fragment_charge.clamp_min(1).float()
+            # (f) isotopes, by the fragment's rank after dropout and jitter
+            observed_rank = _rank(torch.where(kept, intensity, -1.0))
+            isotope_p = self.isotope_observed[bucket(observed_rank, INTENSITY_RANK_EDGES)]
+            fragment_mass = mz * charge_f - charge_f * PROTON_MASS
+            ratio = torch.exp(
+                p.isotope_ratio["intercept"]
+                + p.isotope_ratio["per_kda"] * fragment_mass / 1000.0
+                + p.isotope_ratio["sd"] * normal(n_spectra, n_peaks)
+            )
+            add(
+                mz + C13_SPACING / charge_f,
+                intensity * ratio,
+                kept & (uniform(n_spectra, n_peaks) < s * isotope_p),
+            )
+            # (e) a ions of b ions, whether the b ion survived or not
+            is_b = single & (series == 1)
+            a_p = self.a_observed[bucket(number, A_ION_NUMBER_EDGES)]
+            add(
+                mz - CO_MASS,
+                reference * log10_normal(p.a_ion_intensity, n_spectra, n_peaks),
+                is_b & (uniform(n_spectra, n_peaks) < s * a_p),
+            )
+            # (e) neutral losses of surviving fragments
+            for loss, loss_mass in enumerate((WATER_MASS, NH3_MASS)):
+                loss_p = self.loss_observed[loss][(series - 1).clamp(0, 1)]
+                add(
+                    mz - loss_mass / charge_f,
+                    intensity * log10_normal(p.loss_ratio[loss], n_spectra, n_peaks),
+                    kept & (uniform(n_spectra, n_peaks) < s * loss_p),
+                )
+            # (a) doubly charged copies of every predicted fragment, precursor charge >= 3
+            double_p = self.double_observed[bucket(fragment_mass, DOUBLE_CHARGE_MASS_EDGES)]
+            add(
+                (fragment_mass + 2 * PROTON_MASS) / 2,
+                reference * log10_normal(p.double_charge_intensity, n_spectra, n_peaks),
+                single
+                & (batch.charge[:, None] >= 3)
+                & (uniform(n_spectra, n_peaks) < s * double_p),
+            )
+
+        # (e) precursor peaks
+        kinds = torch.arange(N_PRECURSOR_KINDS)
+        peak_charge = batch.charge[:, None] - kinds // 3  # (B, K)
+        loss_mass = torch.tensor([0.0, WATER_MASS, NH3_MASS])[kinds % 3]
+        precursor_mz = (
+            batch.precursor_mass[:, None].float() - loss_mass + peak_charge * PROTON_MASS
+        ) / peak_charge.clamp_min(1)
+        add(
+            precursor_mz,
+            reference * log10_normal(p.precursor_intensity, n_spectra, N_PRECURSOR_KINDS),
+            (peak_charge >= 1)
+            & (uniform(n_spectra, N_PRECURSOR_KINDS) < s * self.precursor_observed),
+        )
+        # (e) immonium ions of the peptide's residues
+        present = torch.zeros(n_spectra, self.n_tokens, dtype=torch.bool)
+        present.scatter_(1, batch.tokens, True)
+        present &= self.is_residue
+        add(
+            self.immonium_mz.expand(n_spectra, -1),
+            reference * log10_normal(p.immonium_intensity, n_spectra, self.n_tokens),
+            present & (uniform(n_spectra, self.n_tokens) < s * self.immonium_probability),
+        )
+        # (d) unexplained peaks
+        count_model = p.unexplained_count
+        precursor_mz_1 = (
+            batch.precursor_mass.float() + batch.charge * PROTON_MASS
+        ) / batch.charge.clamp_min(1)
+        log_count = (
+            count_model["intercept"]
+            + count_model["per_precursor_kmz"]
+            * precursor_mz_1.clamp(*count_model["precursor_mz_range"])
+            / 1000.0
+            + count_model["per_charge"] * (batch.charge.float() - 2.0)
+            + count_model["sd"] * normal(n_spectra)
+        )
+        expected = torch.expm1(log_count).clamp_min(0) * s[:, 0]
+        n_unexplained = torch.floor(expected + uniform(n_spectra)).long()
+        n_unexplained = n_unexplained.clamp_max(self.max_unexplained)
+        # only as wide as this batch needs; bins drawn by inverse CDF, values uniform in bins
+        width = max(int(n_unexplained.max()), 1)
+        draws = uniform(4, n_spectra, width)
+        mz_bin = torch.searchsorted(self.mz_cdf, draws[0]).clamp_max(len(self.mz_cdf) - 1)
+        relative_mz = self.mz_edges[mz_bin] + draws[1] * (
+            self.mz_edges[mz_bin + 1] - self.mz_edges[mz_bin]
+        )
+        intensity_bin = torch.searchsorted(self.intensity_cdf, draws[2]).clamp_max(
+            len(self.intensity_cdf) - 1
+        )
+        log_intensity = self.intensity_edges[intensity_bin] + draws[3] * (
+            self.intensity_edges[intensity_bin + 1] - self.intensity_edges[intensity_bin]
+        )
+        add(
+            relative_mz * (batch.precursor_mass.float()[:, None] + PROTON_MASS),
+            reference * torch.pow(10.0, log_intensity),
+            torch.arange(width) < n_unexplained[:, None],
+        )
+
+        all_mz = torch.cat([mz, *extra_mz], dim=1)
+        all_intensity = torch.cat([intensity, *extra_intensity], dim=1)
+        all_mask = torch.cat([keep, *extra_mask], dim=1) & (all_mz > 0)
+        # (c) m/z error: a per-spectrum offset and a per-peak spread
+        ppm = s * (
+            p.ppm_offset["mean"]
+            + p.ppm_offset["sd"] * normal(n_spectra, 1)
+            + p.ppm_spread["sd"] * normal(n_spectra, all_mz.shape[1])
+        )
+        all_mz = all_mz * (1.0 + ppm * 1e-6)
+        ranking = torch.where(all_mask, all_intensity, -1.0)
+        top = ranking.topk(n_peaks, dim=1).indices
+        return SpectrumBatch(
+            mz=all_mz.gather(1, top).to(batch.mz.dtype),
+            intensity=all_intensity.gather(1, top).to(batch.intensity.dtype),
+            peak_mask=all_mask.gather(1, top),
+            precursor_mass=batch.precursor_mass,
+            charge=batch.charge,
+            tokens=batch.tokens,
+        )
+
+
+def _cdf(probabilities: Sequence[float]) -> torch.Tensor:
+    """Cumulative distribution of bin probabilities (normalised), for inverse-CDF draws."""
+    cumulative = np.cumsum(np.asarray(probabilities, dtype=np.float64))
+    return torch.tensor(cumulative / cumulative[-1], dtype=torch.float32)
+
+
+def _rank(values: torch.Tensor) -> torch.Tensor:
+    """1-based descending rank of each value along the last dimension."""
+    order = torch.argsort(values, dim=-1, descending=True, stable=True)
+    ranks = torch.empty_like(order)
+    ranks.scatter_(-1, order, torch.arange(1, values.shape[-1] + 1).expand_as(order).contiguous())
+    return ranks

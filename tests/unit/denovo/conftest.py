@@ -80,6 +80,8 @@ def instrument_path(tmp_path_factory) -> Path:
 def write_instrument(path: Path, **changes) -> Path:
     """The shipped Orbitrap HCD settings, with ``changes``."""
     settings = {
+        "fragmentation": "HCD",
+        "ms2pip_model": "HCD2019-distilled",
         "precursor_tolerance_ppm": 20,
         "isotope_errors": [0, 1],
         "charges": [2, 3],

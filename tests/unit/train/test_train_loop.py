@@ -50,7 +50,9 @@ def short_run(**changes) -> TrainConfig:
         # Drafts draw from the step's generator too: part of what must resume exactly.
         "draft_fraction": 0.5,
         # Half the spectra noisy from the start, so the noise path is part of resumption.
-        "curriculum": Curriculum(clean_fraction_start=0.5, clean_mix_steps=8, noise_ramp_steps=8),
+        "curriculum": Curriculum(
+            clean_fraction_start=0.5, clean_mix_fraction=0.5, noise_ramp_fraction=0.5
+        ),
     }
     values.update(changes)
     return TrainConfig(**values)

@@ -1,0 +1,290 @@
+"""What each peak of a labelled spectrum is, given its peptide.
+
+:func:`annotate_spectrum` assigns every peak of a real spectrum with a known peptide to one
+category, in this order of precedence (the first that matches within the fragment
+tolerance wins):
+
+``by``
+    A b or y ion at charge 1..min(z - 1, 2) (charge 1 for z = 1).
+``isotope``
+    The first 13C isotope peak (+1.00336 / charge) of a b/y ion assigned above.
+``a``
+    An a ion (b - CO) at the charge of a theoretical b ion.
+``loss``
+    A b/y ion that lost water or ammonia.
+``precursor``
+    The precursor at any charge 1..z, intact or minus water or ammonia, or its isotopes.
+``immonium``
+    The immonium ion (residue - CO + H+) of a residue of the peptide.
+``unexplained``
+    Everything else (internal ions, other charges, co-isolated peptides, chemical noise).
+
+The fitted noise models (:mod:`trm.synth.noise_fit`) are estimated from these
+annotations; the same function measures how real synthetic spectra look
+(``benchmarks/noise_realism.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from trm.chem import (
+    C13_SPACING,
+    CO_MASS,
+    NH3_MASS,
+    PROTON_MASS,
+    WATER_MASS,
+    peptide_mass,
+    token_mass,
+)
+
+#: Peak categories, in order of precedence.
+CATEGORIES: tuple[str, ...] = (
+    "by",
+    "isotope",
+    "a",
+    "loss",
+    "precursor",
+    "immonium",
+    "unexplained",
+)
+CATEGORY_INDEX: dict[str, int] = {name: i for i, name in enumerate(CATEGORIES)}
+
+#: Ion series codes of :class:`Fragments` (0 is kept for "no fragment").
+SERIES_B, SERIES_Y = 1, 2
+
+
+def fragment_charges(precursor_charge: int) -> tuple[int, ...]:
+    """Fragment charges considered for a precursor charge: 1..min(z - 1, 2), at least 1."""
+    return tuple(range(1, max(1, min(int(precursor_charge) - 1, 2)) + 1))
+
+
+@dataclass
+class Fragments:
+    """Theoretical b and y ions of a peptide.
+
+    Attributes
+    ----------
+    mz : numpy.ndarray of shape (n,)
+    series : numpy.ndarray of shape (n,), int8
+        :data:`SERIES_B` or :data:`SERIES_Y`.
+    number : numpy.ndarray of shape (n,), int16
+        Residues in the fragment (b3 -> 3).
+    charge : numpy.ndarray of shape (n,), int8
+    """
+
+    mz: np.ndarray
+    series: np.ndarray
+    number: np.ndarray
+    charge: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.mz)
+
+
+def theoretical_fragments(tokens: Sequence[str], charges: Sequence[int]) -> Fragments:
+    """b and y ions of a tokenised peptide at the given fragment charges.
+
+    An N-terminal modification token adds its mass to every b ion.
+    """
+    masses = np.array([token_mass(t) for t in tokens], dtype=np.float64)
+    nterm = np.array([t.endswith("-") for t in tokens], dtype=bool)
+    residues = masses[~nterm]
+    prefix = np.cumsum(residues)[:-1] + masses[nterm].sum()
+    suffix = np.cumsum(residues[::-1])[:-1] + WATER_MASS
+    numbers = np.arange(1, len(residues), dtype=np.int16)
+    parts = []
+    for z in charges:
+        parts.append(((prefix + z * PROTON_MASS) / z, SERIES_B, numbers, z))
+        parts.append(((suffix + z * PROTON_MASS) / z, SERIES_Y, numbers, z))
+    return Fragments(
+        mz=np.concatenate([p[0] for p in parts]),
+        series=np.concatenate([np.full(len(p[0]), p[1], dtype=np.int8) for p in parts]),
+        number=np.concatenate([p[2] for p in parts]),
+        charge=np.concatenate([np.full(len(p[0]), p[3], dtype=np.int8) for p in parts]),
+    )
+
+
+def immonium_mz(token: str) -> float | None:
+    """m/z of a residue token's immonium ion (residue - CO + H+); None for an N-terminal
+    modification token."""
+    if token.endswith("-"):
+        return None
+    return token_mass(token) - CO_MASS + PROTON_MASS
+
+
+def nearest_peaks(
+    peaks_mz: np.ndarray, query: np.ndarray, tolerance: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the nearest peak of each query m/z and whether it lies within tolerance.
+
+    Parameters
+    ----------
+    peaks_mz : numpy.ndarray of shape (n_peaks,), ascending
+    query : numpy.ndarray of shape (n_queries,)
+    tolerance : float
+        Largest accepted |peak - query| (Da).
+
+    Returns
+    -------
+    index : numpy.ndarray of shape (n_queries,), int64 (0 when there is no peak)
+    found : numpy.ndarray of shape (n_queries,), bool
+    """
+    if len(peaks_mz) == 0 or len(query) == 0:
+        return np.zeros(len(query), dtype=np.int64), np.zeros(len(query), dtype=bool)
+    right = np.clip(np.searchsorted(peaks_mz, query), 1, len(peaks_mz) - 1)
+    left = right - 1
+    if len(peaks_mz) == 1:
+        left = right = np.zeros_like(right)
+    use_left = np.abs(peaks_mz[left] - query) <= np.abs(peaks_mz[right] - query)
+    index = np.where(use_left, left, right)
+    return index, np.abs(peaks_mz[index] - query) <= tolerance
+
+
+@dataclass
+class SpectrumAnnotation:
+    """Every peak of one spectrum assigned to a category, and the b/y ions found.
+
+    Attributes
+    ----------
+    category : numpy.ndarray of shape (n_peaks,), int8
+        Index into :data:`CATEGORIES`.
+    fragments : Fragments
+        The theoretical b/y ions.
+    fragment_peak : numpy.ndarray of shape (n_fragments,), int64
+        Peak matched by each fragment, -1 when none.
+    isotope_peak, loss_h2o_peak, loss_nh3_peak, a_peak : numpy.ndarray of shape (n_fragments,)
+        Peak assigned as that fragment's isotope, water loss, ammonia loss and (b ions
+        only) a ion, -1 when none.
+    precursor_kind : numpy.ndarray of shape (n_peaks,), int8
+        For precursor peaks: ``3 * (z - c) + loss`` (``c`` the peak's charge, loss 0 intact,
+        1 water, 2 ammonia); isotopes of the precursor count as their monoisotopic kind.
+        -1 elsewhere.
+    immonium_token : list of str or None
+        For immonium peaks the residue token they come from; None elsewhere.
+    reference_intensity : float
+        The most intense b/y peak (0 when none matched): other intensities are modelled
+        relative to it.
+    """
+
+    category: np.ndarray
+    fragments: Fragments
+    fragment_peak: np.ndarray
+    isotope_peak: np.ndarray
+    loss_h2o_peak: np.ndarray
+    loss_nh3_peak: np.ndarray
+    a_peak: np.ndarray
+    precursor_kind: np.ndarray
+    immonium_token: list[str | None]
+    reference_intensity: float
+
+
+def _claim(
+    peaks_mz: np.ndarray,
+    free: np.ndarray,
+    query: np.ndarray,
+    tolerance: float,
+    eligible: np.ndarray | None = None,
+) -> np.ndarray:
+    """Peaks still free that match the queries; marks them taken. -1 where none."""
+    out = np.full(len(query), -1, dtype=np.int64)
+    if len(query) == 0:
+        return out
+    index, found = nearest_peaks(peaks_mz, query, tolerance)
+    found &= free[index]
+    if eligible is not None:
+        found &= eligible
+    # one peak serves one query: the first in query order
+    order = np.nonzero(found)[0]
+    _, first = np.unique(index[order], return_index=True)
+    chosen = order[first]
+    out[chosen] = index[chosen]
+    free[index[chosen]] = False
+    return out
+
+
+def annotate_spectrum(
+    mz: np.ndarray,
+    intensity: np.ndarray,
+    tokens: Sequence[str],
+    precursor_charge: int,
+    tolerance: float,
+) -> SpectrumAnnotation:
+    """Assign every peak of a spectrum to one category (see the module description).
+
+    Parameters
+    ----------
+    mz, intensity : numpy.ndarray of shape (n_peaks,)
+        Peaks in ascending m/z.
+    tokens : sequence of str
+        The spectrum's peptide as vocabulary tokens.
+    precursor_charge : int
+    tolerance : float
+        Fragment m/z tolerance (Da).
+
+    Returns
+    -------
+    SpectrumAnnotation
+    """
+    mz = np.asarray(mz, dtype=np.float64)
+    intensity = np.asarray(intensity, dtype=np.float64)
+    n_peaks = len(mz)
+    free = np.ones(n_peaks, dtype=bool)
+    category = np.full(n_peaks, CATEGORY_INDEX["unexplained"], dtype=np.int8)
+    fragments = theoretical_fragments(tokens, fragment_charges(precursor_charge))
+
+    fragment_peak = _claim(mz, free, fragments.mz, tolerance)
+    category[fragment_peak[fragment_peak >= 0]] = CATEGORY_INDEX["by"]
+    matched = fragment_peak >= 0
+    charge = fragments.charge.astype(np.float64)
+
+    isotope_peak = _claim(mz, free, fragments.mz + C13_SPACING / charge, tolerance, matched)
+    category[isotope_peak[isotope_peak >= 0]] = CATEGORY_INDEX["isotope"]
+    is_b = fragments.series == SERIES_B
+    a_peak = _claim(mz, free, fragments.mz - CO_MASS / charge, tolerance, is_b)
+    category[a_peak[a_peak >= 0]] = CATEGORY_INDEX["a"]
+    loss_h2o_peak = _claim(mz, free, fragments.mz - WATER_MASS / charge, tolerance, matched)
+    loss_nh3_peak = _claim(mz, free, fragments.mz - NH3_MASS / charge, tolerance, matched)
+    for peaks in (loss_h2o_peak, loss_nh3_peak):
+        category[peaks[peaks >= 0]] = CATEGORY_INDEX["loss"]
+
+    neutral = peptide_mass(tokens)
+    precursor_kind = np.full(n_peaks, -1, dtype=np.int8)
+    kinds, queries = [], []
+    for c in range(int(precursor_charge), 0, -1):
+        for loss, delta in enumerate((0.0, WATER_MASS, NH3_MASS)):
+            kind = 3 * (int(precursor_charge) - c) + loss
+            for isotope in range(3):
+                kinds.append(kind)
+                queries.append((neutral - delta + isotope * C13_SPACING + c * PROTON_MASS) / c)
+    peaks = _claim(mz, free, np.array(queries), tolerance)
+    for kind, peak in zip(kinds, peaks, strict=True):
+        if peak >= 0:
+            precursor_kind[peak] = kind
+            category[peak] = CATEGORY_INDEX["precursor"]
+
+    immonium_token: list[str | None] = [None] * n_peaks
+    residues = sorted({t for t in tokens if not t.endswith("-")})
+    immonium = np.array([immonium_mz(t) for t in residues], dtype=np.float64)
+    peaks = _claim(mz, free, immonium, tolerance)
+    for token, peak in zip(residues, peaks, strict=True):
+        if peak >= 0:
+            immonium_token[peak] = token
+            category[peak] = CATEGORY_INDEX["immonium"]
+
+    reference = float(intensity[fragment_peak[matched]].max()) if matched.any() else 0.0
+    return SpectrumAnnotation(
+        category=category,
+        fragments=fragments,
+        fragment_peak=fragment_peak,
+        isotope_peak=isotope_peak,
+        loss_h2o_peak=loss_h2o_peak,
+        loss_nh3_peak=loss_nh3_peak,
+        a_peak=a_peak,
+        precursor_kind=precursor_kind,
+        immonium_token=immonium_token,
+        reference_intensity=reference,
+    )
