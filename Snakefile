@@ -22,6 +22,7 @@ wildcard_constraints:
 
 include: "workflow/rules/convert.smk"
 include: "workflow/rules/synthetic.smk"
+include: "workflow/rules/noise.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/denovo.smk"
 include: "workflow/rules/casanovo.smk"

@@ -14,7 +14,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class IsotonicCalibration:
-    """A non-decreasing, piecewise-linear map from raw score to probability.
+    """A non-decreasing, piecewise-linear map from raw score to probability: isotonic
+    regression's blocks, joined linearly between their mean raw scores.
 
     Attributes
     ----------
@@ -44,28 +45,26 @@ class IsotonicCalibration:
             raise ValueError("calibration needs one correctness label per raw score")
         order = np.argsort(raw_scores, kind="stable")
         x, y = raw_scores[order], correct[order]
-        # Blocks of (sum of labels, count, highest score); merged while decreasing.
+        # Blocks of (sum of labels, count, sum of scores); merged while decreasing.
         sums: list[float] = []
         counts: list[float] = []
-        ends: list[float] = []
-        starts: list[float] = []
+        score_sums: list[float] = []
         for score, label in zip(x, y, strict=True):
             sums.append(label)
             counts.append(1.0)
-            starts.append(score)
-            ends.append(score)
+            score_sums.append(score)
             while len(sums) > 1 and sums[-2] / counts[-2] >= sums[-1] / counts[-1]:
-                merged_sum, merged_count, merged_end = sums.pop(), counts.pop(), ends.pop()
-                starts.pop()
-                sums[-1] += merged_sum
-                counts[-1] += merged_count
-                ends[-1] = merged_end
+                merged = sums.pop(), counts.pop(), score_sums.pop()
+                sums[-1] += merged[0]
+                counts[-1] += merged[1]
+                score_sums[-1] += merged[2]
         means = np.array(sums) / np.array(counts)
-        # Each block contributes its two ends as knots, so the map is flat inside a block.
-        knots_x = np.ravel(np.column_stack([starts, ends]))
-        knots_y = np.repeat(means, 2)
-        keep = np.concatenate([[True], np.diff(knots_x) > 0])
-        return cls(thresholds=knots_x[keep], probabilities=knots_y[keep])
+        # Knots at the blocks' mean raw scores, linear in between: the map rises between
+        # blocks instead of being flat inside each, so distinct raw scores keep distinct
+        # probabilities (ties only beyond the outermost knots).
+        centres = np.array(score_sums) / np.array(counts)
+        keep = np.concatenate([[True], np.diff(centres) > 0])
+        return cls(thresholds=centres[keep], probabilities=means[keep])
 
     def __call__(self, raw_scores: np.ndarray) -> np.ndarray:
         """Calibrated probabilities of shape like ``raw_scores``."""

@@ -12,7 +12,7 @@ from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
 #: Folders of results/ that are not samples.
-RESERVED_FOLDERS = {"mzml", "synthetic", "models", "labels", "casanovo"}
+RESERVED_FOLDERS = {"mzml", "synthetic", "models", "labels", "casanovo", "noise"}
 
 
 def alternatives(names):
@@ -158,6 +158,64 @@ def comparison_inputs(wildcards):
 def labels_option(wildcards, input):
     """`--spectra LABELS` for `trm compare` when the sample has labels."""
     return f"--spectra '{input.labels}'" if "labels" in input.keys() else ""
+
+
+def instrument_labelled_samples(instrument):
+    """Labelled samples acquired on an instrument."""
+    return [s for s in labelled_samples() if samples.loc[s, "instrument"] == instrument]
+
+
+def noise_fit_labels(wildcards):
+    """The labelled runs an instrument's noise model is fitted from."""
+    return expand(
+        "results/labels/{sample}.parquet",
+        sample=instrument_labelled_samples(wildcards.instrument),
+    )
+
+
+def shipped_noise_model(instrument):
+    """The noise model an instrument file names (`noise_model:`), or None."""
+    path = instruments[instrument].get("noise_model")
+    return project_path(path) if path else None
+
+
+def noise_fallback_option(wildcards):
+    """`--fallback FILE` for `trm fit-noise` when the instrument names a shipped model."""
+    shipped = shipped_noise_model(wildcards.instrument)
+    return f"--fallback '{shipped}'" if shipped else ""
+
+
+def training_noise_model(wildcards):
+    """The noise model pretraining and calibration use: fitted from the instrument's
+    labelled runs, else the one its file names; [] for the hand-set ramp."""
+    if config["pretrain"]["noise"] == "ramp":
+        return []
+    if instrument_labelled_samples(wildcards.instrument):
+        return [f"results/noise/{wildcards.instrument}.yaml"]
+    shipped = shipped_noise_model(wildcards.instrument)
+    return [shipped] if shipped else []
+
+
+def noise_model_option(wildcards, input):
+    """`--noise-model FILE` when a noise model is used."""
+    return f"--noise-model '{input.noise[0]}'" if input.noise else ""
+
+
+def pretrain_init():
+    """The base model pretraining starts from (config `pretrain: init:`), or []."""
+    init = config["pretrain"]["init"]
+    return [project_path(init)] if init else []
+
+
+def init_option(wildcards, input):
+    """`--init FILE` when pretraining starts from a base model."""
+    return f"--init '{input.init[0]}'" if input.init else ""
+
+
+def synthetic_fastas():
+    """The proteome FASTA(s) of the synthetic spectra (one path or a list in the config)."""
+    fasta = config["synthetic"]["fasta"]
+    return [project_path(f) for f in ([fasta] if isinstance(fasta, str) else fasta)]
 
 
 def sample_model(wildcards):

@@ -1,6 +1,6 @@
 rule synthetic:
     input:
-        fasta=project_path(config["synthetic"]["fasta"]),
+        fasta=synthetic_fastas(),
         instrument=instrument_file,
     output:
         directory("results/synthetic/{instrument}"),

@@ -1,6 +1,9 @@
 rule pretrain:
     input:
-        "results/synthetic/{instrument}",
+        synthetic="results/synthetic/{instrument}",
+        instrument=instrument_file,
+        noise=training_noise_model,
+        init=pretrain_init(),
     output:
         checkpoint="results/models/{instrument}/pretrained.pt",
         metrics="results/models/{instrument}/metrics.csv",
@@ -27,14 +30,21 @@ rule pretrain:
         eval_spectra=config["pretrain"]["eval_spectra"],
         seed=config["pretrain"]["seed"],
         draft_fraction=config["pretrain"]["draft_fraction"],
+        clean_mix_fraction=config["pretrain"]["clean_mix_fraction"],
+        noise_ramp_fraction=config["pretrain"]["noise_ramp_fraction"],
+        noise=noise_model_option,
+        init=init_option,
     shell:
-        "{params.launcher} pretrain --train-dir {input:q}/train"
-        " --validation-dir {input:q}/validation --checkpoint {output.checkpoint:q}"
+        "{params.launcher} pretrain --train-dir {input.synthetic:q}/train"
+        " --validation-dir {input.synthetic:q}/validation --checkpoint {output.checkpoint:q}"
         " --metrics {output.metrics:q} --model-config {params.model}"
         " --steps {params.steps} --batch-size {params.batch_size}"
         " --learning-rate {params.learning_rate} --warmup-steps {params.warmup_steps}"
         " --eval-every {params.eval_every} --eval-spectra {params.eval_spectra}"
         " --seed {params.seed} --draft-fraction {params.draft_fraction}"
+        " --clean-mix-fraction {params.clean_mix_fraction}"
+        " --noise-ramp-fraction {params.noise_ramp_fraction}"
+        " --instrument {input.instrument:q} {params.noise} {params.init}"
         " --device {params.device} --threads {threads} 2> {log:q}"
 
 
@@ -65,6 +75,7 @@ rule calibrate:
         model="results/models/{instrument}/pretrained.pt",
         synthetic="results/synthetic/{instrument}",
         instrument=instrument_file,
+        noise=training_noise_model,
     output:
         model="results/models/{instrument}/model.pt",
         report="results/models/{instrument}/calibration.json",
@@ -82,9 +93,10 @@ rule calibrate:
         max_spectra=config["calibrate"]["max_spectra"],
         beam_size=config["denovo"]["beam_size"],
         halt_threshold=config["denovo"]["halt_threshold"] or "none",
+        noise=noise_model_option,
     shell:
         "python -m trm calibrate --model {input.model:q}"
-        " --validation-dir {input.synthetic:q}/validation"
+        " --validation-dir {input.synthetic:q}/validation {params.noise}"
         " --instrument {input.instrument:q} --out {output.model:q}"
         " --report {output.report:q} --max-spectra {params.max_spectra}"
         " --beam-size {params.beam_size} --halt-threshold {params.halt_threshold}"

@@ -1,21 +1,24 @@
-"""Calibrating the raw peptide score on a labelled split (``trm calibrate``).
+"""Fitting the rescorer and calibrating the raw score on labelled spectra (``trm calibrate``).
 
-The validation spectra go through exactly the inference and decoding of ``trm denovo``
-(:class:`trm.denovo.inference.Sequencer`). A decoded peptide is correct when it matches
-the label by the field's mass-based rule (:func:`trm.metrics.match_residues`: every
-residue matches, same length, I = L). An isotonic map from raw score to the fraction of
-correct peptides (:class:`trm.calibration.IsotonicCalibration`) is fitted on the spectra
-that got a peptide, and stored with the model together with the inference settings.
+The labelled spectra (synthetic ones under the instrument's noise at full strength, or a
+lab's identified real spectra) go through exactly the inference, search and spectrum
+matching of ``trm denovo`` (:class:`trm.denovo.inference.Sequencer`). A peptide is correct
+when it matches the label by the field's mass-based rule (:func:`trm.metrics.match_residues`:
+every residue matches, same length, I = L).
 
-Which raw score: every candidate of :data:`~trm.denovo.settings.RAW_SCORE_KINDS` is
-measured on the split (area under the ROC curve of correct against wrong peptides, which
-is what calibration cannot change, and the expected calibration error before and after an
-isotonic fit, the latter cross-validated); ``auto`` keeps ``peptide`` unless another kind
-separates correct from wrong peptides clearly better (ROC AUC higher by
-:data:`AUTO_MARGIN`). On a partly trained tiny model the peptide probability ranked at
-least as well as the halting probability everywhere (the halting probability at an early
-exit is at least the threshold for nearly every spectrum, so it barely ranks them), and
-their geometric mean within about 0.015 of it either way.
+1. The rescorer (:class:`trm.rescore.Rescorer`) is fitted on every candidate of every
+   spectrum: which of the search's candidates is the right peptide, from the model's
+   score and the spectrum match.
+2. Each raw score of :data:`~trm.denovo.settings.RAW_SCORE_KINDS` is measured on the
+   answers it implies (``rescored`` picks the answer by the rescorer, the others take the
+   model's best): precision-coverage AUC over all spectra (what a lab gets from ranking
+   by it), ROC AUC of right against wrong answers, and the calibration error before and
+   after an isotonic fit (cross-validated). The rescorer's own figures are
+   cross-validated by spectrum too. ``auto`` keeps ``peptide`` unless another kind's
+   precision-coverage AUC is higher by :data:`AUTO_MARGIN`.
+3. An isotonic map from the chosen raw score to the fraction of right answers
+   (:class:`trm.calibration.IsotonicCalibration`) is fitted and stored with the model,
+   with the rescorer and the inference settings.
 """
 
 from __future__ import annotations
@@ -29,28 +32,29 @@ import numpy as np
 from trm.calibration import IsotonicCalibration
 from trm.chem import Vocabulary
 from trm.compare import precision_coverage
+from trm.decode import DecodedPeptide
 from trm.denovo.inference import Predictions, Sequencer, raw_scores, steps_histogram
 from trm.denovo.settings import RAW_SCORE_KINDS
 from trm.metrics import match_residues
-from trm.train.data import SpectrumDataset
+from trm.rescore import Rescorer
 
 log = logging.getLogger(__name__)
 
 #: Bins of the reliability table and of the expected calibration error.
 N_BINS = 10
 
-#: ROC AUC by which ``auto`` needs another raw score to beat ``peptide``.
+#: Precision-coverage AUC by which ``auto`` needs another raw score to beat ``peptide``.
 AUTO_MARGIN = 0.01
 
 
-def peptide_correct(
-    predictions: Predictions, truth: np.ndarray, vocabulary: Vocabulary
+def peptides_correct(
+    peptides: list[DecodedPeptide | None], truth: np.ndarray, vocabulary: Vocabulary
 ) -> np.ndarray:
-    """Whether each decoded peptide matches its label (False where none was decoded).
+    """Whether each peptide matches its label (False where there is none).
 
     Parameters
     ----------
-    predictions : Predictions
+    peptides : list of DecodedPeptide or None
     truth : numpy.ndarray of shape (n, max_length)
         Label token ids, end class (0) after the peptide.
     vocabulary : Vocabulary
@@ -59,15 +63,26 @@ def peptide_correct(
     -------
     numpy.ndarray of shape (n,), bool
     """
-    correct = np.zeros(len(predictions.decoded), dtype=bool)
-    for row, decoded in enumerate(predictions.decoded):
-        if decoded is None:
+    correct = np.zeros(len(peptides), dtype=bool)
+    for row, peptide in enumerate(peptides):
+        if peptide is None:
             continue
         true_ids = truth[row][truth[row] != vocabulary.pad_id]
         _, correct[row] = match_residues(
-            vocabulary.masses[decoded.token_ids].tolist(), vocabulary.masses[true_ids].tolist()
+            vocabulary.masses[peptide.token_ids].tolist(), vocabulary.masses[true_ids].tolist()
         )
     return correct
+
+
+def candidates_correct(
+    predictions: Predictions, truth: np.ndarray, vocabulary: Vocabulary
+) -> np.ndarray:
+    """Whether each candidate of each spectrum is right: shape of ``predictions.present``."""
+    out = np.zeros(predictions.present.shape, dtype=bool)
+    for rank in range(out.shape[1]):
+        chosen = [c[rank] if len(c) > rank else None for c in predictions.candidates]
+        out[:, rank] = peptides_correct(chosen, truth, vocabulary)
+    return out
 
 
 def reliability_table(
@@ -147,28 +162,34 @@ def cross_validated_probabilities(
     return out
 
 
-def score_candidates(
-    predictions: Predictions, correct: np.ndarray, seed: int
+def score_kinds(
+    answers: dict[str, tuple[np.ndarray, np.ndarray]], seed: int
 ) -> dict[str, dict[str, float]]:
-    """How each raw score kind ranks and calibrates on the sequenced spectra.
+    """How each raw score kind ranks and calibrates its answers.
+
+    Parameters
+    ----------
+    answers : dict
+        Kind -> (raw score of each spectrum's answer, NaN without one; whether the answer
+        is right).
 
     Returns
     -------
     dict
-        Kind -> ``roc_auc``, ``pc_auc`` (precision-coverage over the sequenced spectra),
-        ``ece_raw`` and ``ece_calibrated_cv``.
+        Kind -> ``pc_auc`` (precision-coverage over all spectra), ``roc_auc``,
+        ``fraction_correct`` (of all spectra), ``ece_raw`` and ``ece_calibrated_cv``.
     """
     out: dict[str, dict[str, float]] = {}
-    for kind in RAW_SCORE_KINDS:
-        scores = raw_scores(kind, predictions)
+    for kind, (scores, correct) in answers.items():
         sequenced = ~np.isnan(scores)
         raw, right = scores[sequenced], correct[sequenced]
         if not raw.size:
             continue
         _, _, pc_auc = precision_coverage(right.tolist(), raw.tolist(), len(scores))
         out[kind] = {
-            "roc_auc": roc_auc(raw, right),
             "pc_auc": pc_auc,
+            "roc_auc": roc_auc(raw, right),
+            "fraction_correct": float(correct.mean()),
             "ece_raw": expected_calibration_error(raw, right),
             "ece_calibrated_cv": expected_calibration_error(
                 cross_validated_probabilities(raw, right, seed), right
@@ -177,22 +198,82 @@ def score_candidates(
     return out
 
 
-def choose_raw_score(candidates: dict[str, dict[str, float]], margin: float = AUTO_MARGIN) -> str:
-    """``peptide``, unless another kind's ROC AUC beats it by at least ``margin``.
+def fit_rescorer(
+    predictions: Predictions, correct: np.ndarray, seed: int, folds: int = 2
+) -> tuple[Rescorer | None, np.ndarray]:
+    """The rescorer fitted on every candidate, and each spectrum's rescored answer index
+    cross-validated by spectrum (the rescorer of the other folds chose it).
 
-    Then the kind with the highest ROC AUC. The margin keeps the choice from following
-    noise: on a few thousand validation spectra with a few dozen wrong peptides, ROC AUCs
-    differ by about 0.01 from sample to sample.
+    Returns
+    -------
+    rescorer : Rescorer or None
+        None when the candidates are all right or all wrong (nothing to learn).
+    cross_validated_choice : numpy.ndarray of shape (n,)
+        Index of the chosen candidate per spectrum (0 without rescorer).
     """
-    reference = candidates.get("peptide", {}).get("roc_auc", float("nan"))
+    present = predictions.present
+    features = predictions.features
+    labels = correct[present]
+    n = len(present)
+    if labels.all() or not labels.any():
+        return None, np.zeros(n, dtype=np.int64)
+    rescorer = Rescorer.fit(features[present], labels)
+    fold = np.random.default_rng(seed).permutation(n) % folds
+    choice = np.zeros(n, dtype=np.int64)
+    for index in range(folds):
+        train = (fold != index)[:, None] & present
+        if correct[train].all() or not correct[train].any():
+            model = rescorer
+        else:
+            model = Rescorer.fit(features[train], correct[train])
+        probability = np.where(present, model(features), -np.inf)
+        held_out = fold == index
+        choice[held_out] = probability[held_out].argmax(axis=1)
+    return rescorer, choice
+
+
+def choose_raw_score(candidates: dict[str, dict[str, float]], margin: float = AUTO_MARGIN) -> str:
+    """``peptide``, unless another kind's precision-coverage AUC beats it by at least
+    ``margin``; then the kind with the highest. The margin keeps the choice from following
+    sampling noise."""
+    reference = candidates.get("peptide", {}).get("pc_auc", float("nan"))
     best, best_auc = "peptide", reference
     for kind, values in candidates.items():
-        auc = values["roc_auc"]
+        auc = values["pc_auc"]
         if not np.isfinite(auc):
             continue
         if not np.isfinite(reference) or (auc >= reference + margin and auc > best_auc):
             best, best_auc = kind, auc
     return best
+
+
+@dataclass
+class LabelledSpectra:
+    """Spectra with known peptides, as the sequencer takes them.
+
+    Attributes
+    ----------
+    mz, intensity : numpy.ndarray of shape (n, width), float32
+        Peaks, real ones first in each row.
+    counts : numpy.ndarray of shape (n,)
+    precursor_mass : numpy.ndarray of shape (n,)
+    charge : numpy.ndarray of shape (n,)
+    tokens : numpy.ndarray of shape (n, max_length)
+        Label token ids, end class after the peptide.
+    skipped : dict
+        Rows left out when reading, by reason.
+    """
+
+    mz: np.ndarray
+    intensity: np.ndarray
+    counts: np.ndarray
+    precursor_mass: np.ndarray
+    charge: np.ndarray
+    tokens: np.ndarray
+    skipped: dict
+
+    def __len__(self) -> int:
+        return len(self.counts)
 
 
 @dataclass
@@ -204,30 +285,31 @@ class CalibrationOutcome:
     calibration : IsotonicCalibration
     raw_score : str
         The raw score kind calibrated.
+    rescorer : Rescorer or None
     report : dict
         The calibration report (see :func:`calibrate_dataset`).
     """
 
     calibration: IsotonicCalibration
     raw_score: str
+    rescorer: Rescorer | None
     report: dict[str, Any]
 
 
 def calibrate_dataset(
     sequencer: Sequencer,
-    dataset: SpectrumDataset,
+    spectra: LabelledSpectra,
     raw_score: str = "auto",
     seed: int = 0,
     source: str = "",
 ) -> CalibrationOutcome:
-    """Sequence a labelled split and fit the isotonic calibration of the raw score.
+    """Sequence labelled spectra, fit the rescorer and the calibration of the raw score.
 
     Parameters
     ----------
     sequencer : Sequencer
-        The model and the inference settings denovo will use.
-    dataset : SpectrumDataset
-        Labelled spectra (from :meth:`SpectrumDataset.from_shards`).
+        The model and the inference settings denovo will use, without rescorer.
+    spectra : LabelledSpectra
     raw_score : str
         ``auto`` or one of :data:`~trm.denovo.settings.RAW_SCORE_KINDS`.
     seed : int
@@ -238,55 +320,84 @@ def calibrate_dataset(
     Returns
     -------
     CalibrationOutcome
-        Its report holds ``n_spectra``, ``n_sequenced``, ``n_no_peptide``,
+        Its report holds ``n_spectra``, ``n_sequenced`` (coverage), ``n_certified``,
         ``fraction_correct`` (of the sequenced spectra) and ``fraction_correct_of_all``,
-        ``raw_score`` and ``raw_score_candidates``, ``ece_before`` (the raw score read
-        as a probability), ``ece_after`` (in-sample) and ``ece_after_cross_validated``,
-        ``reliability`` tables (``raw``, ``calibrated``), ``steps_histogram`` and
-        ``mean_steps`` of early exit, and the ``skipped`` label rows by reason.
+        ``raw_score`` and ``raw_score_candidates``, ``rescorer`` (weights and
+        cross-validated figures), ``ece_before``, ``ece_after`` and
+        ``ece_after_cross_validated``, ``reliability`` tables, ``steps_histogram`` and
+        ``mean_steps`` of early exit, ``reasons`` of unanswered spectra and ``skipped``.
 
     Raises
     ------
     ValueError
-        When no spectrum of the split got a peptide, naming ``source``.
+        When no spectrum got a peptide, naming ``source``.
     """
-    if len(dataset) == 0:
+    if len(spectra) == 0:
         raise ValueError(f"{source}: no usable labelled spectrum to calibrate on")
+    vocabulary = sequencer.vocabulary
     predictions = sequencer.predict(
-        dataset.mz, dataset.intensity, dataset.n_peaks, dataset.precursor_mass, dataset.charge
+        spectra.mz, spectra.intensity, spectra.counts, spectra.precursor_mass, spectra.charge
     )
-    correct = peptide_correct(predictions, dataset.tokens, sequencer.vocabulary)
-    candidates = score_candidates(predictions, correct, seed)
+    candidate_correct = candidates_correct(predictions, spectra.tokens, vocabulary)
+    rescorer, cv_choice = fit_rescorer(predictions, candidate_correct, seed)
+    model_best = predictions.choose(None)
+    answers = {}
+    for kind in ("peptide", "halt", "combined"):
+        answers[kind] = (raw_scores(kind, model_best), candidate_correct[:, 0].copy())
+    rescored = model_best
+    if rescorer is not None:
+        rescored = predictions.choose(rescorer)
+        # Cross-validated figures: each spectrum's answer chosen by the other folds' fit.
+        cv_probability = np.where(predictions.present, rescorer(predictions.features), np.nan)
+        rows = np.arange(len(spectra))
+        answers["rescored"] = (
+            np.where(predictions.present.any(axis=1), cv_probability[rows, cv_choice], np.nan),
+            candidate_correct[rows, cv_choice] & predictions.present.any(axis=1),
+        )
+    candidates = score_kinds(answers, seed)
     if not candidates:
         raise ValueError(
-            f"{source}: none of {len(dataset)} spectra got a peptide (no answer fits its "
+            f"{source}: none of {len(spectra)} spectra got a peptide (no answer fits its "
             "precursor), so there is nothing to calibrate; is the model trained?"
         )
     chosen = choose_raw_score(candidates) if raw_score == "auto" else raw_score
-    if chosen not in RAW_SCORE_KINDS:
-        raise ValueError(f"raw score must be 'auto' or one of {RAW_SCORE_KINDS}, not {chosen!r}")
-    scores = raw_scores(chosen, predictions)
+    if chosen not in RAW_SCORE_KINDS or chosen not in candidates:
+        raise ValueError(
+            f"raw score must be 'auto' or one of {sorted(candidates)} here, not {chosen!r}"
+        )
+    final = rescored if chosen == "rescored" else model_best
+    scores = raw_scores(chosen, final)
+    correct = peptides_correct(final.decoded, spectra.tokens, vocabulary)
     sequenced = ~np.isnan(scores)
     raw, right = scores[sequenced], correct[sequenced]
     calibration = IsotonicCalibration.fit(raw, right)
     calibrated = calibration(raw)
     cross_validated = cross_validated_probabilities(raw, right, seed)
     n_steps = sequencer.model.config.supervision_steps
+    reasons: dict[str, int] = {}
+    for reason in predictions.reasons:
+        if reason is not None:
+            reasons[reason] = reasons.get(reason, 0) + 1
     report: dict[str, Any] = {
-        "validation": source,
-        "n_spectra": len(dataset),
+        "spectra": source,
+        "n_spectra": len(spectra),
         "n_sequenced": int(sequenced.sum()),
         "n_no_peptide": int((~sequenced).sum()),
+        "n_certified": int(sum(d is not None and d.certified for d in model_best.decoded)),
+        "reasons": reasons,
         "n_correct": int(right.sum()),
-        "fraction_correct": float(right.mean()),
-        "fraction_correct_of_all": float(correct.sum() / len(dataset)),
+        "fraction_correct": float(right.mean()) if right.size else float("nan"),
+        "fraction_correct_of_all": float(correct.sum() / len(spectra)),
+        "fraction_correct_model_best": float(candidate_correct[:, 0].mean()),
+        "fraction_correct_any_candidate": float(candidate_correct.any(axis=1).mean()),
         "raw_score": chosen,
         "raw_score_choice": (
-            f"auto (peptide unless ROC AUC higher by {AUTO_MARGIN})"
+            f"auto (peptide unless precision-coverage AUC higher by {AUTO_MARGIN})"
             if raw_score == "auto"
             else "given"
         ),
         "raw_score_candidates": candidates,
+        "rescorer": None if rescorer is None else rescorer.to_dict(),
         "ece_before": expected_calibration_error(raw, right),
         "ece_after": expected_calibration_error(calibrated, right),
         "ece_after_cross_validated": expected_calibration_error(cross_validated, right),
@@ -298,26 +409,33 @@ def calibrate_dataset(
         "steps_histogram": steps_histogram(predictions.steps_used, n_steps),
         "mean_steps": float(np.mean(predictions.steps_used)),
         "supervision_steps": n_steps,
-        "skipped": dict(dataset.report.skipped),
+        "skipped": dict(spectra.skipped),
     }
     if not right.any() or right.all():
         log.warning(
-            "%s: %s of the %d decoded peptides are correct, so the calibration maps every "
-            "score to %d; train the model further or calibrate on other spectra",
+            "%s: %s of the %d answers are correct, so the calibration maps every score to %d; "
+            "train the model further or calibrate on other spectra",
             source,
             "all" if right.all() else "none",
             right.size,
             int(right.all()),
         )
     log.info(
-        "calibrated %s on %d spectra (%d with a peptide, %.1f%% of those correct); "
-        "ECE %.4f -> %.4f (cross-validated %.4f)",
+        "calibrated %s on %d spectra (%d answered, %.1f%% of those correct; best of the "
+        "model %.1f%%, any candidate %.1f%%); ECE %.4f -> %.4f (cross-validated %.4f)",
         chosen,
         report["n_spectra"],
         report["n_sequenced"],
         100 * report["fraction_correct"],
+        100 * report["fraction_correct_model_best"],
+        100 * report["fraction_correct_any_candidate"],
         report["ece_before"],
         report["ece_after"],
         report["ece_after_cross_validated"],
     )
-    return CalibrationOutcome(calibration=calibration, raw_score=chosen, report=report)
+    return CalibrationOutcome(
+        calibration=calibration,
+        raw_score=chosen,
+        rescorer=rescorer if chosen == "rescored" else None,
+        report=report,
+    )

@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 #: Keys ``trm calibrate`` adds to the checkpoint.
 CALIBRATION_KEY = "calibration"
 INFERENCE_KEY = "inference"
+RESCORER_KEY = "rescorer"
+
+#: Seed of the noise drawn onto calibration spectra (fixed: the same noisy spectra on
+#: every run).
+CALIBRATION_NOISE_SEED = 7
 
 
 class UncalibratedModelError(TrmError):
@@ -97,11 +102,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     calibrate.add_argument(
         "--model", type=Path, required=True, help="trained checkpoint (trm pretrain/finetune)"
     )
-    calibrate.add_argument(
+    source = calibrate.add_mutually_exclusive_group(required=True)
+    source.add_argument(
         "--validation-dir",
         type=Path,
-        required=True,
-        help="directory of labelled *.parquet shards (or one parquet spectrum table)",
+        help="labelled synthetic spectra: a directory of *.parquet shards (or one file)",
+    )
+    source.add_argument(
+        "--labels",
+        type=Path,
+        nargs="+",
+        help="labelled real spectra instead: tables from trm labelled-spectra (.parquet)",
+    )
+    calibrate.add_argument(
+        "--noise-model",
+        type=Path,
+        help="noise model YAML drawn at full strength onto the --validation-dir spectra, so "
+        "that calibration sees spectra that look like the instrument's (default: none)",
     )
     calibrate.add_argument("--out", type=Path, required=True, help="output: calibrated model")
     calibrate.add_argument(
@@ -137,8 +154,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="auto",
         choices=["auto", *RAW_SCORE_KINDS],
         help="raw score to calibrate: peptide probability, halting probability, their "
-        "geometric mean (combined), or auto = peptide unless another has a ROC AUC higher "
-        "by 0.01 on the split (default: %(default)s)",
+        "geometric mean (combined), the spectrum-match rescorer's probability (rescored), or "
+        "auto = peptide unless another has a precision-coverage AUC higher by 0.01 on the "
+        "spectra (default: %(default)s)",
     )
     calibrate.add_argument(
         "--batch-size", type=_positive_int, default=256, help="spectra per forward pass"
@@ -213,14 +231,72 @@ def _device(name: str) -> torch.device:
 
 
 def _decoding(
-    instrument: InstrumentSettings, beam_size: int, min_residues: int
+    instrument: InstrumentSettings,
+    beam_size: int,
+    min_residues: int,
+    base: DecodingSettings | None = None,
 ) -> DecodingSettings:
-    return DecodingSettings(
+    """Decoding settings: the instrument's tolerances, the given beam and shortest peptide,
+    the rest from ``base`` (the calibrated settings, or the defaults)."""
+    base = base or DecodingSettings()
+    return dataclasses.replace(
+        base,
         precursor_tolerance_ppm=instrument.precursor_tolerance_ppm,
         isotope_errors=instrument.isotope_errors,
         beam_size=beam_size,
+        max_beam_size=max(base.max_beam_size, beam_size),
         min_residues=min_residues,
     )
+
+
+def _calibration_spectra(args: argparse.Namespace, vocabulary: Any, config: Any) -> Any:
+    """The labelled spectra ``trm calibrate`` was given, noised when asked."""
+    import numpy as np
+    import polars as pl
+
+    from trm.denovo.calibrate import LabelledSpectra
+    from trm.train.data import SpectrumDataset
+    from trm.train.noise import FittedNoise, NoiseModelParameters
+
+    sizes = {
+        "vocabulary": vocabulary,
+        "max_length": config.max_length,
+        "n_peaks": config.n_peaks,
+        "max_charge": config.max_charge,
+    }
+    if args.labels is not None:
+        if args.noise_model is not None:
+            raise TrmError("--noise-model applies to --validation-dir spectra, not --labels")
+        table = pl.concat(
+            [pl.read_parquet(p).select(*_LABEL_COLUMNS) for p in args.labels], how="vertical"
+        ).head(args.max_spectra)
+        dataset = SpectrumDataset.from_table(table, **sizes)
+    else:
+        dataset = SpectrumDataset.from_shards(args.validation_dir, limit=args.max_spectra, **sizes)
+    mz, intensity, counts = dataset.mz, dataset.intensity, dataset.n_peaks
+    if args.noise_model is not None:
+        noise = FittedNoise(NoiseModelParameters.read(args.noise_model), vocabulary)
+        generator = torch.Generator().manual_seed(CALIBRATION_NOISE_SEED)
+        parts = []
+        for start in range(0, len(dataset), 1024):
+            batch = dataset.batch(np.arange(start, min(start + 1024, len(dataset))))
+            parts.append(noise.apply(batch, torch.ones(len(batch)), generator))
+        mz = np.concatenate([p.mz.numpy() for p in parts])
+        intensity = np.concatenate([p.intensity.numpy() for p in parts])
+        counts = np.concatenate([p.peak_mask.sum(dim=1).numpy() for p in parts])
+    return LabelledSpectra(
+        mz=mz,
+        intensity=intensity,
+        counts=counts,
+        precursor_mass=dataset.precursor_mass,
+        charge=dataset.charge,
+        tokens=dataset.tokens,
+        skipped=dict(dataset.report.skipped),
+    )
+
+
+#: Columns of a labelled-spectra table that calibration reads.
+_LABEL_COLUMNS = ("precursor_mz", "charge", "mz", "intensity", "peptide")
 
 
 def run_calibrate(args: argparse.Namespace) -> None:
@@ -229,7 +305,6 @@ def run_calibrate(args: argparse.Namespace) -> None:
     from trm.denovo.inference import Sequencer
     from trm.denovo.output import atomic_outputs, write_json
     from trm.train.checkpoint import load_model, read_checkpoint, save_checkpoint
-    from trm.train.data import SpectrumDataset
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -237,38 +312,43 @@ def run_calibrate(args: argparse.Namespace) -> None:
     instrument = load_instrument(args.instrument)
     checkpoint = read_checkpoint(args.model)
     model, vocabulary = load_model(args.model, map_location=device)
-    config = model.config
-    dataset = SpectrumDataset.from_shards(
-        args.validation_dir,
-        vocabulary=vocabulary,
-        max_length=config.max_length,
-        n_peaks=config.n_peaks,
-        max_charge=config.max_charge,
-        limit=args.max_spectra,
-    )
+    spectra = _calibration_spectra(args, vocabulary, model.config)
     settings = InferenceSettings(
         decoding=_decoding(instrument, args.beam_size, args.min_residues),
         halt_threshold=args.halt_threshold,
     )
-    sequencer = Sequencer(model, vocabulary, settings, device, args.batch_size)
+    sequencer = Sequencer(
+        model,
+        vocabulary,
+        settings,
+        device,
+        args.batch_size,
+        fragment_tolerance_da=instrument.fragment_tolerance_da,
+    )
+    source = (
+        " ".join(p.name for p in args.labels)
+        if args.labels is not None
+        else str(args.validation_dir)
+        + ("" if args.noise_model is None else f" with noise model {args.noise_model.name}")
+    )
     outcome = calibrate_dataset(
-        sequencer,
-        dataset,
-        raw_score=args.raw_score,
-        seed=args.seed,
-        source=str(args.validation_dir),
+        sequencer, spectra, raw_score=args.raw_score, seed=args.seed, source=source
     )
     settings = dataclasses.replace(settings, raw_score=outcome.raw_score)
     checkpoint[CALIBRATION_KEY] = outcome.calibration.to_dict()
     checkpoint[INFERENCE_KEY] = settings.to_dict()
+    checkpoint.pop(RESCORER_KEY, None)
+    if outcome.rescorer is not None:
+        checkpoint[RESCORER_KEY] = outcome.rescorer.to_dict()
     report = {
-        "model": str(args.model),
-        "instrument": str(args.instrument),
+        "model": args.model.name,
+        "instrument": args.instrument.name,
         **outcome.report,
         "inference": settings.to_dict(),
         "calibration": outcome.calibration.to_dict(),
         "seconds_model": sequencer.times.model,
-        "seconds_decoding": sequencer.times.decode,
+        "seconds_search": sequencer.times.decode,
+        "seconds_rescoring": sequencer.times.rescore,
     }
     with atomic_outputs([args.out, args.report]) as (model_path, report_path):
         save_checkpoint(checkpoint, model_path)
@@ -303,7 +383,9 @@ def _inference_settings(
     beam_size = calibrated.decoding.beam_size if args.beam_size is None else args.beam_size
     halt = getattr(args, "halt_threshold", calibrated.halt_threshold)
     settings = InferenceSettings(
-        decoding=_decoding(instrument, beam_size, calibrated.decoding.min_residues),
+        decoding=_decoding(
+            instrument, beam_size, calibrated.decoding.min_residues, calibrated.decoding
+        ),
         halt_threshold=halt,
         raw_score=calibrated.raw_score,
     )
@@ -327,6 +409,7 @@ def run_denovo(args: argparse.Namespace) -> None:
     from trm.denovo.run import sequence_file
     from trm.io.results import write_denovo_tsv, write_mztab, write_unsequenced
     from trm.model import count_parameters, inference_flops
+    from trm.rescore import Rescorer
     from trm.train.checkpoint import load_model, read_checkpoint
 
     started = time.perf_counter()
@@ -337,11 +420,20 @@ def run_denovo(args: argparse.Namespace) -> None:
     instrument = load_instrument(args.instrument)
     checkpoint = read_checkpoint(args.model)
     settings, calibration = _inference_settings(args, checkpoint, instrument)
+    rescorer = Rescorer.from_dict(checkpoint[RESCORER_KEY]) if RESCORER_KEY in checkpoint else None
     del checkpoint
     model, vocabulary = load_model(args.model, map_location=device)
     run = args.run or args.spectra.stem
     labels = read_labels(args.labels, run) if args.labels is not None else None
-    sequencer = Sequencer(model, vocabulary, settings, device, args.batch_size)
+    sequencer = Sequencer(
+        model,
+        vocabulary,
+        settings,
+        device,
+        args.batch_size,
+        fragment_tolerance_da=instrument.fragment_tolerance_da,
+        rescorer=rescorer,
+    )
     outcome = sequence_file(
         args.spectra, run, sequencer, instrument, calibration, batch_size=args.batch_size
     )
@@ -396,11 +488,13 @@ def run_denovo(args: argparse.Namespace) -> None:
             "spectra_per_second": outcome.n_spectra / seconds if seconds > 0 else None,
             "seconds_sequencing": outcome.seconds,
             "seconds_model": sequencer.times.model,
-            "seconds_decoding": sequencer.times.decode,
+            "seconds_search": sequencer.times.decode,
+            "seconds_rescoring": sequencer.times.rescore,
             "threads": args.threads,
             "device": str(device),
             "batch_size": args.batch_size,
             "beam_size": settings.decoding.beam_size,
+            "fragment_tolerance_da": sequencer.fragment_tolerance_da,
             "halt_threshold": settings.halt_threshold,
             "raw_score": settings.raw_score,
             "calibrated": calibration is not None,

@@ -1,21 +1,26 @@
-"""Spectra to decoded peptides with raw scores: the path ``calibrate`` and ``denovo`` share.
+"""Spectra to peptides with raw scores: the path ``calibrate`` and ``denovo`` share.
 
 Peaks are cut to the ``n_peaks`` most intense exactly as in training
 (:func:`trm.train.data.top_peaks`), the model refines its answer with optional early exit
-through the halting head (:meth:`trm.model.PeptideTRM.refine`), and the final answer's
-log-probabilities are decoded by :func:`trm.decode.beam_decode` (greedy when the beam size
-is 0).
+through the halting head (:meth:`trm.model.PeptideTRM.refine`) and its fragment-evidence
+lookup at the instrument's fragment tolerance, the exact precursor-mass search
+(:func:`trm.decode.search`) finds the best few peptides that fit the precursor, and
+spectrum-match rescoring (:mod:`trm.rescore`) picks among them when the model file has a
+fitted rescorer. Greedy decoding (beam size 0) skips the search.
 
 Raw scores (:func:`raw_scores`), before calibration:
 
 ``peptide``
-    The model's probability of exactly the decoded answer: ``exp`` of the sum of the
-    chosen log-probabilities over every answer position (residues and ends).
+    The model's probability of exactly the answer: ``exp`` of the sum of the chosen
+    log-probabilities over every answer position (residues and ends).
 ``halt``
     The halting head's probability that the answer is fully correct, at the step the
     spectrum stopped.
 ``combined``
     Their geometric mean.
+``rescored``
+    The rescorer's probability that the answer is right, from the model's score and the
+    spectrum match (:data:`trm.rescore.FEATURES`).
 """
 
 from __future__ import annotations
@@ -29,27 +34,18 @@ import polars as pl
 import torch
 
 from trm.chem import Vocabulary
-from trm.decode import DecodedPeptide, beam_decode
+from trm.decode import REASON_EMPTY, DecodedPeptide, greedy_decode, search
 from trm.denovo.settings import RAW_SCORE_KINDS, InferenceSettings
 from trm.model import PeptideTRM
-from trm.train.data import top_peaks
+from trm.rescore import FEATURES, Rescorer, match_features
+from trm.train.data import list_column_arrays, top_peaks
 
 log = logging.getLogger(__name__)
 
-
-def peak_lists(table: pl.DataFrame) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """The ``mz`` and ``intensity`` list columns of a spectrum table as numpy arrays.
-
-    Reads each column once as a flat array and splits it by the list lengths, without a
-    Python object per peak.
-    """
-    lengths = table.get_column("mz").list.len().fill_null(0).to_numpy()
-    splits = np.cumsum(lengths)[:-1]
-    out = []
-    for name in ("mz", "intensity"):
-        flat = table.get_column(name).explode(empty_as_null=False).drop_nulls()
-        out.append(np.split(flat.to_numpy().astype(np.float32, copy=False), splits))
-    return out[0], out[1]
+#: Ratio between the instrument's fragment tolerance and the one a model was trained with
+#: above which de novo warns: the model's ion lookup then sees other evidence than it
+#: learned from.
+TOLERANCE_WARNING_RATIO = 2.0
 
 
 def spectrum_arrays(table: pl.DataFrame, n_peaks: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -67,7 +63,8 @@ def spectrum_arrays(table: pl.DataFrame, n_peaks: int) -> tuple[np.ndarray, np.n
     mz, intensity : numpy.ndarray of shape (n_spectra, n_peaks), float32
     counts : numpy.ndarray of shape (n_spectra,)
     """
-    mz_lists, intensity_lists = peak_lists(table)
+    mz_lists = list_column_arrays(table.get_column("mz"), np.float32)
+    intensity_lists = list_column_arrays(table.get_column("intensity"), np.float32)
     return top_peaks(mz_lists, intensity_lists, n_peaks)
 
 
@@ -78,34 +75,79 @@ class Predictions:
     Attributes
     ----------
     decoded : list of DecodedPeptide or None
-        None where decoding found no peptide (beam: none fits the precursor; greedy: the
-        answer is empty).
+        The answer; None where there is none (see ``reasons``).
     halt_probability : numpy.ndarray of shape (n,)
         Halting head's probability at the step each spectrum stopped.
     steps_used : numpy.ndarray of shape (n,)
         Supervision steps each spectrum ran (1..T).
+    reasons : list of str or None
+        Why a spectrum has no answer (the search's reason, or an empty greedy answer).
+    candidates : list of list of DecodedPeptide
+        The fitting peptides the search kept, best model score first.
+    features : numpy.ndarray of shape (n, n_candidates, len(FEATURES))
+        Spectrum-match features of the candidates (:func:`trm.rescore.match_features`).
+    present : numpy.ndarray of shape (n, n_candidates), bool
+    rescored : numpy.ndarray of shape (n,)
+        The rescorer's probability of the answer; NaN without rescorer or answer.
     """
 
     decoded: list[DecodedPeptide | None]
     halt_probability: np.ndarray
     steps_used: np.ndarray
+    reasons: list[str | None] = field(default_factory=list)
+    candidates: list[list[DecodedPeptide]] = field(default_factory=list)
+    features: np.ndarray = field(default_factory=lambda: np.zeros((0, 1, len(FEATURES))))
+    present: np.ndarray = field(default_factory=lambda: np.zeros((0, 1), dtype=bool))
+    rescored: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @classmethod
     def concatenate(cls, parts: list[Predictions]) -> Predictions:
         """One :class:`Predictions` of several, in order."""
+        if not parts:
+            return cls(decoded=[], halt_probability=np.empty(0), steps_used=np.empty(0, int))
         return cls(
             decoded=[d for part in parts for d in part.decoded],
-            halt_probability=np.concatenate([p.halt_probability for p in parts])
-            if parts
-            else np.empty(0),
-            steps_used=np.concatenate([p.steps_used for p in parts])
-            if parts
-            else np.empty(0, dtype=np.int64),
+            halt_probability=np.concatenate([p.halt_probability for p in parts]),
+            steps_used=np.concatenate([p.steps_used for p in parts]),
+            reasons=[r for part in parts for r in part.reasons],
+            candidates=[c for part in parts for c in part.candidates],
+            features=np.concatenate([p.features for p in parts]),
+            present=np.concatenate([p.present for p in parts]),
+            rescored=np.concatenate([p.rescored for p in parts]),
+        )
+
+    def choose(self, rescorer: Rescorer | None) -> Predictions:
+        """These predictions with each answer chosen among the candidates by ``rescorer``
+        (by the model's score, the first candidate, when None)."""
+        if rescorer is None:
+            return Predictions(
+                decoded=[c[0] if c else None for c in self.candidates],
+                halt_probability=self.halt_probability,
+                steps_used=self.steps_used,
+                reasons=self.reasons,
+                candidates=self.candidates,
+                features=self.features,
+                present=self.present,
+                rescored=np.full(len(self.candidates), np.nan),
+            )
+        probability = np.where(self.present, rescorer(self.features), -np.inf)
+        best = probability.argmax(axis=1)
+        return Predictions(
+            decoded=[c[best[row]] if c else None for row, c in enumerate(self.candidates)],
+            halt_probability=self.halt_probability,
+            steps_used=self.steps_used,
+            reasons=self.reasons,
+            candidates=self.candidates,
+            features=self.features,
+            present=self.present,
+            rescored=np.where(
+                self.present.any(axis=1), probability[np.arange(len(best)), best], np.nan
+            ),
         )
 
 
 def raw_scores(kind: str, predictions: Predictions) -> np.ndarray:
-    """Raw score of each decoded peptide; NaN where there is none.
+    """Raw score of each answer; NaN where there is none.
 
     Parameters
     ----------
@@ -125,6 +167,8 @@ def raw_scores(kind: str, predictions: Predictions) -> np.ndarray:
     )
     if kind == "peptide":
         return peptide
+    if kind == "rescored":
+        return np.asarray(predictions.rescored, dtype=np.float64)
     halt = np.where(np.isnan(peptide), np.nan, predictions.halt_probability.astype(np.float64))
     if kind == "halt":
         return halt
@@ -133,10 +177,11 @@ def raw_scores(kind: str, predictions: Predictions) -> np.ndarray:
 
 @dataclass
 class StageTimes:
-    """Seconds spent in the model and in decoding, summed over calls."""
+    """Seconds spent in the model, the search and the rescoring, summed over calls."""
 
     model: float = 0.0
     decode: float = 0.0
+    rescore: float = 0.0
     spectra: int = 0
     steps: list[int] = field(default_factory=list)
 
@@ -153,6 +198,12 @@ class Sequencer:
     device : torch.device or str
     batch_size : int
         Spectra per forward pass.
+    fragment_tolerance_da : float, optional
+        The instrument's fragment tolerance: the model's ion lookup and the rescoring use
+        it (default: the tolerance the model was trained with). A warning says when it
+        differs from the trained one by more than :data:`TOLERANCE_WARNING_RATIO`.
+    rescorer : Rescorer, optional
+        Chooses the answer among the search's candidates (``raw_score`` ``rescored``).
     """
 
     def __init__(
@@ -162,15 +213,36 @@ class Sequencer:
         settings: InferenceSettings,
         device: torch.device | str = "cpu",
         batch_size: int = 256,
+        fragment_tolerance_da: float | None = None,
+        rescorer: Rescorer | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch size must be positive, got {batch_size}")
+        if settings.raw_score == "rescored" and rescorer is None:
+            raise ValueError("the raw score 'rescored' needs a rescorer (from trm calibrate)")
         self.model = model.eval()
         self.vocabulary = vocabulary
         self.settings = settings
         self.device = torch.device(device)
         self.batch_size = batch_size
+        self.rescorer = rescorer if settings.raw_score == "rescored" else None
         self.times = StageTimes()
+        trained = model.config.evidence_tolerance
+        self.fragment_tolerance_da = (
+            trained if fragment_tolerance_da is None else float(fragment_tolerance_da)
+        )
+        ratio = self.fragment_tolerance_da / trained
+        if max(ratio, 1 / ratio) > TOLERANCE_WARNING_RATIO:
+            log.warning(
+                "the instrument's fragment tolerance (%g Da) differs from the %g Da the model "
+                "was trained with by more than %gx: its fragment evidence will look unlike "
+                "what it learned from; train a model for this instrument",
+                self.fragment_tolerance_da,
+                trained,
+                TOLERANCE_WARNING_RATIO,
+            )
+        if model.core.evidence is not None:
+            model.core.evidence.tolerance = self.fragment_tolerance_da
 
     @property
     def n_peaks(self) -> int:
@@ -243,13 +315,43 @@ class Sequencer:
         halt = refinement.halt_probability.float().cpu().numpy()
         steps = refinement.steps_used.cpu().numpy()
         decoding_started = time.perf_counter()
-        decoded = beam_decode(log_probs, precursor_mass, self.vocabulary, self.settings.decoding)
+        decoding = self.settings.decoding
+        if decoding.beam_size == 0:
+            greedy = greedy_decode(log_probs, precursor_mass, self.vocabulary)
+            candidates = [[] if d is None else [d] for d in greedy]
+            reasons = [None if d is not None else REASON_EMPTY for d in greedy]
+        else:
+            result = search(log_probs, precursor_mass, self.vocabulary, decoding)
+            candidates, reasons = result.candidates, result.reasons
+        rescoring_started = time.perf_counter()
+        features, present = match_features(
+            candidates,
+            halt,
+            mz[:, :width],
+            intensity[:, :width],
+            counts,
+            charge,
+            self.vocabulary,
+            self.fragment_tolerance_da,
+            decoding.precursor_tolerance_ppm,
+            decoding.n_candidates,
+        )
+        predictions = Predictions(
+            decoded=[],
+            halt_probability=halt,
+            steps_used=steps,
+            reasons=reasons,
+            candidates=candidates,
+            features=features,
+            present=present,
+        ).choose(self.rescorer)
         finished = time.perf_counter()
         self.times.model += decoding_started - started
-        self.times.decode += finished - decoding_started
+        self.times.decode += rescoring_started - decoding_started
+        self.times.rescore += finished - rescoring_started
         self.times.spectra += len(counts)
         self.times.steps.extend(steps.tolist())
-        return Predictions(decoded=decoded, halt_probability=halt, steps_used=steps)
+        return predictions
 
 
 def steps_histogram(steps: np.ndarray | list[int], n_steps: int) -> dict[str, int]:

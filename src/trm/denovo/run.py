@@ -32,6 +32,7 @@ from trm.calibration import IsotonicCalibration, q_values_from_probabilities
 from trm.chem import WATER_MASS, Vocabulary, mass_to_mz, mz_to_mass, tokens_to_proforma
 from trm.denovo.inference import Sequencer, raw_scores, spectrum_arrays
 from trm.denovo.settings import InstrumentSettings
+from trm.instrument import ELECTRON_ACTIVATIONS
 from trm.io.errors import SpectrumFileError
 from trm.io.results import DENOVO_COLUMNS, UNSEQUENCED_COLUMNS
 from trm.io.spectra import apply_missing_charge_policy, drop_empty_spectra, iter_spectrum_batches
@@ -44,8 +45,10 @@ log = logging.getLogger(__name__)
 REASON_NO_PRECURSOR = "missing precursor m/z"
 REASON_BAD_CHARGE = "precursor charge below 1"
 REASON_CHARGE_ABOVE = "charge above model maximum ({max_charge})"
-REASON_NO_FIT = "no peptide fits the precursor"
-REASON_EMPTY = "empty answer (the model predicted no residue)"
+REASON_ELECTRON = (
+    "fragmentation {activation}: the model reads b/y ions of HCD/CID spectra, not the c/z "
+    "ions of electron-based fragmentation"
+)
 
 _INDEX = "_index"
 _TOKENS = "_tokens"
@@ -166,9 +169,36 @@ def sequence_batch(
         plus ``_index`` (input position) and ``_tokens``; ``unsequenced`` with
         ``_index``, ``spectrum_id``, ``run``, ``reason``. Both in input order.
     """
+    activation = (
+        batch.get_column("activation")
+        if "activation" in batch.columns
+        else pl.Series("activation", [None] * batch.height, dtype=pl.String())
+    )
     table = batch.select(*SPECTRUM_SCHEMA).with_row_index(_INDEX, offset)
-    table = table.with_columns(pl.col(_INDEX).cast(pl.Int64()))
+    table = table.with_columns(pl.col(_INDEX).cast(pl.Int64()), activation.alias("_activation"))
     reasons: list[pl.DataFrame] = []
+
+    electron = (
+        pl.col("_activation").str.contains("|".join(sorted(ELECTRON_ACTIVATIONS))).fill_null(False)
+    )
+    for name in table.filter(electron).get_column("_activation").unique().to_list():
+        reasons.append(
+            _with_reason(
+                table.filter(pl.col("_activation") == name), REASON_ELECTRON.format(activation=name)
+            )
+        )
+    table = table.filter(~electron)
+    other = {"HCD": "CID", "CID": "HCD"}[instrument.fragmentation]
+    n_other = table.filter(pl.col("_activation") == other).height
+    if n_other:
+        log.warning(
+            "%d spectra are marked %s but the instrument file says %s: check the instrument "
+            "of this sample",
+            n_other,
+            other,
+            instrument.fragmentation,
+        )
+    table = table.drop("_activation")
 
     kept, skipped = drop_empty_spectra(table)
     reasons.append(_dropped(table, kept, skipped))
@@ -221,7 +251,6 @@ def _sequence_rows(
     predictions = sequencer.predict(mz, intensity, counts, precursor_mass, charge)
     raw = raw_scores(sequencer.settings.raw_score, predictions)
     score = calibration(raw) if calibration is not None else raw
-    empty_reason = REASON_NO_FIT if sequencer.settings.decoding.beam_size > 0 else REASON_EMPTY
     indexes = table.get_column(_INDEX).to_list()
     ids = table.get_column("spectrum_id").to_list()
     runs = table.get_column("run").to_list()
@@ -235,7 +264,7 @@ def _sequence_rows(
                     _INDEX: indexes[row],
                     "spectrum_id": ids[row],
                     "run": runs[row],
-                    "reason": empty_reason,
+                    "reason": predictions.reasons[row],
                 }
             )
             continue
@@ -257,6 +286,7 @@ def _sequence_rows(
                 "residue_scores": decoded.token_probabilities.astype(np.float64).tolist(),
                 "mass_error_ppm": decoded.mass_error_ppm,
                 "isotope_error": decoded.isotope_error,
+                "search_certified": decoded.certified,
                 "refinement_steps": int(predictions.steps_used[row]),
                 _TOKENS: tokens,
             }

@@ -22,7 +22,7 @@ from trm.instrument import (  # noqa: F401 - part of this module's interface
 )
 
 #: Raw scores ``trm calibrate`` can calibrate (see :func:`trm.denovo.inference.raw_scores`).
-RAW_SCORE_KINDS: tuple[str, ...] = ("peptide", "halt", "combined")
+RAW_SCORE_KINDS: tuple[str, ...] = ("peptide", "halt", "combined", "rescored")
 
 
 def parse_halt_threshold(text: str) -> float | None:
@@ -67,12 +67,16 @@ class InferenceSettings:
     def from_dict(cls, data: dict[str, Any]) -> InferenceSettings:
         """Inverse of :meth:`to_dict`."""
         low, high = data["isotope_errors"]
+        defaults = DecodingSettings()
         decoding = DecodingSettings(
             precursor_tolerance_ppm=float(data["precursor_tolerance_ppm"]),
             isotope_errors=(int(low), int(high)),
             beam_size=int(data["beam_size"]),
+            max_beam_size=int(data.get("max_beam_size", max(defaults.max_beam_size,
+                                                            int(data["beam_size"])))),
+            n_candidates=int(data.get("n_candidates", defaults.n_candidates)),
             min_residues=int(data["min_residues"]),
-        )
+        )  # fmt: skip
         threshold = data.get("halt_threshold")
         return cls(
             decoding=decoding,

@@ -32,6 +32,8 @@ DENOVO_COLUMNS: dict[str, pl.DataType] = {
     "mass_error_ppm": pl.Float64(),
     "isotope_error": pl.Int16(),
     "refinement_steps": pl.Int16(),
+    # the exact search proved no peptide fitting the precursor scores higher under the model
+    "search_certified": pl.Boolean(),
 }
 
 UNSEQUENCED_COLUMNS = ("spectrum_id", "run", "reason")
@@ -97,6 +99,7 @@ def write_denovo_tsv(table: pl.DataFrame, path: str | os.PathLike[str]) -> None:
                 "mass_error_ppm": f"{row['mass_error_ppm']:.3f}",
                 "isotope_error": str(row["isotope_error"]),
                 "refinement_steps": str(row["refinement_steps"]),
+                "search_certified": "true" if row["search_certified"] else "false",
                 "calc_mz": f"{row['calc_mz']:.6f}",
             },
         )

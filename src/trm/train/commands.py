@@ -47,7 +47,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=sorted(MODEL_CONFIGS),
         help="named model size (default: %(default)s)",
     )
-    parser.add_argument("--steps", type=int, default=defaults.steps, help="optimisation steps")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=defaults.steps,
+        help="optimisation steps; 0 with --init evaluates and writes the initial model as is",
+    )
     parser.add_argument(
         "--batch-size", type=int, default=defaults.batch_size, help="spectra per step and process"
     )
@@ -82,10 +87,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "noise ramp",
     )
     parser.add_argument(
-        "--fragment-tolerance",
-        type=float,
-        help="fragment m/z tolerance (Da) of the model's ion lookup: the instrument's "
-        "fragment_tolerance_da (default: the model size's, 0.02)",
+        "--instrument",
+        type=Path,
+        help="instrument YAML: its fragment_tolerance_da sets the model's ion lookup "
+        "(default: the model size's, 0.02 Da)",
     )
     parser.add_argument(
         "--init",
@@ -160,8 +165,12 @@ def run_pretrain(args: argparse.Namespace) -> None:
         if args.noise_model is None
         else NoiseModelParameters.read(args.noise_model).to_dict(),
     )
-    if args.fragment_tolerance is not None:
-        model_config = dataclasses.replace(model_config, evidence_tolerance=args.fragment_tolerance)
+    if args.instrument is not None:
+        from trm.instrument import load_instrument
+
+        model_config = dataclasses.replace(
+            model_config, evidence_tolerance=load_instrument(args.instrument).fragment_tolerance_da
+        )
     vocabulary = Vocabulary()
     sizes = {
         "vocabulary": vocabulary,

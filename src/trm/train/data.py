@@ -143,8 +143,9 @@ def top_peaks(
     return (mz, intensity, counts, *extra)
 
 
-def _flat_lists(column: pl.Series, dtype: type) -> list[np.ndarray]:
-    """A list column as one numpy array per row, without a Python object per value."""
+def list_column_arrays(column: pl.Series, dtype: type) -> list[np.ndarray]:
+    """A list column as one numpy array per row (empty for null), read as one flat array
+    and split by the list lengths, without a Python object per value."""
     lengths = column.list.len().fill_null(0).to_numpy()
     flat = column.explode(empty_as_null=False).drop_nulls().to_numpy()
     return np.split(flat.astype(dtype, copy=False), np.cumsum(lengths)[:-1])
@@ -159,9 +160,9 @@ def _ion_annotations(table: pl.DataFrame) -> list[list[np.ndarray]]:
         pl.element().replace_strict({"b": 1, "y": 2}, default=0, return_dtype=pl.Int8)
     )
     return [
-        _flat_lists(series, np.int8),
-        _flat_lists(table.get_column("ion_number"), np.int8),
-        _flat_lists(table.get_column("ion_charge"), np.int8),
+        list_column_arrays(series, np.int8),
+        list_column_arrays(table.get_column("ion_number"), np.int8),
+        list_column_arrays(table.get_column("ion_charge"), np.int8),
     ]
 
 
@@ -284,8 +285,8 @@ class SpectrumDataset:
             keep_rows.append(row)
             token_rows.append(np.pad(encoded, (0, 1)))
         kept = table[keep_rows] if keep_rows else table.clear()
-        mz_lists = _flat_lists(kept.get_column("mz"), np.float32)
-        intensity_lists = _flat_lists(kept.get_column("intensity"), np.float32)
+        mz_lists = list_column_arrays(kept.get_column("mz"), np.float32)
+        intensity_lists = list_column_arrays(kept.get_column("intensity"), np.float32)
         annotations = _ion_annotations(kept)
         mz, intensity, counts, *ions = top_peaks(mz_lists, intensity_lists, n_peaks, annotations)
         charge = kept.get_column("charge").to_numpy().astype(np.int64)

@@ -541,6 +541,19 @@ def fit(
         )
     config = trainer.config
     metrics: dict[str, dict[str, float]] = checkpoint.get("metrics", {}) if checkpoint else {}
+    if checkpoint is None and trainer.step >= config.steps:
+        # Nothing to train (steps 0, e.g. a shipped base model used as is): evaluate and
+        # write the starting point, so the outputs of a run exist all the same.
+        if context.is_main:
+            metrics = _evaluate_splits(trainer, validation_data)
+            rows = [
+                {"step": trainer.step, "split": split, "cpu_seconds": 0.0, **values}
+                for split, values in metrics.items()
+            ]
+            if rows:
+                _append_metrics(metrics_path, rows)
+            save_checkpoint({**trainer.state_dict(), "metrics": metrics}, checkpoint_path)
+        return FitResult(step=trainer.step, completed=True, metrics=metrics)
     running_loss, running_steps, started = 0.0, 0, time.perf_counter()
     with _TerminationFlag() as termination:
         while trainer.step < config.steps:

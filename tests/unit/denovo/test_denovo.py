@@ -42,7 +42,10 @@ def test_calibrate_writes_model_and_report(calibrated, model_path):
     model, report_path = calibrated
     checkpoint = read_checkpoint(model)  # weights_only: plain types only
     original = read_checkpoint(model_path)
-    assert set(checkpoint) == set(original) | {"calibration", "inference"}
+    added = {"calibration", "inference"}
+    if checkpoint["inference"]["raw_score"] == "rescored":
+        added.add("rescorer")
+    assert set(checkpoint) == set(original) | added
     assert checkpoint["inference"]["beam_size"] == 16
     assert checkpoint["inference"]["halt_threshold"] is None
     assert checkpoint["inference"]["precursor_tolerance_ppm"] == 20

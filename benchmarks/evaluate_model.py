@@ -1,0 +1,287 @@
+"""Accuracy of a model at full coverage, per decoding mode, on held-out synthetic and real
+spectra.
+
+Data sets (each optional):
+
+* ``--heldout-shards``: synthetic spectra of a proteome the model never trained on (e.g.
+  ``trm synthetic --fasta <Synechocystis> --exclude-fasta <training proteomes>``), read
+  clean and again under ``--noise-model`` at full strength (a fixed draw);
+* ``--dev-split``: the real spectra split by ``benchmarks/dev_data.py``; ``--dev-part``
+  chooses ``holdout`` (never seen by the shipped noise model), ``fit`` or ``all``.
+
+Decoding modes (``--modes``):
+
+``beam``
+    The decoder before the exact search, kept here as the baseline: a beam of 16 over
+    positions, pruning only prefixes heavier than the precursor allows.
+``search``
+    The exact precursor-mass search (:func:`trm.decode.search`) with the model's score.
+``search+rescore``
+    The same, the answer chosen among the candidates by the model file's rescorer
+    (a model from ``trm calibrate`` with raw score ``rescored``).
+
+Metrics (one metrics core, :mod:`trm.metrics` and :func:`trm.compare.precision_coverage`):
+coverage (spectra with a precursor-fitting answer), certified (answers the search proved
+best), AA precision over answered residues, AA recall, peptide recall over all spectra,
+and the precision-coverage AUC ranking answers by the mode's raw score.
+
+Usage::
+
+    python benchmarks/evaluate_model.py --model model.pt \\
+        --instrument config/instruments/orbitrap_hcd.yaml \\
+        --heldout-shards heldout/test --noise-model resources/noise/orbitrap_hcd.yaml \\
+        --dev-split dev-split --dev-part holdout --threads 2 --out result.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+
+from trm.chem import C13_SPACING, WATER_MASS, Vocabulary
+from trm.compare import precision_coverage
+from trm.decode import DecodedPeptide, DecodingSettings, _mass_error_ppm
+from trm.denovo.commands import RESCORER_KEY
+from trm.denovo.inference import Sequencer, raw_scores
+from trm.denovo.settings import InferenceSettings
+from trm.instrument import load_instrument
+from trm.metrics import sequencing_metrics
+from trm.rescore import Rescorer
+from trm.train.checkpoint import load_model, read_checkpoint
+from trm.train.data import SpectrumDataset
+from trm.train.noise import FittedNoise, NoiseModelParameters
+
+log = logging.getLogger("evaluate_model")
+
+MODES = ("beam", "search", "search+rescore")
+NOISE_SEED = 11
+
+
+def plain_beam(
+    log_probs: np.ndarray, precursor_mass: np.ndarray, vocabulary: Vocabulary, settings
+) -> list[DecodedPeptide | None]:
+    """The decoder trm used before the exact search: a beam over positions, keeping the
+    best partial peptides by score and pruning those heavier than the precursor allows;
+    the best closed peptide that fits wins."""
+    batch, length, n_tokens = log_probs.shape
+    beam = 16
+    token_masses = vocabulary.masses[1:]
+    residue_token = ~vocabulary.is_nterm[1:]
+    precursor = precursor_mass[:, None]
+    ceiling = (precursor[:, 0] - settings.isotope_errors[0] * C13_SPACING) * (
+        1 + settings.precursor_tolerance_ppm * 1e-6
+    ) - WATER_MASS
+    end = log_probs[:, :, 0]
+    suffix_end = np.concatenate(
+        [np.cumsum(end[:, ::-1], axis=1)[:, ::-1], np.zeros((batch, 1))], axis=1
+    )
+    scores = np.full((batch, beam), -np.inf)
+    scores[:, 0] = 0.0
+    masses = np.zeros((batch, beam))
+    residues = np.zeros((batch, beam), dtype=np.int64)
+    paths = np.zeros((batch, beam, length), dtype=np.int64)
+    best = [None] * batch
+    best_score = np.full(batch, -np.inf)
+    rows = np.arange(batch)[:, None]
+    for position in range(length + 1):
+        if position > 0:
+            closing = scores + suffix_end[:, position : position + 1]
+            errors, isotopes = _mass_error_ppm(
+                masses + WATER_MASS, precursor, settings.isotope_errors
+            )
+            fits = (np.abs(errors) <= settings.precursor_tolerance_ppm) & (residues >= 4)
+            closing = np.where(fits, closing, -np.inf)
+            top = closing.argmax(axis=1)
+            for row in np.nonzero(closing[np.arange(batch), top] > best_score)[0]:
+                best_score[row] = closing[row, top[row]]
+                ids = paths[row, top[row], :position].copy()
+                best[row] = DecodedPeptide(
+                    token_ids=ids,
+                    log_probability=float(best_score[row]),
+                    token_probabilities=np.exp(log_probs[row, np.arange(len(ids)), ids]),
+                    mass_error_ppm=float(errors[row, top[row]]),
+                    isotope_error=int(isotopes[row, top[row]]),
+                )
+        if position == length:
+            break
+        candidate = scores[:, :, None] + log_probs[:, position, 1:][:, None, :]
+        candidate_mass = masses[:, :, None] + token_masses
+        allowed = candidate_mass <= ceiling[:, None, None]
+        if position > 0:
+            allowed &= residue_token[None, None, :]
+        candidate = np.where(allowed, candidate, -np.inf).reshape(batch, -1)
+        keep = np.argpartition(-candidate, beam - 1, axis=1)[:, :beam]
+        parent, token = np.divmod(keep, n_tokens - 1)
+        scores = candidate[rows, keep]
+        masses = candidate_mass.reshape(batch, -1)[rows, keep]
+        residues = residues[rows, parent] + residue_token[token]
+        paths = paths[rows, parent]
+        paths[:, :, position] = token + 1
+    return best
+
+
+def noisy_copy(dataset: SpectrumDataset, noise: FittedNoise) -> tuple[np.ndarray, ...]:
+    """Peaks of a data set under the noise model at full strength (fixed seed)."""
+    generator = torch.Generator().manual_seed(NOISE_SEED)
+    parts = []
+    for start in range(0, len(dataset), 1024):
+        batch = dataset.batch(np.arange(start, min(start + 1024, len(dataset))))
+        parts.append(noise.apply(batch, torch.ones(len(batch)), generator))
+    return (
+        np.concatenate([p.mz.numpy() for p in parts]),
+        np.concatenate([p.intensity.numpy() for p in parts]),
+        np.concatenate([p.peak_mask.sum(dim=1).numpy() for p in parts]),
+    )
+
+
+def evaluate(
+    sequencer: Sequencer,
+    rescorer: Rescorer | None,
+    mode: str,
+    dataset: SpectrumDataset,
+    peaks: tuple[np.ndarray, ...],
+) -> dict:
+    """Metrics of one mode on one data set."""
+    vocabulary = sequencer.vocabulary
+    mz, intensity, counts = peaks
+    started = time.process_time()
+    predictions = sequencer.predict(mz, intensity, counts, dataset.precursor_mass, dataset.charge)
+    seconds = time.process_time() - started
+    if mode == "beam":
+        # Re-decode the same answers with the old beam (model outputs are deterministic).
+        log_probs = _final_log_probs(sequencer, mz, intensity, counts, dataset)
+        decoded = plain_beam(
+            log_probs, dataset.precursor_mass, vocabulary, sequencer.settings.decoding
+        )
+        scores = np.array([np.nan if d is None else np.exp(d.log_probability) for d in decoded])
+    elif mode == "search":
+        chosen = predictions.choose(None)
+        decoded, scores = chosen.decoded, raw_scores("peptide", chosen)
+    else:
+        chosen = predictions.choose(rescorer)
+        decoded, scores = chosen.decoded, raw_scores("rescored", chosen)
+    truth = [vocabulary.decode(row) for row in dataset.tokens]
+    predicted = [[] if d is None else vocabulary.decode(d.token_ids) for d in decoded]
+    metrics = sequencing_metrics(predicted, truth, vocabulary)
+    correct = [
+        sequencing_metrics([p], [t], vocabulary).peptide_recall == 1.0
+        for p, t in zip(predicted, truth, strict=True)
+        if p
+    ]
+    answered = ~np.isnan(scores)
+    _, _, pc_auc = precision_coverage(correct, scores[answered].tolist(), len(dataset))
+    return {
+        "n_spectra": len(dataset),
+        "coverage": float(answered.mean()),
+        "certified": float(np.mean([d is not None and d.certified for d in decoded])),
+        "aa_precision": metrics.aa_precision,
+        "aa_recall": metrics.aa_recall,
+        "peptide_recall": metrics.peptide_recall,
+        "pc_auc": pc_auc,
+        "cpu_seconds_per_spectrum": seconds / max(len(dataset), 1),
+        "seconds_model": sequencer.times.model,
+        "seconds_search": sequencer.times.decode,
+        "seconds_rescoring": sequencer.times.rescore,
+    }
+
+
+def _final_log_probs(sequencer, mz, intensity, counts, dataset) -> np.ndarray:
+    model = sequencer.model
+    outputs = []
+    for start in range(0, len(counts), sequencer.batch_size):
+        end = start + sequencer.batch_size
+        width = max(int(counts[start:end].max()), 1)
+        refinement = model.refine(
+            torch.from_numpy(np.ascontiguousarray(mz[start:end, :width])),
+            torch.from_numpy(np.ascontiguousarray(intensity[start:end, :width])),
+            torch.from_numpy(np.arange(width) < counts[start:end, None]),
+            torch.from_numpy(dataset.precursor_mass[start:end].astype(np.float32)),
+            torch.from_numpy(dataset.charge[start:end]),
+            halt_threshold=sequencer.settings.halt_threshold,
+        )
+        outputs.append(torch.log_softmax(refinement.logits.float(), dim=-1).numpy())
+    return np.concatenate(outputs).astype(np.float64)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--instrument", type=Path, required=True)
+    parser.add_argument("--heldout-shards", type=Path)
+    parser.add_argument("--noise-model", type=Path)
+    parser.add_argument("--n-synthetic", type=int, default=1000)
+    parser.add_argument("--dev-split", type=Path)
+    parser.add_argument("--dev-part", default="holdout", choices=["holdout", "fit", "all"])
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    parser.add_argument("--beam-size", type=int, default=16)
+    parser.add_argument("--max-beam-size", type=int, default=64)
+    parser.add_argument("--halt-threshold", type=float, default=None)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(args.threads)
+    instrument = load_instrument(args.instrument)
+    checkpoint = read_checkpoint(args.model)
+    rescorer = Rescorer.from_dict(checkpoint[RESCORER_KEY]) if RESCORER_KEY in checkpoint else None
+    model, vocabulary = load_model(args.model)
+    config = model.config
+    sizes = {
+        "vocabulary": vocabulary,
+        "max_length": config.max_length,
+        "n_peaks": config.n_peaks,
+        "max_charge": config.max_charge,
+    }
+    sets: dict[str, tuple[SpectrumDataset, tuple[np.ndarray, ...]]] = {}
+    if args.heldout_shards is not None:
+        data = SpectrumDataset.from_shards(args.heldout_shards, limit=args.n_synthetic, **sizes)
+        sets["heldout_clean"] = (data, (data.mz, data.intensity, data.n_peaks))
+        if args.noise_model is not None:
+            noise = FittedNoise(NoiseModelParameters.read(args.noise_model), vocabulary)
+            sets["heldout_noisy"] = (data, noisy_copy(data, noise))
+    if args.dev_split is not None:
+        tables = []
+        for path in sorted(args.dev_split.glob(f"*.{args.dev_part}.parquet")):
+            tables.append(pl.read_parquet(path).select(
+                "precursor_mz", "charge", "mz", "intensity", "peptide"))  # fmt: skip
+        data = SpectrumDataset.from_table(pl.concat(tables), **sizes)
+        sets[f"dev_{args.dev_part}"] = (data, (data.mz, data.intensity, data.n_peaks))
+    results = {}
+    for mode in args.modes:
+        if mode == "search+rescore" and rescorer is None:
+            log.warning("%s has no rescorer (run trm calibrate): skipping %s", args.model, mode)
+            continue
+        settings = InferenceSettings(
+            decoding=DecodingSettings(
+                precursor_tolerance_ppm=instrument.precursor_tolerance_ppm,
+                isotope_errors=instrument.isotope_errors,
+                beam_size=args.beam_size,
+                max_beam_size=max(args.max_beam_size, args.beam_size),
+            ),
+            halt_threshold=args.halt_threshold,
+        )
+        for name, (data, peaks) in sets.items():
+            sequencer = Sequencer(
+                model, vocabulary, settings, fragment_tolerance_da=instrument.fragment_tolerance_da
+            )
+            results[f"{name}/{mode}"] = evaluate(sequencer, rescorer, mode, data, peaks)
+            row = results[f"{name}/{mode}"]
+            log.info(
+                "%-16s %-15s n %4d coverage %.3f certified %.3f AA precision %.3f peptide "
+                "recall %.3f PC AUC %.3f",
+                name, mode, row["n_spectra"], row["coverage"], row["certified"],
+                row["aa_precision"], row["peptide_recall"], row["pc_auc"],
+            )  # fmt: skip
+    if args.out is not None:
+        args.out.write_text(json.dumps({"model": args.model.name, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
