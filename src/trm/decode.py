@@ -13,11 +13,11 @@ branch-and-bound over positions, vectorised over spectra and beams:
 
 * **Feasibility (knapsack) pruning.** A prefix is extended only when the precursor mass
   left over can still be made of the residues the remaining positions can hold
-  (:class:`MassFeasibility`: which residue-mass sums exist with how few residues, on a
-  0.01 Da grid widened by the worst rounding, exact for the last five residues, so it
-  never rejects a prefix that could be completed). Every kept prefix can therefore still end in a fitting peptide, which is
-  what makes the search answer (almost) every spectrum, where a plain beam runs out of
-  fitting candidates.
+  (:class:`MassFeasibility`: which residue-mass sums exist, exactly for up to five
+  residues and on a 0.01 Da grid widened by the worst rounding beyond, so it never
+  rejects a prefix that could be completed). Kept prefixes can therefore nearly always
+  still end in a fitting peptide, which is what makes the search answer (almost) every
+  spectrum, where a plain beam runs out of fitting candidates.
 * **A mass-aware upper bound** on the best completion of a prefix, from a Lagrangian
   relaxation of the mass constraint: for any ``lam``, a completion that fits scores at
   most ``max over completions of sum(log p - lam * mass) + lam * (mass left)`` (with the
