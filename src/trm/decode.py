@@ -13,9 +13,9 @@ branch-and-bound over positions, vectorised over spectra and beams:
 
 * **Feasibility (knapsack) pruning.** A prefix is extended only when the precursor mass
   left over can still be made of the residues the remaining positions can hold
-  (:class:`MassFeasibility`: which residue-mass sums exist, exactly for up to five
-  residues and on a 0.01 Da grid widened by the worst rounding beyond, so it never
-  rejects a prefix that could be completed). Kept prefixes can therefore nearly always
+  (:class:`MassFeasibility`: which residue-mass sums exist with how few residues, exactly
+  for up to six residues and on a fine grid widened by the worst rounding beyond, so it
+  never rejects a prefix that could be completed). Kept prefixes can therefore nearly always
   still end in a fitting peptide, which is what makes the search answer (almost) every
   spectrum, where a plain beam runs out of fitting candidates.
 * **A mass-aware upper bound** on the best completion of a prefix, from a Lagrangian
@@ -26,10 +26,11 @@ branch-and-bound over positions, vectorised over spectra and beams:
 * **Certificate.** Prefixes beyond the beam are dropped; the largest bound of any dropped
   prefix is kept. When the best fitting peptide found scores at least that much, no
   dropped prefix could have led to a better one: the answer is *exactly* the
-  highest-scoring fitting peptide of at most ``length - 1`` tokens. Spectra without the
-  certificate are searched again with a beam four times wider, up to ``max_beam_size``;
-  ``SearchResult.certified`` says which answers are proven. With an unbounded beam the
-  search is exhaustive, so the exactness test compares it with brute force.
+  highest-scoring fitting peptide of at most ``length - 1`` tokens;
+  ``SearchResult.certified`` says which answers are proven. Spectra without any fitting
+  peptide found (and, with ``retry_uncertified``, those without the certificate) are
+  searched again with a beam four times wider, up to ``max_beam_size``. With an unbounded
+  beam the search is exhaustive, so the exactness test compares it with brute force.
 
 :func:`greedy_decode` (``beam_size`` 0) takes the most likely token at each position and
 checks nothing.
@@ -37,6 +38,7 @@ checks nothing.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -46,12 +48,18 @@ from trm.chem import C13_SPACING, WATER_MASS, Vocabulary
 
 #: Lagrange multipliers (log-probability per Da) of the completion bound; 0 is the plain
 #: mass-blind bound, the others tighten it for prefixes whose leftover mass is awkward.
-LAGRANGE_MULTIPLIERS: tuple[float, ...] = (-0.2, -0.05, -0.02, 0.0, 0.02, 0.05, 0.2)
+LAGRANGE_MULTIPLIERS: tuple[float, ...] = (-0.1, -0.03, -0.01, 0.0, 0.01, 0.03, 0.1)
+_BLIND = LAGRANGE_MULTIPLIERS.index(0.0)
 
-#: Grid of :class:`MassFeasibility` (Da).
-FEASIBILITY_RESOLUTION = 0.01
-#: Up to this many residues, :class:`MassFeasibility` lists every sum exactly.
-EXACT_RESIDUES = 5
+#: Up to this many residues, :class:`MassFeasibility` lists every sum exactly; beyond, it
+#: marks them on a grid whose spacing (Da) is chosen in this range so that the residue
+#: masses sit as close to grid points as possible.
+EXACT_RESIDUES = 7
+FEASIBILITY_RESOLUTION_RANGE = (0.003, 0.005)
+
+#: Added to the bound of dropped prefixes (computed in float32) before it is compared
+#: with the best answer for the certificate.
+BOUND_MARGIN = 1e-3
 
 #: Why a spectrum got no peptide.
 REASON_NO_FITTING_LENGTH = "no peptide within the length limit fits the precursor"
@@ -73,9 +81,17 @@ class DecodingSettings:
         Prefixes kept per position in the first search; 0 selects greedy decoding without
         the precursor check.
     max_beam_size : int
-        Widest beam of the searches repeated for spectra whose answer is not certified.
+        Widest beam of the searches repeated (each four times wider) for spectra the first
+        found no fitting peptide for.
+    retry_uncertified : bool
+        Repeat the search also for spectra whose answer is not certified (slower; more
+        answers proven best).
     n_candidates : int
         Fitting peptides kept per spectrum (best first), for spectrum-match rescoring.
+    tokens_per_position : int
+        Most likely tokens tried at each position to extend a prefix, 0 for all (every
+        token is tried to close one); prefixes through the others are dropped under a
+        shared bound. Fewer is faster but finds fewer fitting peptides.
     min_residues : int
         Shortest peptide (residue tokens, N-terminal modifications excluded) accepted.
     """
@@ -83,8 +99,10 @@ class DecodingSettings:
     precursor_tolerance_ppm: float = 20.0
     isotope_errors: tuple[int, int] = (0, 1)
     beam_size: int = 16
-    max_beam_size: int = 256
+    max_beam_size: int = 64
+    retry_uncertified: bool = False
     n_candidates: int = 8
+    tokens_per_position: int = 0
     min_residues: int = 4
 
     def __post_init__(self) -> None:
@@ -92,6 +110,8 @@ class DecodingSettings:
             raise ValueError("beam sizes must satisfy 0 <= beam_size <= max_beam_size")
         if self.n_candidates < 1 or self.min_residues < 1:
             raise ValueError("n_candidates and min_residues must be positive")
+        if self.tokens_per_position < 0:
+            raise ValueError("tokens_per_position must be 0 (all) or positive")
         if self.isotope_errors[0] > self.isotope_errors[1]:
             raise ValueError("isotope_errors must be (lowest, highest)")
 
@@ -182,54 +202,84 @@ def _mass_error_ppm(
 
 
 class MassFeasibility:
-    """Which sums of residue masses exist.
+    """Which sums of residue masses exist, and with how few residues.
 
     :meth:`fillable` asks whether a mass window can be filled by at most a given number of
     residues. Where at most :data:`EXACT_RESIDUES` residues fit in the window's mass (the
     end of a peptide, where it matters most), the answer is exact: every sum of that many
-    residues is listed. Beyond, a grid marks the bins that some sum of residue masses,
-    each rounded to the grid, falls in, and the window is widened by the largest rounding
-    error the residues can accumulate: there the answer may be yes for a window that
-    cannot be filled, never no for one that can.
+    residues is listed. Beyond, a grid holds for each bin the fewest residues whose
+    masses, each rounded to the grid, sum into it, and the window is widened by the
+    largest rounding error the residues can accumulate. So the answer may be yes for a
+    window that cannot be filled, never no for one that can. (Residue masses all carry a
+    small positive mass defect, so even at a kilodalton many windows cannot be filled:
+    the grid is what finds them.)
 
     Parameters
     ----------
     residue_masses : sequence of float
         Masses of the tokens that can fill positions (residues, modified residues).
     max_residues : int
-    resolution : float
-        Grid spacing (Da).
+        Most residues of a peptide.
     """
 
-    def __init__(
-        self,
-        residue_masses: tuple[float, ...],
-        max_residues: int,
-        resolution: float = FEASIBILITY_RESOLUTION,
-    ) -> None:
+    def __init__(self, residue_masses: tuple[float, ...], max_residues: int) -> None:
         masses = np.unique(np.asarray(residue_masses, dtype=np.float64))
+        # The spacing whose grid points lie nearest the residue masses: the rounding error
+        # a residue adds (and so the widening per residue) is then smallest.
+        spacings = np.linspace(*FEASIBILITY_RESOLUTION_RANGE, 20001)
+        errors = np.abs(masses[None, :] / spacings[:, None] - np.round(
+            masses[None, :] / spacings[:, None])) * spacings[:, None]  # fmt: skip
+        best = int(np.argmin(errors.max(axis=1)))
+        resolution = float(spacings[best])
+        #: Largest rounding error (Da) one residue adds on the grid.
+        self.rounding = float(errors[best].max())
         self.resolution = resolution
         self.lightest = float(masses.min())
         self.heaviest = float(masses.max())
-        # Exact sums of exactly k residues, k = 1..EXACT_RESIDUES (sorted, distinct).
-        self.exact_sums = [masses]
-        for _ in range(EXACT_RESIDUES - 1):
-            grown = (self.exact_sums[-1][:, None] + masses[None, :]).ravel()
-            self.exact_sums.append(np.unique(np.round(grown, 9)))
+        # Exact sums of at most k residues, k = 0..EXACT_RESIDUES (sorted, distinct).
+        exactly = [np.zeros(1)]
+        self.exact_sums = [np.zeros(1)]
+        for _ in range(EXACT_RESIDUES):
+            grown = (exactly[-1][:, None] + masses[None, :]).ravel()
+            exactly.append(np.unique(np.round(grown, 9)))
+            self.exact_sums.append(np.union1d(self.exact_sums[-1], exactly[-1]))
         steps = np.unique(np.round(masses / resolution).astype(np.int64))
         size = int(max_residues * steps.max()) + 1
-        reachable = np.zeros(size, dtype=bool)
+        min_count = np.full(size, 255, dtype=np.uint8)
+        min_count[0] = 0
         reach = np.zeros(size, dtype=bool)
         reach[0] = True
-        for _ in range(max_residues):
+        for count in range(1, max_residues + 1):
             grown = np.zeros(size, dtype=bool)
             for step in steps:
                 grown[step:] |= reach[:-step]
-            reachable |= grown
+            min_count[grown & (min_count == 255)] = count
             reach = grown
-        #: Reachable bins before each bin: any in [a, b] <=> cumulative[b + 1] > cumulative[a].
-        self.cumulative = np.concatenate([[0], np.cumsum(reachable, dtype=np.int32)])
+        # Sparse table of range minima: level j holds the minimum over 2**j bins.
+        self._levels = [min_count]
+        while (2 << len(self._levels)) <= 256:
+            previous, width = self._levels[-1], 1 << (len(self._levels) - 1)
+            self._levels.append(np.minimum(previous[:-width], previous[width:]))
         self.size = size
+
+    def _range_min(self, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+        """Fewest residues over the bins ``first..last`` (inclusive; first <= last)."""
+        width = last - first + 1
+        level = np.minimum(np.floor(np.log2(width)).astype(np.int64), len(self._levels) - 1)
+        out = np.full(first.shape, 255, dtype=np.uint8)
+        for j in np.unique(level):
+            chosen = level == j
+            table = self._levels[j]
+            left, right = first[chosen], last[chosen] - (1 << j) + 1
+            smallest = np.minimum(table[left], table[right])
+            # Windows wider than twice the largest level: also scan the middle blocks.
+            start = left + (1 << j)
+            while np.any(start < right):
+                inside = start < right
+                smallest[inside] = np.minimum(smallest[inside], table[start[inside]])
+                start = start + (1 << j)
+            out[chosen] = smallest
+        return out
 
     def fillable(self, low: np.ndarray, high: np.ndarray, max_count: int) -> np.ndarray:
         """Whether some sum of at most ``max_count`` residues may fall in ``[low, high]``.
@@ -250,24 +300,26 @@ class MassFeasibility:
         low, high = np.broadcast_arrays(
             np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
         )
-        out = (low <= 0.0) & (high >= 0.0)  # the empty sum
+        out = np.zeros(low.shape, dtype=bool)
         # At most this many residues can sum to `high`: each weighs at least `lightest`.
         count = np.minimum(max_count, np.floor(np.maximum(high, 0.0) / self.lightest))
         exact = count <= EXACT_RESIDUES
-        for k, sums in enumerate(self.exact_sums, start=1):
-            chosen = exact & (count >= k)
-            if chosen.any():
-                first = np.searchsorted(sums, low[chosen], side="left")
-                last = np.searchsorted(sums, high[chosen], side="right")
-                out[chosen] |= last > first
-        rest = ~exact
-        if rest.any():
-            slack = count[rest] * (self.resolution / 2) + 1e-9
-            first = np.clip(np.floor((low[rest] - slack) / self.resolution), 1, self.size)
-            last = np.clip(np.ceil((high[rest] + slack) / self.resolution), 0, self.size - 1)
-            first, last = first.astype(np.int64), last.astype(np.int64)
-            found = self.cumulative[np.maximum(last + 1, first)] > self.cumulative[first]
-            out[rest] |= found & (low[rest] <= max_count * self.heaviest + slack)
+        for k in np.unique(count[exact]).astype(int):
+            chosen = exact & (count == k)
+            sums = self.exact_sums[k]
+            first = np.searchsorted(sums, low[chosen], side="left")
+            last = np.searchsorted(sums, high[chosen], side="right")
+            out[chosen] = last > first
+        grid = ~exact
+        if grid.any():
+            slack = count[grid] * self.rounding + 1e-9
+            first = np.floor((low[grid] - slack) / self.resolution).astype(np.int64)
+            last = np.ceil((high[grid] + slack) / self.resolution).astype(np.int64)
+            first, last = np.maximum(first, 1), np.minimum(last, self.size - 1)
+            inside = first <= last
+            found = np.zeros(first.shape, dtype=bool)
+            found[inside] = self._range_min(first[inside], last[inside]) <= max_count
+            out[grid] |= found
         return out
 
 
@@ -360,13 +412,14 @@ def _bound(
     """Upper bound on the completion score of prefixes with the given residue mass.
 
     ``bounds`` (B, G) at the next position; ``prefix_mass`` (B, ...); ``low``, ``high``
-    (B,) the union of the residue-mass windows. Returns the shape of ``prefix_mass``.
+    (B,) the union of the residue-mass windows. Returns the shape of ``prefix_mass``, in
+    float32 (see :data:`BOUND_MARGIN`).
     """
-    lam = np.asarray(LAGRANGE_MULTIPLIERS)
+    lam = np.asarray(LAGRANGE_MULTIPLIERS, dtype=np.float32)
     extra = (1,) * (prefix_mass.ndim - 1)
     edge = np.where(lam >= 0, high[:, None], low[:, None])  # (B, G)
-    constant = (bounds + lam * edge).reshape(bounds.shape[0], *extra, -1)
-    return (constant - lam * prefix_mass[..., None]).min(axis=-1)
+    constant = (bounds + lam * edge).astype(np.float32).reshape(bounds.shape[0], *extra, -1)
+    return (constant - lam * prefix_mass[..., None].astype(np.float32)).min(axis=-1)
 
 
 def _search_once(
@@ -394,10 +447,14 @@ def _search_once(
 
     rows = np.arange(batch)
     scores = np.full((batch, beam), -np.inf)
-    # The empty prefix: alive only when some peptide of the allowed lengths can fit.
+    # The empty prefix: alive only when some peptide of the allowed lengths can fit, with
+    # or without an N-terminal modification.
     root_fits = np.zeros(batch, dtype=bool)
     for isotope in range(low.shape[1]):
-        root_fits |= feasibility.fillable(low[:, isotope], high[:, isotope], max_tokens)
+        for offset, slots in [(0.0, max_tokens)] + [(m, max_tokens - 1) for m in masses[is_nterm]]:
+            root_fits |= feasibility.fillable(
+                low[:, isotope] - offset, high[:, isotope] - offset, slots
+            )
     scores[:, 0] = np.where(root_fits, 0.0, -np.inf)
     prefix_mass = np.zeros((batch, beam))
     n_residues = np.zeros((batch, beam), dtype=np.int64)
@@ -447,28 +504,45 @@ def _search_once(
                 cand_mass = merged_mass[rows[:, None], order]
         if position + 1 == max_tokens:
             break
-        # Extend: only prefixes whose leftover mass the remaining positions can fill.
+        # Extend with each position's most likely tokens only: the others' children are
+        # dropped, under one shared bound (their best log-probability plus the mass-blind
+        # completion bound), which keeps the certificate valid.
         slots = max_tokens - (position + 1)
-        feasible = np.zeros_like(alive)
+        n_try = len(tokens)
+        if settings.tokens_per_position > 0:
+            n_try = min(settings.tokens_per_position, n_try)
+        step = log_probs[:, position, tokens]  # (B, V')
+        order = np.argsort(-step, axis=1, kind="stable")
+        tried, untried = order[:, :n_try], order[:, n_try:]
+        if untried.shape[1]:
+            best_untried = step[rows[:, None], untried].max(axis=1)
+            blind = bounds[:, position + 1, _BLIND]
+            pruned = np.maximum(pruned, scores.max(axis=1) + best_untried + blind + BOUND_MARGIN)
+        flat = tried[:, None, :] + (np.arange(beam) * len(tokens))[None, :, None]  # (B, K, T)
+        flat = flat.reshape(batch, -1)
+        ext_score = child_score.reshape(batch, -1)[rows[:, None], flat]
+        ext_mass = child_mass.reshape(batch, -1)[rows[:, None], flat]
+        feasible = np.isfinite(ext_score)
+        possible = np.zeros_like(feasible)
         for isotope in range(low.shape[1]):
-            feasible |= feasibility.fillable(
-                low[:, isotope, None, None] - child_mass,
-                high[:, isotope, None, None] - child_mass,
-                slots,
+            possible |= feasibility.fillable(
+                low[:, isotope, None] - ext_mass, high[:, isotope, None] - ext_mass, slots
             )
-        feasible &= alive
-        priority = child_score + _bound(bounds[:, position + 1], child_mass, union_low, union_high)
-        priority = np.where(feasible, priority, -np.inf).reshape(batch, -1)
+        feasible &= possible
+        priority = ext_score + _bound(bounds[:, position + 1], ext_mass, union_low, union_high)
+        priority = np.where(feasible, priority, -np.inf)
         width = priority.shape[1]
         keep = min(beam, width)
-        top = np.argpartition(-priority, keep - 1, axis=1)[:, :keep]
+        best = np.argpartition(-priority, keep - 1, axis=1)[:, :keep]
         if keep < width:
             dropped = priority.copy()
-            dropped[rows[:, None], top] = -np.inf
-            pruned = np.maximum(pruned, dropped.max(axis=1))
+            dropped[rows[:, None], best] = -np.inf
+            # The bound is computed in float32: a margin keeps the certificate safe.
+            pruned = np.maximum(pruned, dropped.max(axis=1) + BOUND_MARGIN)
+        top = flat[rows[:, None], best]
         parent, token_index = np.divmod(top, len(tokens))
         chosen = tokens[token_index]
-        kept_priority = priority[rows[:, None], top]
+        kept_priority = priority[rows[:, None], best]
         new_scores = np.full((batch, beam), -np.inf)
         new_scores[:, :keep] = np.where(
             np.isfinite(kept_priority),
@@ -518,6 +592,7 @@ def search(
     precursor_mass: np.ndarray,
     vocabulary: Vocabulary,
     settings: DecodingSettings,
+    threads: int = 1,
 ) -> SearchResult:
     """The best fitting peptides of every spectrum (see the module description).
 
@@ -531,6 +606,8 @@ def search(
         Supplies token masses and which tokens are N-terminal modifications.
     settings : DecodingSettings
         With ``beam_size`` >= 1 (greedy decoding is :func:`greedy_decode`).
+    threads : int
+        Parts of the batch searched at once (numpy releases the GIL in its array work).
 
     Returns
     -------
@@ -548,14 +625,14 @@ def search(
     todo = np.arange(batch)
     beam = settings.beam_size
     while todo.size:
-        found, proven, impossible = _search_once(
-            log_probs[todo], precursor_mass[todo], vocabulary, settings, beam
+        found, proven, impossible = _search_parts(
+            log_probs[todo], precursor_mass[todo], vocabulary, settings, beam, threads
         )
         for index, row in enumerate(todo):
             # A wider beam never loses what a narrower one found: keep the better list.
-            if not candidates[row] or (
-                found[index]
-                and found[index][0].log_probability >= candidates[row][0].log_probability
+            previous = candidates[row]
+            if not previous or (
+                found[index] and found[index][0].log_probability >= previous[0].log_probability
             ):
                 candidates[row] = found[index]
                 beam_sizes[row] = beam
@@ -563,10 +640,13 @@ def search(
         infeasible[todo] = impossible
         if beam >= settings.max_beam_size:
             break
-        todo = todo[~proven & ~impossible]
+        again = np.array([not candidates[row] for row in todo], dtype=bool)
+        if settings.retry_uncertified:
+            again |= ~proven
+        todo = todo[again & ~impossible]
         beam = min(beam * 4, settings.max_beam_size)
     for row in range(batch):
-        if candidates[row] and candidates[row][0].certified != certified[row]:
+        if candidates[row]:
             candidates[row][0].certified = bool(certified[row])
     reasons = [
         None if candidates[row] else
@@ -574,3 +654,34 @@ def search(
         for row in range(batch)
     ]  # fmt: skip
     return SearchResult(candidates, reasons, certified, beam_sizes)
+
+
+def _search_parts(
+    log_probs: np.ndarray,
+    precursor_mass: np.ndarray,
+    vocabulary: Vocabulary,
+    settings: DecodingSettings,
+    beam: int,
+    threads: int,
+) -> tuple[list[list[DecodedPeptide]], np.ndarray, np.ndarray]:
+    """:func:`_search_once` over ``threads`` parts of the batch at once."""
+    batch = log_probs.shape[0]
+    parts = min(max(threads, 1), batch)
+    if parts <= 1:
+        return _search_once(log_probs, precursor_mass, vocabulary, settings, beam)
+    bounds = np.linspace(0, batch, parts + 1).astype(int)
+    slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    with ThreadPoolExecutor(parts) as pool:
+        results = list(
+            pool.map(
+                lambda part: _search_once(
+                    log_probs[part], precursor_mass[part], vocabulary, settings, beam
+                ),
+                slices,
+            )
+        )
+    return (
+        [peptides for result in results for peptides in result[0]],
+        np.concatenate([result[1] for result in results]),
+        np.concatenate([result[2] for result in results]),
+    )

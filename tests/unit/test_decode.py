@@ -160,7 +160,7 @@ def test_search_answers_every_spectrum_that_can_fit():
 
 def test_mass_feasibility_never_rejects_a_real_sum():
     masses = tuple(sorted({float(m) for m in VOCABULARY.masses[1:] if m > 60}))
-    feasibility = MassFeasibility(masses, max_residues=6)
+    feasibility = MassFeasibility(masses, max_residues=12)
     rng = np.random.default_rng(0)
     for _ in range(300):
         count = int(rng.integers(0, 7))

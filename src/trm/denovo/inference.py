@@ -321,7 +321,9 @@ class Sequencer:
             candidates = [[] if d is None else [d] for d in greedy]
             reasons = [None if d is not None else REASON_EMPTY for d in greedy]
         else:
-            result = search(log_probs, precursor_mass, self.vocabulary, decoding)
+            result = search(
+                log_probs, precursor_mass, self.vocabulary, decoding, torch.get_num_threads()
+            )
             candidates, reasons = result.candidates, result.reasons
         rescoring_started = time.perf_counter()
         features, present = match_features(

@@ -75,6 +75,10 @@ class InferenceSettings:
             max_beam_size=int(data.get("max_beam_size", max(defaults.max_beam_size,
                                                             int(data["beam_size"])))),
             n_candidates=int(data.get("n_candidates", defaults.n_candidates)),
+            tokens_per_position=int(
+                data.get("tokens_per_position", defaults.tokens_per_position)
+            ),
+            retry_uncertified=bool(data.get("retry_uncertified", defaults.retry_uncertified)),
             min_residues=int(data["min_residues"]),
         )  # fmt: skip
         threshold = data.get("halt_threshold")

@@ -14,7 +14,9 @@ the model estimates, each with the number of observations behind it:
     relative to the precursor mass and their intensity;
 (e) a ions, water and ammonia losses, immonium ions of the peptide's residues and
     precursor peaks: how often each is present and how intense;
-(f) 13C isotope peaks of fragments and their intensity ratio to the monoisotopic peak.
+(f) 13C isotope peaks of fragments and their intensity ratio to the monoisotopic peak;
+(g) the precursor's mass error (ppm) and how often the instrument picked a 13C isotope
+    peak as the precursor (synthetic spectra have exact monoisotopic precursors).
 
 Relative intensities are taken against the spectrum's most intense b/y peak (the
 *reference*), which is also what a synthetic spectrum has before noise.
@@ -33,6 +35,7 @@ import numpy as np
 import polars as pl
 
 from trm.chem import (
+    C13_SPACING,
     PROTON_MASS,
     UnsupportedPeptideError,
     mz_to_mass,
@@ -155,6 +158,8 @@ class _Accumulator:
     immonium: dict[str, _Rate] = field(default_factory=dict)
     immonium_intensity: list[float] = field(default_factory=list)
     unexplained_counts: list[tuple[float, int, int]] = field(default_factory=list)
+    precursor_ppm: list[float] = field(default_factory=list)
+    precursor_isotope: list[int] = field(default_factory=list)
     unexplained_mz: list[np.ndarray] = field(default_factory=list)
     unexplained_intensity: list[np.ndarray] = field(default_factory=list)
     category_peaks: np.ndarray = field(default_factory=lambda: np.zeros(len(CATEGORIES)))
@@ -204,7 +209,8 @@ def _usable_rows(
     precursor_tolerance_ppm: float,
     isotope_errors: tuple[int, int],
 ) -> list[tuple[dict, list[str]]]:
-    """Rows with peaks, a charge and a label that fits the precursor, with their tokens."""
+    """Rows with peaks, a charge and a label that fits the precursor, with their tokens;
+    each row gets ``_precursor_ppm`` and ``_isotope`` (its precursor error)."""
     usable = []
     for row in table.iter_rows(named=True):
         report.n_spectra += 1
@@ -223,12 +229,14 @@ def _usable_rows(
             report.excluded["unsupported peptide"] += 1
             continue
         precursor = float(mz_to_mass(row["precursor_mz"], row["charge"]))
-        if not mass_fits_precursor(
-            peptide_mass(tokens), precursor, precursor_tolerance_ppm, isotope_errors
-        ):
+        mass = peptide_mass(tokens)
+        if not mass_fits_precursor(mass, precursor, precursor_tolerance_ppm, isotope_errors):
             report.excluded["label does not fit the precursor"] += 1
             continue
-        usable.append((row, tokens))
+        isotopes = np.arange(isotope_errors[0], isotope_errors[1] + 1)
+        errors = (precursor - isotopes * C13_SPACING - mass) / mass * 1e6
+        best = int(np.argmin(np.abs(errors)))
+        usable.append(({**row, "_precursor_ppm": errors[best], "_isotope": isotopes[best]}, tokens))
     return usable
 
 
@@ -285,6 +293,8 @@ def fit_noise_model(
         threads,
     )
     acc = _Accumulator()
+    acc.precursor_ppm = [row["_precursor_ppm"] for row, _ in rows]
+    acc.precursor_isotope = [int(row["_isotope"]) for row, _ in rows]
     for (row, tokens), prediction in zip(rows, predicted, strict=True):
         if _accumulate(acc, row, tokens, prediction, fragment_tolerance_da):
             report.n_used += 1
@@ -537,6 +547,16 @@ def _estimate(acc: _Accumulator, report: FitReport, tolerance: float) -> NoiseMo
             "per_charge": float(coefficients[2]),
             "sd": residual_sd,
             "n": len(counts),
+        },
+        precursor_error={
+            "ppm": _normal(acc.precursor_ppm, 0.0, 2.0),
+            # share of precursors picked at the 0th, 1st, 2nd 13C isotope peak
+            "isotope_probability": (
+                np.bincount(np.clip(acc.precursor_isotope, 0, 2), minlength=3)
+                / max(len(acc.precursor_isotope), 1)
+            )
+            .round(5)
+            .tolist(),
         },
         unexplained_mz=_histogram(np.concatenate(acc.unexplained_mz), UNEXPLAINED_MZ_EDGES),
         unexplained_intensity=_histogram(

@@ -231,6 +231,14 @@ UNEXPLAINED_INTENSITY_EDGES: tuple[float, ...] = tuple(
 )
 
 NOISE_FILE_FORMAT = "trm-noise-model"
+#: Keys added after noise models were first written, with the value that reproduces an
+#: older model's noise.
+_ADDED_LATER: dict[str, object] = {
+    "precursor_error": {
+        "ppm": {"mean": 0.0, "sd": 0.0, "n": 0},
+        "isotope_probability": [1.0, 0.0, 0.0],
+    }
+}
 NOISE_FILE_VERSION = 1
 
 
@@ -293,6 +301,9 @@ class NoiseModelParameters:
         ln(1 + count) = intercept + per_precursor_kmz * precursor m/z / 1000 +
         per_charge * (charge - 2), residual ``sd``; precursor m/z is clamped to the
         fitted ``precursor_mz_range``.
+    precursor_error : dict
+        The precursor's mass error: ``ppm`` (mean, sd) and ``isotope_probability`` (share
+        of precursors picked at the 0th, 1st and 2nd 13C isotope peak).
     unexplained_mz, unexplained_intensity : list
         Bin probabilities over :data:`UNEXPLAINED_MZ_EDGES` and
         :data:`UNEXPLAINED_INTENSITY_EDGES`.
@@ -325,6 +336,7 @@ class NoiseModelParameters:
     immonium: dict
     immonium_intensity: dict
     unexplained_count: dict
+    precursor_error: dict
     unexplained_mz: list
     unexplained_intensity: list
     provenance: dict = field(default_factory=dict)
@@ -335,7 +347,10 @@ class NoiseModelParameters:
 
     @classmethod
     def from_dict(cls, values: dict, source: str = "noise model") -> NoiseModelParameters:
-        """Inverse of :meth:`to_dict`, checking keys and table shapes."""
+        """Inverse of :meth:`to_dict`, checking keys and table shapes. A model written
+        before a key existed gets that key's "no such noise" value
+        (:data:`_ADDED_LATER`)."""
+        values = {**_ADDED_LATER, **values}
         names = {f.name for f in dataclasses.fields(cls)}
         missing = sorted(names - set(values) - {"provenance"})
         unknown = sorted(set(values) - names)
@@ -434,6 +449,7 @@ class FittedNoise:
         self.loss_observed = _tensor(p.loss_observed)
         self.precursor_observed = _tensor(p.precursor_observed)
         self.mz_cdf = _cdf(p.unexplained_mz)
+        self.isotope_cdf = _cdf(p.precursor_error["isotope_probability"])
         self.intensity_cdf = _cdf(p.unexplained_intensity)
         self.mz_edges = _tensor(UNEXPLAINED_MZ_EDGES)
         self.intensity_edges = _tensor(UNEXPLAINED_INTENSITY_EDGES)
@@ -627,11 +643,21 @@ class FittedNoise:
         all_mz = all_mz * (1.0 + ppm * 1e-6)
         ranking = torch.where(all_mask, all_intensity, -1.0)
         top = ranking.topk(n_peaks, dim=1).indices
+        # (g) the precursor as the instrument measured it: a ppm error, sometimes a 13C peak
+        error = p.precursor_error
+        isotope = torch.searchsorted(
+            self.isotope_cdf, uniform(n_spectra).contiguous(), right=True
+        ).clamp_max(len(self.isotope_cdf) - 1)
+        isotope = torch.where(uniform(n_spectra) < s[:, 0], isotope, 0)
+        ppm_precursor = s[:, 0] * (error["ppm"]["mean"] + error["ppm"]["sd"] * normal(n_spectra))
+        precursor_mass = (batch.precursor_mass.float() + isotope * C13_SPACING) * (
+            1.0 + ppm_precursor * 1e-6
+        )
         return SpectrumBatch(
             mz=all_mz.gather(1, top).to(batch.mz.dtype),
             intensity=all_intensity.gather(1, top).to(batch.intensity.dtype),
             peak_mask=all_mask.gather(1, top),
-            precursor_mass=batch.precursor_mass,
+            precursor_mass=precursor_mass.to(batch.precursor_mass.dtype),
             charge=batch.charge,
             tokens=batch.tokens,
         )
