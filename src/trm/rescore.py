@@ -111,7 +111,7 @@ def match_features(
     length = masses.shape[2]
     prefix = np.cumsum(masses, axis=2)[:, :, :-1]  # b ions' neutral residue sums
     total = masses.sum(axis=2, keepdims=True)
-    suffix = total - prefix + WATER_MASS  # the complementary y ions
+    suffix = total - prefix + WATER_MASS  # the complementary y ions (same cleavage site)
     site = np.arange(1, length)[None, None, :]
     real_site = site < n_residues[:, :, None]  # (B, N, T-1)
 
@@ -144,8 +144,8 @@ def match_features(
             ) & usable
             n_matched += hit.sum(axis=2)
             n_theoretical += usable.sum(axis=2)
-            # b_i and y_(n-i) mark the same cleavage site i.
-            covered_site |= hit if neutral is prefix else _y_to_sites(hit, n_residues)
+            # prefix[i] and suffix[i] are the b and y ion of the same cleavage site i.
+            covered_site |= hit
             position = nearest.reshape(query.shape) - (np.arange(batch) * width)[:, None, None]
             rows, ranks, _ = np.nonzero(hit)
             matched_peaks[rows, ranks, position[hit]] = True
@@ -174,18 +174,6 @@ def match_features(
     features[..., 7] = mass_error / precursor_tolerance_ppm
     features[~present] = 0.0
     return features, present
-
-
-def _y_to_sites(hit: np.ndarray, n_residues: np.ndarray) -> np.ndarray:
-    """y ion hits (index j: y_(j+1)) moved to the cleavage site they mark (n - j - 1)."""
-    batch, n_candidates, n_sites = hit.shape
-    j = np.arange(n_sites)[None, None, :]
-    target = n_residues[:, :, None] - 2 - j
-    out = np.zeros_like(hit)
-    valid = hit & (target >= 0)
-    rows, ranks, columns = np.nonzero(valid)
-    out[rows, ranks, target[rows, ranks, columns]] = True
-    return out
 
 
 def _longest_run(flags: np.ndarray) -> np.ndarray:

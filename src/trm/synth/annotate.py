@@ -166,8 +166,9 @@ class SpectrumAnnotation:
     immonium_token : list of str or None
         For immonium peaks the residue token they come from; None elsewhere.
     reference_intensity : float
-        The most intense b/y peak (0 when none matched): other intensities are modelled
-        relative to it.
+        Summed intensity of the singly charged b/y peaks (0 when none matched): other
+        intensities are modelled relative to it. A sum, not the most intense peak, so that
+        the intensity noise of single ions barely moves it.
     """
 
     category: np.ndarray
@@ -275,7 +276,8 @@ def annotate_spectrum(
             immonium_token[peak] = token
             category[peak] = CATEGORY_INDEX["immonium"]
 
-    reference = float(intensity[fragment_peak[matched]].max()) if matched.any() else 0.0
+    single = matched & (fragments.charge == 1)
+    reference = float(intensity[fragment_peak[single]].sum())
     return SpectrumAnnotation(
         category=category,
         fragments=fragments,

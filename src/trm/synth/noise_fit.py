@@ -18,8 +18,8 @@ the model estimates, each with the number of observations behind it:
 (g) the precursor's mass error (ppm) and how often the instrument picked a 13C isotope
     peak as the precursor (synthetic spectra have exact monoisotopic precursors).
 
-Relative intensities are taken against the spectrum's most intense b/y peak (the
-*reference*), which is also what a synthetic spectrum has before noise.
+Relative intensities are taken against the spectrum's summed singly charged b/y intensity
+(the *reference*), which a synthetic spectrum has too.
 :class:`trm.train.noise.FittedNoise` samples all of it onto synthetic spectra.
 """
 
@@ -601,7 +601,7 @@ def noise_figure(parameters: NoiseModelParameters):  # noqa: ANN201 - matplotlib
     edges = np.asarray(UNEXPLAINED_INTENSITY_EDGES)
     axes[3].bar(edges[:-1], p.unexplained_intensity, width=np.diff(edges), align="edge")
     axes[3].set(title="(d) unexplained peak intensity",
-                xlabel="log10 intensity / most intense b/y", ylabel="share")  # fmt: skip
+                xlabel="log10 intensity / summed b/y", ylabel="share")  # fmt: skip
     kinds = {
         "isotope (rank 1)": p.isotope_observed[0],
         "a2 ion": p.a_ion_observed[1],

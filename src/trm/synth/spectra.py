@@ -38,6 +38,7 @@ from trm.chem import (
     WATER_MASS,
     mass_to_mz,
     peptide_mass,
+    tokens_to_proforma,
 )
 from trm.io.table import SPECTRUM_SCHEMA
 from trm.synth.ms2pip_models import Ms2pipPredictor
@@ -102,8 +103,9 @@ class Peptidoform:
 
     @property
     def proforma(self) -> str:
-        """ProForma without charge (``PEPTC[Carbamidomethyl]K``)."""
-        return "".join(self.tokens)
+        """ProForma without charge (``PEPTC[Carbamidomethyl]K``), parsing back to the
+        same tokens (a modification joining two Unimod names is written as its mass)."""
+        return tokens_to_proforma(self.tokens)
 
 
 def fragment_ladders(tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

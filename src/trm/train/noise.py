@@ -227,7 +227,7 @@ N_PRECURSOR_KINDS = 12
 UNEXPLAINED_MZ_EDGES: tuple[float, ...] = tuple(np.round(np.linspace(0.0, 1.2, 25), 3).tolist())
 #: Bin edges of log10 of the unexplained peaks' intensity relative to the reference.
 UNEXPLAINED_INTENSITY_EDGES: tuple[float, ...] = tuple(
-    np.round(np.arange(-4.0, 1.001, 0.25), 2).tolist()
+    np.round(np.arange(-5.0, 0.501, 0.25), 2).tolist()
 )
 
 NOISE_FILE_FORMAT = "trm-noise-model"
@@ -264,8 +264,9 @@ class NoiseModelParameters:
 
     Probabilities are shrunk towards their pooled rate where a cell has few observations;
     every table has its counts beside it (``*_n``). Intensities of added peaks are
-    log10-normal relative to the spectrum's most intense b/y peak, or (isotopes, losses)
-    to their parent fragment. See :mod:`trm.synth.noise_fit` for how each is estimated.
+    log10-normal relative to the spectrum's summed singly charged b/y intensity, or
+    (isotopes, losses) to their parent fragment. See :mod:`trm.synth.noise_fit` for how
+    each is estimated.
 
     Attributes
     ----------
@@ -514,7 +515,9 @@ class FittedNoise:
         intensity = intensity * torch.exp(
             s * p.intensity_residual["sd"] * normal(n_spectra, n_peaks)
         )
-        reference = torch.where(keep & (single | ~is_fragment), intensity, 0.0).amax(
+        # The summed intensity of the singly charged fragments kept (every peak when the
+        # spectrum has no annotation), as the fit measures it.
+        reference = torch.where(keep & (single | ~is_fragment), intensity, 0.0).sum(
             dim=1, keepdim=True
         )
         reference = torch.where(reference > 0, reference, 1.0)

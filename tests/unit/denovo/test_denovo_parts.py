@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import polars as pl
 import pytest
 
+from tests.unit.train.theoretical_spectra import theoretical_table
+from trm.chem import mz_to_mass
 from trm.decode import REASON_NO_FITTING_LENGTH, REASON_NOT_FOUND, DecodingSettings
 from trm.denovo.calibrate import (
     choose_raw_score,
@@ -13,7 +17,7 @@ from trm.denovo.calibrate import (
     reliability_table,
     roc_auc,
 )
-from trm.denovo.inference import Sequencer
+from trm.denovo.inference import Sequencer, spectrum_arrays
 from trm.denovo.run import sequence_batch
 from trm.denovo.settings import (
     InferenceSettings,
@@ -23,10 +27,11 @@ from trm.denovo.settings import (
     parse_halt_threshold,
 )
 from trm.io.table import SPECTRUM_SCHEMA
+from trm.rescore import FEATURES
 from trm.train.checkpoint import load_model
 from trm.train.data import list_column_arrays
 
-from .conftest import write_instrument
+from .conftest import random_peptides, write_instrument
 
 
 def test_instrument_file(tmp_path, project_root):
@@ -149,3 +154,32 @@ def test_reason_of_a_spectrum_tried_at_several_charges(model_path):
     assert result.sequenced.height == 0
     (reason,) = result.unsequenced["reason"].to_list()
     assert reason in (REASON_NO_FITTING_LENGTH, REASON_NOT_FOUND)
+
+
+def test_the_instruments_fragment_tolerance_reaches_the_model(model_path, caplog):
+    """An ion-trap tolerance (0.5 Da) changes the model's ion lookup and its answers, and a
+    model trained at 0.02 Da says so."""
+    model, vocabulary = load_model(model_path)
+    settings = InferenceSettings(DecodingSettings(beam_size=4), halt_threshold=None)
+    table = theoretical_table(random_peptides(16, seed=5), seed=6)
+    mz, intensity, counts = spectrum_arrays(table, model.config.n_peaks)
+    # Peaks 0.1 Da off: inside an ion trap's tolerance, outside an Orbitrap's.
+    mz = np.where(mz > 0, mz + 0.1, 0).astype(np.float32)
+    charge = table["charge"].to_numpy().astype(np.int64)
+    precursor = mz_to_mass(table["precursor_mz"].to_numpy(), charge)
+    answers = {}
+    for tolerance in (0.02, 0.5):
+        with caplog.at_level(logging.WARNING, logger="trm.denovo.inference"):
+            caplog.clear()
+            sequencer = Sequencer(
+                load_model(model_path)[0], vocabulary, settings, fragment_tolerance_da=tolerance
+            )
+        warned = "differs from the 0.02 Da the model was trained with" in caplog.text
+        assert warned == (tolerance == 0.5)
+        assert sequencer.model.core.evidence.tolerance == tolerance
+        answers[tolerance] = sequencer.predict(mz, intensity, counts, precursor, charge)
+    coverage = {t: p.features[..., FEATURES.index("fragment_coverage")] for t, p in answers.items()}
+    assert coverage[0.5].sum() > coverage[0.02].sum()
+    assert [d.log_probability for d in answers[0.02].decoded if d] != [
+        d.log_probability for d in answers[0.5].decoded if d
+    ]

@@ -6,8 +6,17 @@ import pytest
 import torch
 from torch.testing import assert_close
 
+from trm.chem import parse_peptidoform
 from trm.train.data import SpectrumDataset
-from trm.train.noise import NoiseParameters, RampNoise, apply_noise
+from trm.train.noise import (
+    FittedNoise,
+    NoiseModelParameters,
+    NoiseParameters,
+    RampNoise,
+    apply_noise,
+)
+
+from .theoretical_spectra import theoretical_table
 
 
 @pytest.fixture
@@ -78,3 +87,59 @@ def test_ramp_noise_bounds():
     assert all(not value.any() for value in vars(none).values())
     clean = full.where(torch.zeros(4000, dtype=torch.bool))
     assert all(not value.any() for value in vars(clean).values())
+
+
+@pytest.fixture(scope="module")
+def fitted_noise(project_root, vocabulary):
+    return FittedNoise(
+        NoiseModelParameters.read(project_root / "resources/noise/orbitrap_hcd.yaml"), vocabulary
+    )
+
+
+@pytest.fixture
+def annotated_batch(peptides, vocabulary):
+    table = theoretical_table(peptides, seed=3, charge=3, annotated=True)
+    return SpectrumDataset.from_table(table, vocabulary, 16, 100, 10).batch(range(32))
+
+
+def test_dataset_keeps_the_ion_annotation(annotated_batch, peptides):
+    tokens = parse_peptidoform(peptides[0])[0]
+    n = sum(not t.endswith("-") for t in tokens) - 1
+    series = annotated_batch.ion_series[0][annotated_batch.peak_mask[0]]
+    assert sorted(series.tolist()) == [1] * n + [2] * n
+
+
+def test_fitted_noise_at_strength_zero_keeps_the_spectra(annotated_batch, fitted_noise):
+    noisy = fitted_noise.apply(
+        annotated_batch, torch.zeros(len(annotated_batch)), torch.Generator().manual_seed(0)
+    )
+    assert_close(noisy.precursor_mass, annotated_batch.precursor_mass)
+    for row in range(len(annotated_batch)):
+        for clean, got in zip(
+            sorted_peaks(annotated_batch, row), sorted_peaks(noisy, row), strict=True
+        ):
+            assert_close(got, clean)
+
+
+def test_fitted_noise_looks_like_real_spectra(annotated_batch, fitted_noise):
+    """Full strength: many more peaks (unexplained, isotopes, losses, 2+ fragments),
+    some fragments gone, reproducible from the generator."""
+    strength = torch.ones(len(annotated_batch))
+    first = fitted_noise.apply(annotated_batch, strength, torch.Generator().manual_seed(5))
+    second = fitted_noise.apply(annotated_batch, strength, torch.Generator().manual_seed(5))
+    assert torch.equal(first.mz, second.mz) and torch.equal(first.peak_mask, second.peak_mask)
+    clean = annotated_batch.peak_mask.sum(dim=1).float()
+    noisy = first.peak_mask.sum(dim=1).float()
+    assert noisy.median() > 3 * clean.median()
+    # The model reads at most its n_peaks: the batch keeps its width.
+    assert first.mz.shape == annotated_batch.mz.shape
+    # The fragments that survive keep their m/z within a few ppm.
+    row_mz = annotated_batch.mz[0][annotated_batch.peak_mask[0]]
+    got = first.mz[0][first.peak_mask[0]]
+    nearest = (got[None, :] - row_mz[:, None]).abs().min(dim=1).values / row_mz * 1e6
+    assert (nearest < 20).float().mean() > 0.5
+
+
+def test_fitted_noise_without_annotation_still_adds_peaks(batch, fitted_noise):
+    noisy = fitted_noise.apply(batch, torch.ones(len(batch)), torch.Generator().manual_seed(1))
+    assert noisy.peak_mask.sum() > batch.peak_mask.sum()

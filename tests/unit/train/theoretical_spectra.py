@@ -22,8 +22,11 @@ def random_peptides(n: int, seed: int, min_length: int = 7, max_length: int = 12
     return peptides
 
 
-def theoretical_table(peptides: list[str], seed: int = 0, charge: int = 2) -> pl.DataFrame:
-    """Spectrum table of singly charged b and y ions with random intensities."""
+def theoretical_table(
+    peptides: list[str], seed: int = 0, charge: int = 2, annotated: bool = False
+) -> pl.DataFrame:
+    """Spectrum table of singly charged b and y ions with random intensities; with
+    ``annotated``, the ion columns of synthetic shards too (``ion_type``, ...)."""
     rng = np.random.default_rng(seed)
     rows = []
     for index, peptide in enumerate(peptides):
@@ -31,6 +34,12 @@ def theoretical_table(peptides: list[str], seed: int = 0, charge: int = 2) -> pl
         ions = fragment_mz(tokens, charges=(1,))
         mz = np.concatenate([ions["b1"], ions["y1"]])
         order = np.argsort(mz)
+        n = len(ions["b1"])
+        annotation = {
+            "ion_type": (["b"] * n + ["y"] * n),
+            "ion_number": list(range(1, n + 1)) * 2,
+            "ion_charge": [1] * (2 * n),
+        }
         rows.append(
             {
                 "spectrum_id": f"index={index}",
@@ -42,6 +51,18 @@ def theoretical_table(peptides: list[str], seed: int = 0, charge: int = 2) -> pl
                 "mz": mz[order].astype(np.float32).tolist(),
                 "intensity": rng.uniform(0.1, 1.0, size=len(mz))[order].astype(np.float32).tolist(),
                 "peptide": peptide,
+                **(
+                    {key: [values[i] for i in order] for key, values in annotation.items()}
+                    if annotated
+                    else {}
+                ),
             }
         )
-    return pl.DataFrame(rows, schema=SPECTRUM_SCHEMA)
+    schema = dict(SPECTRUM_SCHEMA)
+    if annotated:
+        schema.update(
+            ion_type=pl.List(pl.String()),
+            ion_number=pl.List(pl.Int16()),
+            ion_charge=pl.List(pl.Int8()),
+        )
+    return pl.DataFrame(rows, schema=schema)

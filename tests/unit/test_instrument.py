@@ -1,0 +1,57 @@
+"""trm.instrument: the one validated settings object of an instrument file."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from trm.instrument import InstrumentFileError, InstrumentSettings, load_instrument
+
+GOOD = {
+    "fragmentation": "HCD",
+    "ms2pip_model": "HCD2019-distilled",
+    "fragment_tolerance_da": 0.02,
+    "precursor_tolerance_ppm": 20,
+}
+
+
+def write(tmp_path, **values):
+    path = tmp_path / "instrument.yaml"
+    path.write_text(yaml.safe_dump({**GOOD, **values}))
+    return path
+
+
+def test_shipped_instrument_files_load(project_root):
+    orbitrap = load_instrument(project_root / "config/instruments/orbitrap_hcd.yaml")
+    assert orbitrap.fragment_tolerance_da == 0.02 and orbitrap.fragmentation == "HCD"
+    assert orbitrap.noise_model == "resources/noise/orbitrap_hcd.yaml"
+    ion_trap = load_instrument(project_root / "tests/config/instruments/ltq_cid.yaml")
+    assert ion_trap.fragment_tolerance_da == 0.5 and ion_trap.missing_charge == "skip"
+    assert InstrumentSettings.from_mapping(orbitrap.to_dict(), "again") == orbitrap
+
+
+@pytest.mark.parametrize(
+    "values,message",
+    [
+        ({"fragmentation": "ETD"}, "fragmentation must be one of"),
+        ({"fragment_tolerance_da": 0}, "fragment_tolerance_da must be positive"),
+        ({"precursor_tolerance_ppm": "n/a"}, "precursor_tolerance_ppm must be a number"),
+        ({"isotope_errors": [1, 0]}, r"isotope_errors must be \[lowest, highest\]"),
+        ({"charges": [2, 2]}, "charges must list distinct positive charges"),
+        ({"charges": [2, 3], "charge_weights": [1.0]}, "one positive weight per charge"),
+        ({"missing_charge": "guess"}, "missing_charge must be one of"),
+        ({"fragment_tolerance": 0.02}, r"unknown key\(s\) \['fragment_tolerance'\]"),
+    ],
+)
+def test_bad_settings_name_the_file_and_the_key(tmp_path, values, message):
+    with pytest.raises(InstrumentFileError, match=f"instrument.yaml: .*{message}"):
+        load_instrument(write(tmp_path, **values))
+
+
+def test_missing_keys_and_files(tmp_path):
+    path = tmp_path / "instrument.yaml"
+    path.write_text("fragmentation: HCD\n")
+    with pytest.raises(InstrumentFileError, match="missing required key"):
+        load_instrument(path)
+    with pytest.raises(InstrumentFileError, match="absent.yaml: cannot read"):
+        load_instrument(tmp_path / "absent.yaml")
