@@ -16,6 +16,8 @@ pytestmark = pytest.mark.workflow
 #: labelled sample, and once per instrument that a sample uses.
 PER_SAMPLE_RULES = ["convert", "denovo", "casanovo", "compare"]
 PER_LABELLED_SAMPLE_RULES = ["labels", "evaluate"]
+#: Once per instrument with labelled runs.
+PER_LABELLED_INSTRUMENT_RULES = ["fit_noise"]
 PER_INSTRUMENT_RULES = ["synthetic", "pretrain", "training_plot", "calibrate", "casanovo_baseline"]
 
 
@@ -65,6 +67,9 @@ def test_dry_run_of_demo_plans_every_stage_for_every_sample(tmp_path):
         assert jobs[rule] == (sheet["identifications"].fillna("") != "").sum(), jobs
     for rule in PER_INSTRUMENT_RULES:
         assert jobs[rule] == sheet["instrument"].nunique(), jobs
+    labelled = sheet[sheet["identifications"].fillna("") != ""]
+    for rule in PER_LABELLED_INSTRUMENT_RULES:
+        assert jobs[rule] == labelled["instrument"].nunique(), jobs
     assert jobs["compare_samples"] == 1
     assert not (workdir / "results").exists()
 
@@ -100,3 +105,46 @@ def test_cpu_training_requests_no_gpu(tmp_path):
     output = result.stdout + result.stderr
     assert "python -m trm pretrain" in output and "--device cpu" in output
     assert "gpu=0" in output or "gpu=" not in output
+
+
+def test_labelled_runs_fit_the_noise_model_that_training_and_calibration_use(tmp_path):
+    workdir = make_workdir(tmp_path, PROJECT_ROOT / "config")
+    result = snakemake("-n", "-p", workdir=workdir)
+    assert result.returncode == 0, result.stderr
+    assert planned_jobs(result.stdout)["fit_noise"] == 1
+    output = result.stdout + result.stderr
+    assert "trm fit-noise --labels" in output and "--fallback" in output
+    assert output.count("--noise-model 'results/noise/orbitrap_hcd.yaml'") == 2
+
+
+def test_without_labelled_runs_the_shipped_noise_model_is_used(tmp_path):
+    workdir = make_workdir(tmp_path, PROJECT_ROOT / "config")
+    sheet = workdir / "config" / "samples.tsv"
+    table = pd.read_csv(sheet, sep="\t", dtype=str, keep_default_na=False)
+    table["identifications"] = ""
+    table.to_csv(sheet, sep="\t", index=False)
+    result = snakemake("-n", "-p", workdir=workdir)
+    assert result.returncode == 0, result.stderr
+    assert "fit_noise" not in planned_jobs(result.stdout)
+    output = result.stdout + result.stderr
+    assert output.count("resources/noise/orbitrap_hcd.yaml'") == 2
+    # The switch to the hand-set ramp: no noise model at all.
+    config = workdir / "config" / "config.yaml"
+    config.write_text(config.read_text().replace("  noise: fitted", "  noise: ramp"))
+    result = snakemake("-n", "-p", "--forceall", workdir=workdir)
+    assert result.returncode == 0, result.stderr
+    assert "--noise-model" not in result.stdout + result.stderr
+
+
+def test_pretraining_can_start_from_a_base_model(tmp_path):
+    workdir = make_workdir(tmp_path, PROJECT_ROOT / "config")
+    base = tmp_path / "base.pt"
+    base.write_bytes(b"")
+    config = workdir / "config" / "config.yaml"
+    text = config.read_text()
+    text = text.replace('  init: ""', f"  init: {base}").replace("  steps: 800", "  steps: 0")
+    config.write_text(text)
+    result = snakemake("-n", "-p", "results/models/orbitrap_hcd/metrics.csv", workdir=workdir)
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    assert f"--init '{base}'" in output and "--steps 0" in output
