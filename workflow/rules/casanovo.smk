@@ -17,7 +17,7 @@ rule casanovo_baseline:
         runtime=1440,
     params:
         executable=casanovo_executable(),
-        budget=pretrain_budget(),
+        budget=casanovo_budget(),
         work_dir="results/casanovo/{instrument}/baseline.work",
         dim_model=config["casanovo"]["dim_model"],
         n_head=config["casanovo"]["n_head"],

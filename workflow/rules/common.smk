@@ -223,10 +223,20 @@ def sample_model(wildcards):
     return f"results/models/{samples.loc[wildcards.sample, 'instrument']}/model.pt"
 
 
-def pretrain_budget():
-    """Training spectra the recursive model sees; the Casanovo baseline gets the same."""
+def casanovo_budget():
+    """Training spectra of the Casanovo baseline: `casanovo: train_spectra`, or (0) as many
+    as the recursive model sees in this run's pretraining."""
+    spectra = config["casanovo"]["train_spectra"]
+    if spectra:
+        return spectra
     pretrain = config["pretrain"]
-    return pretrain["steps"] * pretrain["batch_size"] * max(1, pretrain["gpus"])
+    budget = pretrain["steps"] * pretrain["batch_size"] * max(1, pretrain["gpus"])
+    if budget == 0:
+        raise WorkflowError(
+            "casanovo: train_spectra is 0 (as many as pretraining) but pretrain: steps is 0; "
+            "set casanovo: train_spectra to the baseline's training spectra"
+        )
+    return budget
 
 
 def pretrain_launcher():

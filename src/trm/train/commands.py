@@ -98,6 +98,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="start from this model's weights (a shipped base model); its architecture wins",
     )
     parser.add_argument(
+        "--max-minutes",
+        type=float,
+        help="stop (evaluated and checkpointed) after this much wall time, for jobs with a "
+        "fixed time budget (default: none)",
+    )
+    parser.add_argument(
         "--snapshot-every",
         type=int,
         default=0,
@@ -198,7 +204,12 @@ def run_pretrain(args: argparse.Namespace) -> None:
         resume=args.resume,
         init_from=args.init,
         snapshot_every=args.snapshot_every,
+        time_limit_s=None if args.max_minutes is None else args.max_minutes * 60,
     )
+    if result.timed_out:
+        log.info("stopped at the time limit after %d steps; checkpoint %s", result.step,
+                 args.checkpoint)  # fmt: skip
+        return
     if not result.completed:
         raise InterruptedError(
             f"stopped at step {result.step}; {args.checkpoint} holds the state, "

@@ -385,11 +385,14 @@ class FitResult:
         checkpoint to resume from.
     metrics : dict
         Last evaluation's metrics per split.
+    timed_out : bool
+        The run stopped at its time limit (``time_limit_s``).
     """
 
     step: int
     completed: bool
     metrics: dict[str, dict[str, float]]
+    timed_out: bool = False
 
 
 def _resume_configs(
@@ -463,6 +466,7 @@ def fit(
     stop_at_step: int | None = None,
     init_from: Path | str | None = None,
     snapshot_every: int = 0,
+    time_limit_s: float | None = None,
 ) -> FitResult:
     """Train, evaluate and checkpoint until ``train_config.steps``.
 
@@ -493,6 +497,9 @@ def fit(
     snapshot_every : int
         Also keep the model every this many steps (``<checkpoint>.step<N>.pt``, weights and
         configs only), for learning curves; 0 keeps none.
+    time_limit_s : float, optional
+        Wall-clock seconds after which the run evaluates, checkpoints and stops early
+        (``FitResult.timed_out``), e.g. for a GPU job with a fixed time budget.
 
     Returns
     -------
@@ -555,6 +562,7 @@ def fit(
             save_checkpoint({**trainer.state_dict(), "metrics": metrics}, checkpoint_path)
         return FitResult(step=trainer.step, completed=True, metrics=metrics)
     running_loss, running_steps, started = 0.0, 0, time.perf_counter()
+    run_started = time.perf_counter()
     with _TerminationFlag() as termination:
         while trainer.step < config.steps:
             cpu_started = time.process_time()
@@ -576,7 +584,15 @@ def fit(
                     stats["learning_rate"],
                     running_steps * config.batch_size * context.world_size / max(elapsed, 1e-9),
                 )
-            finished = step == config.steps
+            timed_out = (
+                time_limit_s is not None and time.perf_counter() - run_started > time_limit_s
+            )
+            if time_limit_s is not None and context.world_size > 1:
+                # Every process stops at the same step: the main one decides.
+                flag = torch.tensor([float(timed_out)], device=context.device)
+                dist.broadcast(flag, 0)
+                timed_out = bool(flag.item())
+            finished = step == config.steps or timed_out
             if context.is_main and (step % config.eval_every == 0 or finished):
                 metrics = _evaluate_splits(trainer, validation_data)
                 rows = [
@@ -621,6 +637,15 @@ def fit(
                     dist.barrier()
             if stopping and not finished:
                 return FitResult(step=step, completed=False, metrics=metrics)
+            if timed_out:
+                log.warning(
+                    "time limit of %.0f s reached at step %d of %d: stopping (the learning "
+                    "rate had not decayed to its end)",
+                    time_limit_s,
+                    step,
+                    config.steps,
+                )
+                return FitResult(step=step, completed=False, metrics=metrics, timed_out=True)
     return FitResult(step=trainer.step, completed=True, metrics=metrics)
 
 

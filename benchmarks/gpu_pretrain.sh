@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The GPU recipe of the shipped base model: on one GPU with 16 cores, build synthetic
+# spectra of the three training proteomes in parallel, pretrain with bf16 and a large
+# batch for a bounded wall time, calibrate, evaluate, and write the model card.
+#
+#   benchmarks/gpu_pretrain.sh OUT_DIR
+#
+# Settings (environment variables, defaults in brackets):
+#   DEVICE [cuda]          cpu runs the same recipe on the CPU (the test does, tiny)
+#   MINUTES [8]            wall-time bound of the training itself
+#   STEPS [20000]          steps of the schedule (training stops earlier at MINUTES)
+#   BATCH [512]            spectra per step
+#   LEARNING_RATE [0.002]
+#   SIZE [default]         named model size (src/trm/model/config.py)
+#   N_SPECTRA [1000000]    synthetic spectra (train/validation/test by peptide)
+#   THREADS [16]           CPU threads for MS2PIP and data preparation
+#   HELDOUT_SPECTRA [2000] synthetic spectra of the held-out proteome for evaluation
+#   DEV_SPLIT []           folder from benchmarks/dev_data.py: real-spectrum evaluation
+#   TRAINING_FASTA, HELDOUT_FASTA   the proteomes (default: resources/fasta/, three to
+#                          train on, Synechocystis held out)
+# Everything it writes lands in OUT_DIR: data/, model/ (checkpoint, metrics.csv,
+# calibrated model, evaluation.json) and MODEL_CARD.md.
+set -euo pipefail
+OUT=${1:?usage: benchmarks/gpu_pretrain.sh OUT_DIR}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DEVICE=${DEVICE:-cuda}
+MINUTES=${MINUTES:-8}
+STEPS=${STEPS:-20000}
+BATCH=${BATCH:-512}
+LEARNING_RATE=${LEARNING_RATE:-0.002}
+SIZE=${SIZE:-default}
+N_SPECTRA=${N_SPECTRA:-1000000}
+THREADS=${THREADS:-16}
+HELDOUT_SPECTRA=${HELDOUT_SPECTRA:-2000}
+PYTHON=${PYTHON:-python}
+FASTA="$ROOT/resources/fasta"
+TRAINING=${TRAINING_FASTA:-"$FASTA/UP000002311-S.cerevisiae.fasta.gz $FASTA/UP000008066-C.thermophilum.fasta.gz $FASTA/UP000008524-T.brucei.fasta.gz"}
+HELDOUT=${HELDOUT_FASTA:-"$FASTA/UP000001425-Synechocystis.fasta.gz"}
+INSTRUMENT="$ROOT/config/instruments/orbitrap_hcd.yaml"
+NOISE="$ROOT/resources/noise/orbitrap_hcd.yaml"
+mkdir -p "$OUT/data" "$OUT/model"
+cd "$ROOT"
+
+# shellcheck disable=SC2086  # the FASTA lists are word lists on purpose
+[ -f "$OUT/data/train/manifest.json" ] || $PYTHON -m trm synthetic --fasta $TRAINING \
+  --instrument "$INSTRUMENT" --ms2pip-model-dir resources/ms2pip --out "$OUT/data/train" \
+  --n-spectra "$N_SPECTRA" --seed 1 --threads "$THREADS"
+# shellcheck disable=SC2086
+[ -f "$OUT/data/heldout/manifest.json" ] || $PYTHON -m trm synthetic --fasta "$HELDOUT" \
+  --exclude-fasta $TRAINING --instrument "$INSTRUMENT" --ms2pip-model-dir resources/ms2pip \
+  --out "$OUT/data/heldout" --split-fractions 0 0 1 --n-spectra "$HELDOUT_SPECTRA" --seed 1 \
+  --threads "$THREADS"
+
+$PYTHON -m trm pretrain --train-dir "$OUT/data/train/train" \
+  --validation-dir "$OUT/data/train/validation" --checkpoint "$OUT/model/pretrained.pt" \
+  --metrics "$OUT/model/metrics.csv" --model-config "$SIZE" --steps "$STEPS" \
+  --batch-size "$BATCH" --learning-rate "$LEARNING_RATE" --warmup-steps $((STEPS / 40 + 1)) \
+  --eval-every $((STEPS / 10 + 1)) --checkpoint-every $((STEPS / 10 + 1)) \
+  --noise-model "$NOISE" --instrument "$INSTRUMENT" --device "$DEVICE" --threads "$THREADS" \
+  --max-minutes "$MINUTES" --resume
+
+$PYTHON -m trm calibrate --model "$OUT/model/pretrained.pt" \
+  --validation-dir "$OUT/data/train/validation" --noise-model "$NOISE" \
+  --instrument "$INSTRUMENT" --out "$OUT/model/model.pt" --report "$OUT/model/calibration.json" \
+  --max-spectra 2000 --device "$DEVICE" --threads "$THREADS"
+
+EVALUATE=(--model "$OUT/model/model.pt" --instrument "$INSTRUMENT"
+  --heldout-shards "$OUT/data/heldout/test" --noise-model "$NOISE" --threads "$THREADS"
+  --out "$OUT/model/evaluation.json")
+if [ -n "${DEV_SPLIT:-}" ]; then EVALUATE+=(--dev-split "$DEV_SPLIT" --dev-part holdout); fi
+$PYTHON benchmarks/evaluate_model.py "${EVALUATE[@]}"
+
+$PYTHON benchmarks/model_card.py --checkpoint "$OUT/model/pretrained.pt" \
+  --synthetic "$OUT/data/train" --evaluation "$OUT/model/evaluation.json" \
+  --command "DEVICE=$DEVICE MINUTES=$MINUTES STEPS=$STEPS BATCH=$BATCH SIZE=$SIZE N_SPECTRA=$N_SPECTRA benchmarks/gpu_pretrain.sh OUT" \
+  --out "$OUT/MODEL_CARD.md"
+echo "done: $OUT/MODEL_CARD.md"

@@ -1,0 +1,157 @@
+"""Write the model card of a trained model, and (optionally) its slim shipped copy.
+
+The card states what the checkpoint itself records (architecture, steps, spectra seen,
+CPU time, the noise it trained with and where that noise model came from), the synthetic
+data's manifest (proteomes, spectra), the measured accuracy (``evaluate_model.py`` JSON
+files), and the command that reproduces the model.
+
+Usage::
+
+    python benchmarks/model_card.py --checkpoint run/work/model.pt --synthetic synth3 \\
+        --evaluation eval.json [eval2.json ...] --command "..." --out MODEL_CARD.md \\
+        [--ship-to resources/models/orbitrap_hcd/model.pt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from trm.model import ModelConfig, count_parameters, inference_flops
+from trm.train.checkpoint import load_model, read_checkpoint, save_checkpoint
+
+#: Checkpoint keys a shipped model keeps: enough to sequence, calibrate and start from.
+SHIPPED_KEYS = (
+    "format", "version", "model_config", "train_config", "vocabulary", "step", "cpu_seconds",
+    "model", "ema", "metrics",
+)  # fmt: skip
+
+DATASET_NAMES = {
+    "heldout_clean": "held-out proteome, clean synthetic",
+    "heldout_noisy": "held-out proteome, synthetic + fitted noise (full strength)",
+    "dev_holdout": "real dev spectra, holdout half",
+    "dev_all": "real dev spectra, all",
+    "dev_fit": "real dev spectra, fit half",
+}
+
+
+def ship(checkpoint: dict, path: Path) -> None:
+    """Write the slim copy: no optimizer or generator states."""
+    save_checkpoint({k: v for k, v in checkpoint.items() if k in SHIPPED_KEYS}, path)
+
+
+def card(checkpoint: dict, manifest: dict | None, evaluations: list[dict], command: str) -> str:
+    """The model card's markdown."""
+    config = ModelConfig.from_dict(checkpoint["model_config"])
+    train = checkpoint["train_config"]
+    model, _ = load_model_from(checkpoint)
+    cost = inference_flops(config)
+    step = int(checkpoint["step"])
+    noise = train.get("fitted_noise")
+    lines = [
+        "# Model card",
+        "",
+        "## Model",
+        "",
+        f"- Recursive model, hidden {config.hidden}, {config.encoder_layers} encoder layer(s), "
+        f"{config.supervision_steps} supervision steps x {config.latent_steps} latent step(s), "
+        f"{config.n_peaks} peaks, answers of up to {config.max_length - 1} tokens.",
+        f"- {count_parameters(model):,} parameters, {cost.gflop:.3f} GFLOP per spectrum.",
+        f"- Fragment-evidence tolerance {config.evidence_tolerance} Da (the instrument's "
+        "fragment tolerance it was trained for).",
+        "",
+        "## Training",
+        "",
+        f"- {step:,} steps of {train['batch_size']} spectra ({step * train['batch_size']:,} "
+        f"spectra seen), peak learning rate {train['learning_rate']}, "
+        f"{checkpoint.get('cpu_seconds', 0.0) / 3600:.2f} CPU-hours "
+        "(process CPU time, all threads).",
+        f"- Curriculum: clean share {train['curriculum']['clean_fraction_start']} -> "
+        f"{train['curriculum']['clean_fraction_end']} over the first "
+        f"{train['curriculum']['clean_mix_fraction']:.0%} of the steps, noise strength "
+        f"{train['curriculum']['noise_strength_start']} -> "
+        f"{train['curriculum']['noise_strength_end']} over the first "
+        f"{train['curriculum']['noise_ramp_fraction']:.0%}; drafts on "
+        f"{train['draft_fraction']:.0%} of each batch.",
+    ]
+    if noise is None:
+        lines.append("- Noise: the hand-set ramp (no fitted noise model).")
+    else:
+        provenance = noise.get("provenance", {})
+        sources = ", ".join(
+            f"{s['file']} ({s['spectra']})" for s in provenance.get("fitted_from", [])
+        )
+        lines.append(
+            f"- Noise: a fitted noise model ({noise['sample_sizes']['spectra']} spectra: "
+            f"{sources}; {provenance.get('made_by', '')}, {provenance.get('date', '')})."
+        )
+        if provenance.get("note"):
+            lines.append(f"  {provenance['note']}")
+    if manifest is not None:
+        fastas = ", ".join(entry["name"] for entry in manifest["fasta"])
+        splits = manifest["splits"]
+        lines += [
+            "",
+            "## Data",
+            "",
+            f"- Synthetic spectra (MS2PIP model {manifest['settings']['model']}) of "
+            f"{manifest['unique_peptides']:,} peptides of {fastas}.",
+            "- "
+            + ", ".join(f"{name}: {split['spectra']:,} spectra" for name, split in splits.items())
+            + " (split by peptide).",
+        ]
+    if evaluations:
+        lines += [
+            "",
+            "## Accuracy (full coverage: every spectrum with a precursor gets an answer)",
+            "",
+            "| data | decoding | spectra | coverage | certified | AA precision | peptide recall "
+            "| PC AUC |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for evaluation in evaluations:
+            for key, row in evaluation["results"].items():
+                data, mode = key.split("/")
+                lines.append(
+                    f"| {DATASET_NAMES.get(data, data)} | {mode} | {row['n_spectra']} | "
+                    f"{row['coverage']:.3f} | {row['certified']:.3f} | "
+                    f"{row['aa_precision']:.3f} | {row['peptide_recall']:.3f} | "
+                    f"{row['pc_auc']:.3f} |"
+                )
+    lines += ["", "## Reproduce", "", "```bash", command, "```", ""]
+    return "\n".join(lines)
+
+
+def load_model_from(checkpoint: dict):  # noqa: ANN201 - a model and its vocabulary
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.pt"
+        torch.save(checkpoint, path)
+        return load_model(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--synthetic", type=Path, help="synthetic data set (its manifest.json)")
+    parser.add_argument("--evaluation", type=Path, nargs="*", default=[])
+    parser.add_argument("--command", required=True, help="the command that reproduces it")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--ship-to", type=Path, help="also write the slim model here")
+    args = parser.parse_args()
+    checkpoint = read_checkpoint(args.checkpoint)
+    manifest = None
+    if args.synthetic is not None:
+        manifest = json.loads((args.synthetic / "manifest.json").read_text())
+    evaluations = [json.loads(path.read_text()) for path in args.evaluation]
+    args.out.write_text(card(checkpoint, manifest, evaluations, args.command))
+    if args.ship_to is not None:
+        ship(checkpoint, args.ship_to)
+
+
+if __name__ == "__main__":
+    main()
