@@ -100,3 +100,26 @@ def test_casanovo_without_weights_or_baseline(workdir):
         lambda c: c["casanovo"].update(checkpoint="", train_baseline=False),
     )
     _assert_fails_naming(workdir, "casanovo", "train_baseline")
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        ({"isotope_errors": [1, 0]}, "isotope_errors must be [lowest, highest]"),
+        ({"charges": [2, 3], "charge_weights": [1.0]}, "one positive weight per charge"),
+    ],
+)
+def test_instrument_settings_the_schema_cannot_check_stop_before_any_job(workdir, edit, needle):
+    path = workdir / "config" / "instruments" / "orbitrap_hcd.yaml"
+    _edit_yaml(path, lambda settings: settings.update(edit))
+    _assert_fails_naming(workdir, "orbitrap_hcd", needle)
+
+
+def test_unsafe_sample_names_and_zero_halt_threshold_are_rejected(workdir):
+    sheet = workdir / "config" / "samples.tsv"
+    text = sheet.read_text()
+    sheet.write_text(text.replace("mouse_hcd\t", "..\t", 1))
+    _assert_fails_naming(workdir, "..")
+    sheet.write_text(text)
+    _edit_yaml(workdir / "config" / "config.yaml", lambda c: c["denovo"].update(halt_threshold=0))
+    _assert_fails_naming(workdir, "halt_threshold")

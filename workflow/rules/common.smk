@@ -11,6 +11,11 @@ from snakemake.exceptions import WorkflowError
 from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
+# The instrument files are checked at parse time by the package's own reader (it needs
+# only PyYAML), from this checkout whatever environment runs snakemake.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from trm.instrument import InstrumentFileError, InstrumentSettings  # noqa: E402
+
 #: Folders of results/ that are not samples.
 RESERVED_FOLDERS = {"mzml", "synthetic", "models", "labels", "casanovo", "noise"}
 
@@ -64,6 +69,12 @@ def load_instruments(paths):
             validate(settings, "../schemas/instrument.schema.yaml")
         except WorkflowError as error:
             raise WorkflowError(f"instrument {name!r} ({path}) is invalid:\n{error}")
+        # The checks the schema cannot express (orderings, lengths), by the one reader
+        # every stage uses, before any job runs.
+        try:
+            InstrumentSettings.from_mapping(settings, path)
+        except InstrumentFileError as error:
+            raise WorkflowError(f"instrument {name!r}: {error}")
         instruments[name] = settings
     return instruments
 
