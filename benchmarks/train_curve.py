@@ -23,27 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_common import load_benchmark_data  # noqa: E402
 
 from trm.chem import Vocabulary  # noqa: E402
-from trm.model import MODEL_CONFIGS, ModelConfig, get_model_config  # noqa: E402
+from trm.model import MODEL_CONFIGS, get_model_config  # noqa: E402
 from trm.train.config import TrainConfig  # noqa: E402
 from trm.train.curriculum import Curriculum  # noqa: E402
 from trm.train.loop import fit  # noqa: E402
 from trm.train.losses import LossWeights  # noqa: E402
-
-
-def model_overrides(items: list[str]) -> dict:
-    """``FIELD=VALUE`` strings as typed model-config fields."""
-    fields = {field.name: field for field in dataclasses.fields(ModelConfig)}
-    overrides = {}
-    for item in items:
-        name, _, value = item.partition("=")
-        if name not in fields or not value:
-            raise SystemExit(f"--set {item!r}: expected FIELD=VALUE with FIELD in {sorted(fields)}")
-        default = getattr(ModelConfig(), name)
-        if isinstance(default, bool):
-            overrides[name] = value.lower() in ("1", "true", "yes")
-        else:
-            overrides[name] = type(default)(value)
-    return overrides
 
 
 def main() -> None:
@@ -85,10 +69,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     vocabulary = Vocabulary()
     model_config = dataclasses.replace(
-        get_model_config(args.model_config),
-        fragment_feedback=not args.no_fragment_feedback,
-        **model_overrides(args.overrides),
-    )
+        get_model_config(args.model_config), fragment_feedback=not args.no_fragment_feedback
+    ).with_overrides(args.overrides)
     train, validation, label = load_benchmark_data(
         args.shards,
         args.n_train,

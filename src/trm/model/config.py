@@ -90,6 +90,37 @@ class ModelConfig:
         """Plain dictionary, for checkpoints and logs."""
         return dataclasses.asdict(self)
 
+    def with_overrides(self, items: list[str]) -> ModelConfig:
+        """This config with ``FIELD=VALUE`` overrides (``hidden=96``), typed as the field.
+
+        Raises
+        ------
+        ValueError
+            Naming the item, for an unknown field or a value of the wrong type.
+        """
+        fields = {field.name: field for field in dataclasses.fields(self)}
+        changes: dict[str, object] = {}
+        for item in items:
+            name, _, value = item.partition("=")
+            if name not in fields or name == "n_tokens" or not value:
+                raise ValueError(
+                    f"model setting {item!r}: expected FIELD=VALUE with FIELD one of "
+                    f"{sorted(set(fields) - {'n_tokens'})}"
+                )
+            current = getattr(self, name)
+            try:
+                if isinstance(current, bool):
+                    if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                        raise ValueError(value)
+                    changes[name] = value.lower() in ("1", "true", "yes")
+                else:
+                    changes[name] = type(current)(value)
+            except ValueError:
+                raise ValueError(
+                    f"model setting {item!r}: {value!r} is not a {type(current).__name__}"
+                ) from None
+        return dataclasses.replace(self, **changes)
+
     @classmethod
     def from_dict(cls, values: dict) -> ModelConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error.

@@ -48,6 +48,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="named model size (default: %(default)s)",
     )
     parser.add_argument(
+        "--set",
+        dest="model_settings",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="change one field of the named model size, e.g. --set hidden=96 (repeatable; "
+        "stored in the checkpoint)",
+    )
+    parser.add_argument(
         "--steps",
         type=int,
         default=defaults.steps,
@@ -148,7 +157,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_pretrain(args: argparse.Namespace) -> None:
     """Run ``trm pretrain`` with parsed arguments."""
     torch.set_num_threads(args.threads)
-    model_config = get_model_config(args.model_config)
+    model_config = get_model_config(args.model_config).with_overrides(args.model_settings)
     base = TrainConfig()
     train_config = dataclasses.replace(
         base,

@@ -186,3 +186,14 @@ def test_fragment_feedback_places_the_answers_ions(tiny_model, vocabulary):
     assert_close(b_ions[0, 1 : n + 1].double(), torch.from_numpy(expected["b1"]), atol=1e-3, rtol=0)
     complementary = torch.from_numpy(expected["y1"][::-1].copy())
     assert_close(y_ions[0, 1 : n + 1].double(), complementary, atol=1e-3, rtol=0)
+
+
+def test_model_config_overrides_are_typed_and_checked():
+    from trm.model import get_model_config
+
+    config = get_model_config("default").with_overrides(["hidden=96", "fragment_evidence=no"])
+    assert config.hidden == 96 and config.fragment_evidence is False
+    with pytest.raises(ValueError, match="'hiden=3'"):
+        config.with_overrides(["hiden=3"])
+    with pytest.raises(ValueError, match="'abc' is not a int"):
+        config.with_overrides(["hidden=abc"])
