@@ -212,6 +212,29 @@ def noise_model_option(wildcards, input):
     return f"--noise-model '{input.noise[0]}'" if input.noise else ""
 
 
+def calibration_labels(wildcards):
+    """The instrument's labelled runs when calibration uses them (`calibrate: spectra:
+    labelled`), else []."""
+    if config["calibrate"]["spectra"] != "labelled":
+        return []
+    labelled = instrument_labelled_samples(wildcards.instrument)
+    if not labelled:
+        raise WorkflowError(
+            f"calibrate: spectra: labelled, but instrument {wildcards.instrument!r} has no "
+            "labelled run in the samples sheet; use `spectra: synthetic`"
+        )
+    return expand("results/labels/{sample}.parquet", sample=labelled)
+
+
+def calibration_spectra_option(wildcards, input):
+    """`trm calibrate`'s spectra: the lab's labelled runs, or the synthetic validation
+    split under the instrument's noise model."""
+    if input.labels:
+        return "--labels " + " ".join(f"'{path}'" for path in input.labels)
+    option = f"--validation-dir '{input.synthetic}/validation'"
+    return option + (f" --noise-model '{input.noise[0]}'" if input.noise else "")
+
+
 def pretrain_init():
     """The base model pretraining starts from (config `pretrain: init:`), or []."""
     init = config["pretrain"]["init"]

@@ -76,6 +76,7 @@ rule calibrate:
         synthetic="results/synthetic/{instrument}",
         instrument=instrument_file,
         noise=training_noise_model,
+        labels=calibration_labels,
     output:
         model="results/models/{instrument}/model.pt",
         report="results/models/{instrument}/calibration.json",
@@ -93,10 +94,9 @@ rule calibrate:
         max_spectra=config["calibrate"]["max_spectra"],
         beam_size=config["denovo"]["beam_size"],
         halt_threshold=config["denovo"]["halt_threshold"] or "none",
-        noise=noise_model_option,
+        spectra=calibration_spectra_option,
     shell:
-        "python -m trm calibrate --model {input.model:q}"
-        " --validation-dir {input.synthetic:q}/validation {params.noise}"
+        "python -m trm calibrate --model {input.model:q} {params.spectra}"
         " --instrument {input.instrument:q} --out {output.model:q}"
         " --report {output.report:q} --max-spectra {params.max_spectra}"
         " --beam-size {params.beam_size} --halt-threshold {params.halt_threshold}"
