@@ -144,6 +144,11 @@ def test_pretraining_can_start_from_a_base_model(tmp_path):
     text = config.read_text()
     text = text.replace('  init: ""', f"  init: {base}").replace("  steps: 800", "  steps: 0")
     config.write_text(text)
+    # The Casanovo baseline's budget can no longer follow pretraining: it must be given.
+    result = snakemake("-n", workdir=workdir)
+    assert result.returncode != 0
+    assert "set casanovo: train_spectra" in result.stdout + result.stderr
+    config.write_text(text.replace("  train_spectra: 0", "  train_spectra: 51200"))
     result = snakemake("-n", "-p", "results/models/orbitrap_hcd/metrics.csv", workdir=workdir)
     assert result.returncode == 0, result.stderr
     output = result.stdout + result.stderr
