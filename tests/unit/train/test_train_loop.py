@@ -292,3 +292,40 @@ def test_drafts_start_a_share_of_the_batch_from_a_corrupted_true_answer(micro_co
     assert 0.7 < float(kept) < 0.85
     # A pure function of the generator, as exact resumption needs.
     assert torch.equal(draft, mixed.draft(tokens, torch.Generator().manual_seed(1)))
+
+
+def test_start_from_a_base_model_and_use_it_as_is(tmp_path, dataset, micro_config, vocabulary):
+    """`--init` takes the base model's weights and architecture; with 0 steps the base
+    model is evaluated and written unchanged, with its metrics."""
+    fit(micro_config, short_run(steps=3), vocabulary, dataset, None, tmp_path / "base.pt",
+        tmp_path / "base.csv")  # fmt: skip
+    base = read_checkpoint(tmp_path / "base.pt")
+    other = dataclasses.replace(micro_config, hidden=64)
+    as_is = fit(
+        other, short_run(steps=0), vocabulary, dataset, dataset, tmp_path / "as_is.pt",
+        tmp_path / "as_is.csv", init_from=tmp_path / "base.pt",
+    )  # fmt: skip
+    assert as_is.completed and as_is.step == 0
+    written = read_checkpoint(tmp_path / "as_is.pt")
+    assert written["model_config"] == base["model_config"]
+    for name, tensor in base["ema"].items():
+        assert torch.equal(written["ema"][name], tensor), name
+    assert {row["split"] for row in read_rows(tmp_path / "as_is.csv")} == {
+        "validation",
+        "validation_noisy",
+    }
+    trained = fit(
+        other, short_run(steps=2), vocabulary, dataset, None, tmp_path / "more.pt",
+        tmp_path / "more.csv", init_from=tmp_path / "base.pt",
+    )  # fmt: skip
+    assert trained.step == 2
+    assert read_checkpoint(tmp_path / "more.pt")["model_config"]["hidden"] == 32
+
+
+def test_time_limit_stops_with_a_checkpoint(tmp_path, dataset, micro_config, vocabulary):
+    result = fit(
+        micro_config, short_run(steps=50), vocabulary, dataset, None, tmp_path / "t.pt",
+        tmp_path / "t.csv", time_limit_s=0.0,
+    )  # fmt: skip
+    assert result.timed_out and result.step == 1
+    assert read_checkpoint(tmp_path / "t.pt")["step"] == 1
