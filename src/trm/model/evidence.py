@@ -51,10 +51,14 @@ class PeakIndex:
     intensity : torch.Tensor of shape (batch, n_peaks + 2)
         Square-root intensity relative to the spectrum's most intense peak; 0 for padding
         and sentinels.
+    midpoints : torch.Tensor of shape (batch, n_peaks + 1)
+        Halfway between neighbouring peaks: the number of midpoints at or below a query is
+        the index of its nearest peak.
     """
 
     mz: torch.Tensor
     intensity: torch.Tensor
+    midpoints: torch.Tensor
 
     @classmethod
     def build(cls, mz: torch.Tensor, intensity: torch.Tensor, peak_mask: torch.Tensor) -> PeakIndex:
@@ -73,14 +77,15 @@ class PeakIndex:
         sentinel = mz.new_full((mz.shape[0], 1), _PAD_MZ)
         mz = torch.cat([-sentinel, mz, sentinel], dim=1)
         relative = torch.nn.functional.pad(relative, (1, 1))
-        return cls(mz.contiguous(), relative.contiguous())
+        midpoints = (mz[:, :-1] + mz[:, 1:]) / 2
+        return cls(mz.contiguous(), relative.contiguous(), midpoints.contiguous())
 
     def select(self, index: torch.Tensor) -> PeakIndex:
         """The rows ``index`` of the batch."""
-        return PeakIndex(self.mz[index], self.intensity[index])
+        return PeakIndex(self.mz[index], self.intensity[index], self.midpoints[index])
 
     def lookup(self, query: torch.Tensor, tolerance: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """Nearest peak of each query m/z.
+        """Nearest peak of each query m/z (the right one of two equally near).
 
         Parameters
         ----------
@@ -96,13 +101,8 @@ class PeakIndex:
         """
         # Inside the sentinels whatever the precursor says, so both neighbours exist.
         query = query.clamp(-_PAD_MZ / 2, _PAD_MZ / 2).contiguous()
-        right = torch.searchsorted(self.mz, query)
-        left = right - 1
-        left_delta = torch.gather(self.mz, 1, left) - query
-        right_delta = torch.gather(self.mz, 1, right) - query
-        nearer_left = left_delta.abs() < right_delta.abs()
-        delta = torch.where(nearer_left, left_delta, right_delta) / tolerance
-        nearest = torch.where(nearer_left, left, right)
+        nearest = torch.searchsorted(self.midpoints, query, right=True)
+        delta = (torch.gather(self.mz, 1, nearest) - query) / tolerance
         # Beyond 8 tolerances the kernel is below 1e-14 anyway; capping the exponent there
         # keeps exp() off subnormal results, which made it the slowest step of inference.
         presence = torch.exp(-0.5 * delta.square().clamp_max(64.0))
