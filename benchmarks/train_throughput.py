@@ -5,10 +5,15 @@ machine would give with the same threads; the wall-clock rate suffers when other
 share the cores). Training: optimisation steps per second times the batch size, with the
 noise curriculum on (as in real training). Inference: spectra per second of ``refine``
 over all supervision steps (no early exit). Both after warm-up steps, on theoretical
-spectra of yeast tryptic peptides (see ``train_common.py``); throughput does not depend
-on what the spectra hold beyond their peak count.
+spectra of yeast tryptic peptides, or the synthetic shards of ``--shards`` (see
+``train_common.py``); throughput depends on the peak count, so ``--noise-model`` (a fitted
+noise model, which fills every spectrum to the model's peak count) and ``--late`` (the
+curriculum at full noise, as in the second half of a run) give the rate real training
+has.
 
     python benchmarks/train_throughput.py --configs tiny default --threads 1 --steps 20
+    python benchmarks/train_throughput.py --configs default --shards SYNTHETIC \
+        --noise-model resources/noise/orbitrap_hcd.yaml --late --batch-size 64
 """
 
 from __future__ import annotations
@@ -30,19 +35,26 @@ from trm.model import MODEL_CONFIGS, count_parameters, get_model_config, inferen
 from trm.train.config import TrainConfig  # noqa: E402
 from trm.train.curriculum import Curriculum  # noqa: E402
 from trm.train.loop import Trainer  # noqa: E402
+from trm.train.noise import NoiseModelParameters  # noqa: E402
 
 log = logging.getLogger("train_throughput")
 
 
 def measure(name: str, args: argparse.Namespace, vocabulary: Vocabulary, data) -> dict:
     config = get_model_config(name)
+    fitted = None
+    if args.noise_model is not None:
+        fitted = NoiseModelParameters.read(args.noise_model).to_dict()
     train_config = TrainConfig(
         steps=10_000,
         batch_size=args.batch_size,
         warmup_steps=10,
         curriculum=Curriculum(),
+        fitted_noise=fitted,
     )
     trainer = Trainer(config, train_config, vocabulary)
+    if args.late:
+        trainer.step = train_config.steps // 2 + 1
     for _ in range(args.warmup):
         trainer.train_step(data)
     started, started_cpu = time.perf_counter(), time.process_time()
@@ -78,12 +90,17 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--shards", type=Path, help="synthetic data set (train/, validation/)")
+    parser.add_argument("--noise-model", type=Path, help="fitted noise model YAML")
+    parser.add_argument(
+        "--late", action="store_true", help="measure at full noise (second half of a run)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     torch.set_num_threads(args.threads)
     vocabulary = Vocabulary()
     n_peaks = max(get_model_config(name).n_peaks for name in args.configs)
-    data, _, label = load_benchmark_data(None, 512, 1, vocabulary, 32, n_peaks)
+    data, _, label = load_benchmark_data(args.shards, 2048, 1, vocabulary, 32, n_peaks)
     log.info("data: %s; %d torch thread(s); batch %d", label, args.threads, args.batch_size)
     log.info(
         "| config | parameters | GFLOP/spectrum | training spectra/s (per CPU s) "
