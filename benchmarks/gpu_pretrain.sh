@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# The GPU recipe of the shipped base model: on one GPU with 16 cores, build synthetic
-# spectra of the three training proteomes in parallel, pretrain with bf16 and a large
-# batch for a bounded wall time, calibrate, evaluate, and write the model card.
+# The recipe of the shipped base model: build synthetic spectra of the three training
+# proteomes (in parallel), pretrain under the shipped noise model, calibrate, evaluate on a
+# held-out proteome (and real spectra), and write the model card. Its defaults are the GPU
+# recipe: one GPU with 16 cores, bf16 and a large batch for a bounded wall time. The CPU
+# base model is the same recipe with other settings (its model card gives them).
 #
 #   benchmarks/gpu_pretrain.sh OUT_DIR
 #
 # Settings (environment variables, defaults in brackets):
 #   DEVICE [cuda]          cpu runs the same recipe on the CPU (the test does, tiny)
-#   MINUTES [8]            wall-time bound of the training itself
+#   MINUTES [8]            wall-time bound of the training itself; empty: none
 #   STEPS [20000]          steps of the schedule (training stops earlier at MINUTES)
 #   BATCH [512]            spectra per step
 #   LEARNING_RATE [0.002]
+#   WARMUP [STEPS/40+1]    warm-up steps
+#   EVAL_EVERY [STEPS/10+1], SNAPSHOT_EVERY [0: none]  evaluation and kept snapshots
+#   SEED [1]
 #   SIZE [default]         named model size (src/trm/model/config.py)
 #   N_SPECTRA [1000000]    synthetic spectra (train/validation/test by peptide)
 #   THREADS [16]           CPU threads for MS2PIP and data preparation
@@ -24,10 +29,14 @@ set -euo pipefail
 OUT=${1:?usage: benchmarks/gpu_pretrain.sh OUT_DIR}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DEVICE=${DEVICE:-cuda}
-MINUTES=${MINUTES:-8}
+MINUTES=${MINUTES-8}
 STEPS=${STEPS:-20000}
 BATCH=${BATCH:-512}
 LEARNING_RATE=${LEARNING_RATE:-0.002}
+WARMUP=${WARMUP:-$((STEPS / 40 + 1))}
+EVAL_EVERY=${EVAL_EVERY:-$((STEPS / 10 + 1))}
+SNAPSHOT_EVERY=${SNAPSHOT_EVERY:-0}
+SEED=${SEED:-1}
 SIZE=${SIZE:-default}
 N_SPECTRA=${N_SPECTRA:-1000000}
 THREADS=${THREADS:-16}
@@ -51,27 +60,29 @@ cd "$ROOT"
   --out "$OUT/data/heldout" --split-fractions 0 0 1 --n-spectra "$HELDOUT_SPECTRA" --seed 1 \
   --threads "$THREADS"
 
+LIMIT=()
+if [ -n "$MINUTES" ]; then LIMIT=(--max-minutes "$MINUTES"); fi
 $PYTHON -m trm pretrain --train-dir "$OUT/data/train/train" \
   --validation-dir "$OUT/data/train/validation" --checkpoint "$OUT/model/pretrained.pt" \
   --metrics "$OUT/model/metrics.csv" --model-config "$SIZE" --steps "$STEPS" \
-  --batch-size "$BATCH" --learning-rate "$LEARNING_RATE" --warmup-steps $((STEPS / 40 + 1)) \
-  --eval-every $((STEPS / 10 + 1)) --checkpoint-every $((STEPS / 10 + 1)) \
-  --noise-model "$NOISE" --instrument "$INSTRUMENT" --device "$DEVICE" --threads "$THREADS" \
-  --max-minutes "$MINUTES" --resume
+  --batch-size "$BATCH" --learning-rate "$LEARNING_RATE" --warmup-steps "$WARMUP" \
+  --eval-every "$EVAL_EVERY" --eval-spectra 1024 --checkpoint-every 500 \
+  --snapshot-every "$SNAPSHOT_EVERY" --seed "$SEED" --noise-model "$NOISE" \
+  --instrument "$INSTRUMENT" --device "$DEVICE" --threads "$THREADS" "${LIMIT[@]}" --resume
 
 $PYTHON -m trm calibrate --model "$OUT/model/pretrained.pt" \
   --validation-dir "$OUT/data/train/validation" --noise-model "$NOISE" \
   --instrument "$INSTRUMENT" --out "$OUT/model/model.pt" --report "$OUT/model/calibration.json" \
-  --max-spectra 2000 --device "$DEVICE" --threads "$THREADS"
+  --max-spectra 1000 --halt-threshold none --device "$DEVICE" --threads "$THREADS"
 
 EVALUATE=(--model "$OUT/model/model.pt" --instrument "$INSTRUMENT"
-  --heldout-shards "$OUT/data/heldout/test" --noise-model "$NOISE" --threads "$THREADS"
-  --out "$OUT/model/evaluation.json")
+  --heldout-shards "$OUT/data/heldout/test" --noise-model "$NOISE" --n-synthetic 500
+  --modes beam search search+rescore --threads "$THREADS" --out "$OUT/model/evaluation.json")
 if [ -n "${DEV_SPLIT:-}" ]; then EVALUATE+=(--dev-split "$DEV_SPLIT" --dev-part holdout); fi
 $PYTHON benchmarks/evaluate_model.py "${EVALUATE[@]}"
 
 $PYTHON benchmarks/model_card.py --checkpoint "$OUT/model/pretrained.pt" \
   --synthetic "$OUT/data/train" --evaluation "$OUT/model/evaluation.json" \
-  --command "DEVICE=$DEVICE MINUTES=$MINUTES STEPS=$STEPS BATCH=$BATCH SIZE=$SIZE N_SPECTRA=$N_SPECTRA benchmarks/gpu_pretrain.sh OUT" \
+  --command "DEVICE=$DEVICE MINUTES=$MINUTES STEPS=$STEPS BATCH=$BATCH LEARNING_RATE=$LEARNING_RATE WARMUP=$WARMUP SIZE=$SIZE N_SPECTRA=$N_SPECTRA SEED=$SEED THREADS=$THREADS${DEV_SPLIT:+ DEV_SPLIT=dev-split} benchmarks/gpu_pretrain.sh OUT" \
   --out "$OUT/MODEL_CARD.md"
 echo "done: $OUT/MODEL_CARD.md"

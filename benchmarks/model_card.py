@@ -29,6 +29,12 @@ SHIPPED_KEYS = (
     "model", "ema", "metrics",
 )  # fmt: skip
 
+MODE_NAMES = {
+    "beam": "beam (the decoder before the exact search)",
+    "search": "exact search",
+    "search+rescore": "exact search + rescoring",
+}
+
 DATASET_NAMES = {
     "heldout_clean": "held-out proteome, clean synthetic",
     "heldout_noisy": "held-out proteome, synthetic + fitted noise (full strength)",
@@ -116,7 +122,8 @@ def card(checkpoint: dict, manifest: dict | None, evaluations: list[dict], comma
             for key, row in evaluation["results"].items():
                 data, mode = key.split("/")
                 lines.append(
-                    f"| {DATASET_NAMES.get(data, data)} | {mode} | {row['n_spectra']} | "
+                    f"| {DATASET_NAMES.get(data, data)} | {MODE_NAMES.get(mode, mode)} | "
+                    f"{row['n_spectra']} | "
                     f"{row['coverage']:.3f} | {row['certified']:.3f} | "
                     f"{row['aa_precision']:.3f} | {row['peptide_recall']:.3f} | "
                     f"{row['pc_auc']:.3f} |"

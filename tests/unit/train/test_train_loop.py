@@ -329,3 +329,13 @@ def test_time_limit_stops_with_a_checkpoint(tmp_path, dataset, micro_config, voc
     )  # fmt: skip
     assert result.timed_out and result.step == 1
     assert read_checkpoint(tmp_path / "t.pt")["step"] == 1
+
+
+def test_the_shipped_base_model_loads_with_its_card(project_root):
+    folder = project_root / "resources/models/orbitrap_hcd"
+    model, vocabulary = load_model(folder / "model.pt")
+    checkpoint = read_checkpoint(folder / "model.pt")
+    assert "optimizer" not in checkpoint and checkpoint["train_config"]["fitted_noise"]
+    assert model.config.evidence_tolerance == 0.02 and len(vocabulary) == model.config.n_tokens
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert f"{checkpoint['step']:,} steps" in card
