@@ -99,7 +99,7 @@ class DecodingSettings:
     precursor_tolerance_ppm: float = 20.0
     isotope_errors: tuple[int, int] = (0, 1)
     beam_size: int = 16
-    max_beam_size: int = 64
+    max_beam_size: int = 1024
     retry_uncertified: bool = False
     n_candidates: int = 8
     tokens_per_position: int = 0
