@@ -12,10 +12,15 @@ from dataclasses import dataclass
 import numpy as np
 
 
+#: Pseudo-observations with which each isotonic block is pulled towards its raw score.
+SHRINKAGE = 1.0
+
+
 @dataclass(frozen=True)
 class IsotonicCalibration:
-    """A non-decreasing, piecewise-linear map from raw score to probability: isotonic
-    regression's blocks, joined linearly between their mean raw scores.
+    """A non-decreasing, piecewise-linear map from raw score (a probability in [0, 1]) to
+    the probability of being right: isotonic regression's blocks, each shrunk a little
+    towards its raw score, joined linearly between their mean raw scores.
 
     Attributes
     ----------
@@ -58,11 +63,19 @@ class IsotonicCalibration:
                 sums[-1] += merged[0]
                 counts[-1] += merged[1]
                 score_sums[-1] += merged[2]
-        means = np.array(sums) / np.array(counts)
-        # Knots at the blocks' mean raw scores, linear in between: the map rises between
-        # blocks instead of being flat inside each, so distinct raw scores keep distinct
-        # probabilities (ties only beyond the outermost knots).
-        centres = np.array(score_sums) / np.array(counts)
+        counts_array = np.array(counts)
+        centres = np.array(score_sums) / counts_array
+        # Each block's fraction correct, shrunk by one pseudo-observation towards the raw
+        # score itself (read as a probability): a block with no right answer among many
+        # maps to a small positive probability, not to exactly 0, so the map keeps rising.
+        means = (np.array(sums) + SHRINKAGE * centres) / (counts_array + SHRINKAGE)
+        means = np.maximum.accumulate(means)
+        # Knots at the blocks' mean raw scores, linear in between, and from the origin to
+        # the first (a raw probability of 0 is a probability of 0): distinct raw scores
+        # keep distinct probabilities, ties only above the last knot.
+        if centres[0] > 0:
+            centres = np.concatenate([[0.0], centres])
+            means = np.concatenate([[0.0], means])
         keep = np.concatenate([[True], np.diff(centres) > 0])
         return cls(thresholds=centres[keep], probabilities=means[keep])
 

@@ -36,3 +36,17 @@ def test_q_values_are_monotone_in_probability():
     assert np.all(np.diff(q[order]) >= -1e-12)
     assert q[0] == pytest.approx(0.01)
     assert q[3] == pytest.approx(np.mean(1 - probabilities))
+
+
+def test_calibrated_scores_keep_ranking_when_few_answers_are_right():
+    """Even with 3% right answers (a weak model), the map rises through the raw scores:
+    distinct raw scores keep distinct, ordered probabilities, not one flat value."""
+    rng = np.random.default_rng(0)
+    raw = rng.random(1000) ** 3
+    right = rng.random(1000) < 0.1 * raw
+    calibration = IsotonicCalibration.fit(raw, right)
+    probability = calibration(raw)
+    order = np.argsort(raw)
+    assert np.all(np.diff(probability[order]) >= 0)
+    assert len(np.unique(probability)) > 0.9 * len(raw)
+    assert calibration(np.array([0.0]))[0] == 0.0
