@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
 #: Pseudo-observations with which each isotonic block is pulled towards its raw score.
 SHRINKAGE = 1.0
 

@@ -105,14 +105,18 @@ def write_denovo_tsv(table: pl.DataFrame, path: str | os.PathLike[str]) -> None:
         )
 
     rows = list(table.iter_rows(named=True))
+    # Without rows, a placeholder shapes the header: an empty file has the same columns
+    # as a full one, so whatever reads it back (trm evaluate, psm_utils) finds them.
+    placeholder = {
+        "peptide": "G", "charge": 1, "spectrum_id": "", "run": "", "score": 0.0,
+        "q_value": 0.0, "precursor_mz": 0.0, "rt": 0.0, "raw_score": 0.0,
+        "residue_scores": [], "mass_error_ppm": 0.0, "isotope_error": 0,
+        "refinement_steps": 0, "search_certified": False, "calc_mz": 0.0,
+    }  # fmt: skip
     with atomic_output(path) as temporary:
-        if not rows:
-            header = ["peptidoform", "spectrum_id", "run", "score", "qvalue", "precursor_mz"]
-            temporary.write_text("\t".join(header) + "\n")
-        else:
-            with TSVWriter(temporary, example_psm=to_psm(rows[0])) as writer:
-                for row in rows:
-                    writer.write_psm(to_psm(row))
+        with TSVWriter(temporary, example_psm=to_psm(rows[0] if rows else placeholder)) as writer:
+            for row in rows:
+                writer.write_psm(to_psm(row))
 
 
 def write_unsequenced(table: pl.DataFrame, path: str | os.PathLike[str]) -> None:

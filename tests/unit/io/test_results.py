@@ -86,3 +86,16 @@ def test_unsequenced_and_atomic_output(tmp_path):
         raise RuntimeError("job failed")
     assert not target.exists()
     assert list(tmp_path.iterdir()) == [path]
+
+
+def test_an_empty_denovo_tsv_has_the_full_header(tmp_path, denovo_table):
+    """A sample where nothing was sequenced still gets a file that trm evaluate and
+    psm_utils read (it had 6 header columns, and evaluate rejected its own file)."""
+    from trm.evaluate import read_denovo_results
+
+    write_denovo_tsv(denovo_table, tmp_path / "full.tsv")
+    write_denovo_tsv(denovo_table.clear(), tmp_path / "empty.tsv")
+    full_header = (tmp_path / "full.tsv").read_text().splitlines()[0]
+    assert (tmp_path / "empty.tsv").read_text().splitlines() == [full_header]
+    assert read_denovo_results(tmp_path / "empty.tsv").height == 0
+    assert len(read_file(tmp_path / "empty.tsv", filetype="tsv")) == 0
