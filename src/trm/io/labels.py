@@ -203,7 +203,7 @@ def read_annotated_mgf(
     records: list[SpectrumRecord] = []
     skipped: list[tuple[str, str, str]] = []
     for spectrum in iter_mgf(path):
-        record = record_from_mgf(spectrum)
+        record = record_from_mgf(spectrum, path)
         check_peaks(path, record)
         try:
             label = _mgf_label(spectrum.params)

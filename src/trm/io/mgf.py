@@ -16,6 +16,27 @@ import numpy as np
 from trm.io.errors import SpectrumFileError
 
 
+class MgfFieldError(ValueError):
+    """A header value of an MGF block is not what its key needs (a number, say).
+
+    Attributes
+    ----------
+    key : str
+    value : str
+    """
+
+    def __init__(self, key: str, value: str, expected: str) -> None:
+        self.key, self.value = key, value
+        super().__init__(f"{key}={value!r} is not {expected}")
+
+
+def _float(key: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise MgfFieldError(key, text, "a number") from None
+
+
 @dataclass
 class MgfSpectrum:
     """One ``BEGIN IONS`` ... ``END IONS`` block.
@@ -44,7 +65,7 @@ class MgfSpectrum:
     def precursor_mz(self) -> float | None:
         """First number of PEPMASS (the second, when present, is an intensity)."""
         pepmass = self.params.get("PEPMASS", "").split()
-        return float(pepmass[0]) if pepmass else None
+        return _float("PEPMASS", pepmass[0]) if pepmass else None
 
     @property
     def charge(self) -> int | None:
@@ -55,7 +76,7 @@ class MgfSpectrum:
     def rt_seconds(self) -> float | None:
         """RTINSECONDS (first value of a range)."""
         text = self.params.get("RTINSECONDS", "").split("-")[0].strip()
-        return float(text) if text else None
+        return _float("RTINSECONDS", text) if text else None
 
     @property
     def scan(self) -> int | None:

@@ -27,7 +27,7 @@ import polars as pl
 import pyarrow as pa
 
 from trm.io.errors import SpectrumFileError, UnsupportedFormatError
-from trm.io.mgf import MgfSpectrum, iter_mgf
+from trm.io.mgf import MgfFieldError, MgfSpectrum, iter_mgf
 from trm.io.table import SPECTRUM_READER_COLUMNS, SPECTRUM_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -170,17 +170,30 @@ def record_from_openms(spectrum: object) -> SpectrumRecord:
     )
 
 
-def record_from_mgf(spectrum: MgfSpectrum) -> SpectrumRecord:
-    """An MGF block as a :class:`SpectrumRecord`; TITLE is the spectrum id."""
+def record_from_mgf(spectrum: MgfSpectrum, path: Path) -> SpectrumRecord:
+    """An MGF block of ``path`` as a :class:`SpectrumRecord`; TITLE is the spectrum id.
+
+    Raises
+    ------
+    SpectrumFileError
+        Naming the file, the spectrum (index and title) and the key, for a header value
+        that is not what its key needs.
+    """
     scan = spectrum.scan
     if scan is None:
         scan = scan_from_native_id(spectrum.title)  # ThermoRawFileParser titles hold it
+    try:
+        precursor_mz, rt = spectrum.precursor_mz, spectrum.rt_seconds
+    except MgfFieldError as error:
+        raise SpectrumFileError(
+            path, str(error), f"index={spectrum.index}, TITLE={spectrum.title}"
+        ) from None
     return SpectrumRecord(
         spectrum_id=spectrum.title,
         scan=scan,
-        precursor_mz=spectrum.precursor_mz,
+        precursor_mz=precursor_mz,
         charge=spectrum.charge,
-        rt=spectrum.rt_seconds,
+        rt=rt,
         activation=None,
         mz=spectrum.mz,
         intensity=spectrum.intensity,
@@ -379,7 +392,7 @@ def _iter_mgf_chunks(path: Path, chunk_size: int) -> Iterator[list[SpectrumRecor
         raise SpectrumFileError(path, "file is empty")
     chunk: list[SpectrumRecord] = []
     for spectrum in iter_mgf(path):
-        record = record_from_mgf(spectrum)
+        record = record_from_mgf(spectrum, path)
         check_peaks(path, record)
         chunk.append(record)
         if len(chunk) >= chunk_size:

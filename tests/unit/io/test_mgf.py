@@ -54,3 +54,22 @@ def test_not_an_mgf(tmp_path) -> None:
     path.write_text("KEY=value\nthis is not a peak list\n")
     with pytest.raises(SpectrumFileError, match="not an MGF"):
         list(iter_mgf(path))
+
+
+@pytest.mark.parametrize(
+    ("header", "key"), [("PEPMASS=n/a", "PEPMASS"), ("RTINSECONDS=abc", "RTINSECONDS")]
+)
+def test_unparsable_numbers_name_the_file_the_spectrum_and_the_key(tmp_path, header, key):
+    from trm.io.spectra import read_spectra
+
+    path = tmp_path / "bad.mgf"
+    path.write_text(
+        "BEGIN IONS\nTITLE=good\nPEPMASS=500.2\nCHARGE=2+\n100 1\nEND IONS\n"
+        "BEGIN IONS\nTITLE=broken\n"
+        + (header if key == "PEPMASS" else f"{header}\nPEPMASS=600")
+        + "\nCHARGE=2+\n100 1\nEND IONS\n"
+    )
+    with pytest.raises(
+        SpectrumFileError, match=rf"bad.mgf, spectrum 'index=1, TITLE=broken'.*{key}="
+    ):
+        read_spectra(path)
