@@ -482,18 +482,65 @@ def read_spectra(path: str | Path, run: str | None = None) -> pl.DataFrame:
     return pl.concat(list(iter_spectrum_batches(path, run=run)), how="vertical")
 
 
+#: Reasons :func:`drop_empty_spectra` gives.
+REASON_NO_PEAKS = "no peaks"
+REASON_NO_USABLE_PEAKS = "no usable peaks (every peak has a zero or negative m/z or intensity)"
+
+
 def drop_empty_spectra(table: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Split off spectra without peaks.
+    """Split off spectra without peaks; drop peaks no instrument records.
+
+    Peaks with a zero or negative m/z or intensity carry no signal: they are removed, and a
+    spectrum left without peaks is skipped with its own reason.
 
     Returns
     -------
     kept : polars.DataFrame
     skipped : polars.DataFrame
-        Columns ``spectrum_id``, ``run``, ``reason`` (``no peaks``).
+        Columns ``spectrum_id``, ``run``, ``reason`` (:data:`REASON_NO_PEAKS`,
+        :data:`REASON_NO_USABLE_PEAKS`), in the input order.
     """
+    table = table.with_row_index("_row")
+    sound = (
+        pl.col("mz").list.eval(pl.element() > 0).list.all()
+        & pl.col("intensity").list.eval(pl.element() > 0).list.all()
+    )
+    flawed = table.filter(~sound.fill_null(True))
+    if flawed.height:
+        mz_lists, intensity_lists = [], []
+        for mz, intensity in zip(
+            flawed["mz"].to_list(), flawed["intensity"].to_list(), strict=True
+        ):
+            mz, intensity = (
+                np.asarray(mz, dtype=np.float64),
+                np.asarray(intensity, dtype=np.float64),
+            )
+            keep = (mz > 0) & (intensity > 0)
+            mz_lists.append(mz[keep].tolist())
+            intensity_lists.append(intensity[keep].tolist())
+        replacement = pl.DataFrame(
+            {
+                "_row": flawed["_row"],
+                "_mz": pl.Series(mz_lists, dtype=table.schema["mz"]),
+                "_intensity": pl.Series(intensity_lists, dtype=table.schema["intensity"]),
+            }
+        )
+        table = (
+            table.join(replacement, on="_row", how="left", maintain_order="left")
+            .with_columns(
+                pl.coalesce("_mz", "mz").alias("mz"),
+                pl.coalesce("_intensity", "intensity").alias("intensity"),
+            )
+            .drop("_mz", "_intensity")
+        )
     empty = table["mz"].list.len() == 0
-    skipped = table.filter(empty).select("spectrum_id", "run", pl.lit("no peaks").alias("reason"))
-    return table.filter(~empty), skipped
+    reason = (
+        pl.when(pl.col("_row").is_in(flawed["_row"].implode()))
+        .then(pl.lit(REASON_NO_USABLE_PEAKS))
+        .otherwise(pl.lit(REASON_NO_PEAKS))
+    )
+    skipped = table.filter(empty).select("spectrum_id", "run", reason.alias("reason"))
+    return table.filter(~empty).drop("_row"), skipped
 
 
 def apply_missing_charge_policy(

@@ -192,3 +192,30 @@ def test_missing_charge_try(mixed_charges) -> None:
 def test_missing_charge_bad_policy(mixed_charges) -> None:
     with pytest.raises(ValueError, match="skip' or 'try"):
         apply_missing_charge_policy(mixed_charges, "guess")
+
+
+def test_peaks_without_signal_are_dropped_and_spectra_left_empty_say_why():
+    """Peaks at zero or negative m/z or intensity are no signal: a spectrum made only of
+    them is not sequenced (it was reported as sequenced), a spectrum with some keeps the
+    rest; an empty spectrum keeps its own reason."""
+    from trm.io.spectra import REASON_NO_PEAKS, REASON_NO_USABLE_PEAKS
+
+    table = pl.DataFrame(
+        {
+            "spectrum_id": ["negative", "zero", "mixed", "empty", "fine"],
+            "run": ["r"] * 5,
+            "mz": [[-100.0, -50.0], [100.0, 150.0], [-1.0, 150.0, 200.0], [], [300.0]],
+            "intensity": [[1.0, 2.0], [0.0, 0.0], [1.0, 3.0, -2.0], [], [5.0]],
+        },
+        schema={
+            "spectrum_id": pl.String(),
+            "run": pl.String(),
+            "mz": pl.List(pl.Float32()),
+            "intensity": pl.List(pl.Float32()),
+        },
+    )
+    kept, skipped = drop_empty_spectra(table)
+    assert kept["spectrum_id"].to_list() == ["mixed", "fine"]
+    assert kept["mz"].to_list() == [[150.0], [300.0]]
+    assert skipped["spectrum_id"].to_list() == ["negative", "zero", "empty"]
+    assert skipped["reason"].to_list() == [REASON_NO_USABLE_PEAKS] * 2 + [REASON_NO_PEAKS]
