@@ -86,13 +86,14 @@ class MgfSpectrum:
 
 
 def parse_mgf_charge(text: str) -> int | None:
-    """``2+`` -> 2, ``3-`` -> -3, ``2`` -> 2; several charges or none -> None."""
+    """``2+`` -> 2, ``3-`` -> -3, ``2`` -> 2; several charges, none or ``0`` (the way some
+    writers say "unknown") -> None."""
     text = text.strip()
     if not text or "," in text or " and " in text:
         return None
     sign = -1 if text.endswith("-") else 1
     digits = text.rstrip("+-").lstrip("+")
-    if not digits.isdigit():
+    if not digits.isdigit() or int(digits) == 0:
         return None
     return sign * int(digits)
 

@@ -11,7 +11,18 @@ from trm.io.mgf import count_mgf_spectra, iter_mgf, parse_mgf_charge
 
 @pytest.mark.parametrize(
     ("text", "charge"),
-    [("2+", 2), ("3", 3), ("2-", -2), ("+2", 2), ("", None), ("2+ and 3+", None), ("2,3", None)],
+    [
+        ("2+", 2),
+        ("3", 3),
+        ("2-", -2),
+        ("+2", 2),
+        ("", None),
+        ("2+ and 3+", None),
+        ("2,3", None),
+        # CHARGE=0 is how some writers say "unknown": the workflow and trm denovo agree.
+        ("0", None),
+        ("0+", None),
+    ],  # fmt: skip
 )
 def test_parse_charge(text: str, charge: int | None) -> None:
     assert parse_mgf_charge(text) == charge
