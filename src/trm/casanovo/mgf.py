@@ -26,6 +26,7 @@ from trm.chem import (
     UnsupportedPeptideError,
     parse_peptidoform,
 )
+from trm.io.spectra import drop_empty_spectra
 
 #: Columns of the table of spectra not given to Casanovo.
 SKIPPED_SCHEMA: dict[str, pl.DataType] = {
@@ -129,16 +130,20 @@ def select_spectra(
     skipped : polars.DataFrame
         ``run``, ``spectrum_id``, ``reason`` (:data:`SKIPPED_SCHEMA`) for every other row.
     """
+    # The same peak cleaning and "no peaks" reasons as trm denovo (peaks at zero or
+    # negative m/z or intensity removed), so both tools see the same spectra.
+    table, empty = drop_empty_spectra(table)
     charge = pl.col("charge")
+    precursor = pl.col("precursor_mz")
     reason = (
-        pl.when(charge.is_null())
+        pl.when(precursor.is_null() | ~(precursor > 0))
+        .then(pl.lit("missing precursor m/z"))
+        .when(charge.is_null())
         .then(pl.lit("no precursor charge (Casanovo needs one)"))
         .when(charge < 1)
         .then(pl.format("precursor charge {} is not positive", charge))
         .when(charge > max_charge)
         .then(pl.format("precursor charge {} above Casanovo's max_charge {}", charge, max_charge))
-        .when(pl.col("mz").list.len().fill_null(0) == 0)
-        .then(pl.lit("no peaks"))
         .otherwise(pl.lit(None, dtype=pl.String()))
     )
     table = table.with_columns(_skip_reason=reason)
@@ -173,6 +178,7 @@ def select_spectra(
     skipped = table.filter(pl.col("_skip_reason").is_not_null()).select(
         pl.col("run"), pl.col("spectrum_id"), pl.col("_skip_reason").alias("reason")
     )
+    skipped = pl.concat([empty.select("run", "spectrum_id", "reason"), skipped], how="vertical")
     return given, skipped
 
 

@@ -78,3 +78,24 @@ def test_annotated_export_writes_seq_and_lists_unlabelled(tmp_path):
         "[+25.980265]-YLGEEYVK",
         "IGDYAGIK",
     ]
+
+
+def test_spectra_without_precursor_or_signal_are_not_given_to_casanovo(small_table):
+    """Casanovo died on spectra without a precursor m/z and on negative intensities;
+    they are listed with the reasons trm denovo gives instead."""
+    import polars as pl
+
+    table = small_table.with_columns(
+        precursor_mz=pl.when(pl.col("spectrum_id") == "scan=1")
+        .then(None)
+        .otherwise(pl.col("precursor_mz")),
+        intensity=pl.when(pl.col("spectrum_id") == "scan=2")
+        .then(pl.col("intensity").list.eval(-pl.element()))
+        .otherwise(pl.col("intensity")),
+    )
+    given, skipped = select_spectra(table, max_charge=4)
+    reasons = dict(zip(skipped["spectrum_id"], skipped["reason"], strict=True))
+    assert reasons["scan=1"] == "missing precursor m/z"
+    assert reasons["scan=2"].startswith("no usable peaks")
+    assert given.height + skipped.height == table.height
+    assert (given["precursor_mz"] > 0).all()
