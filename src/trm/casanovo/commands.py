@@ -86,7 +86,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sequence.add_argument(
         "--work-dir",
         type=Path,
-        help="Casanovo's MGF, config and logs (default: <mztab>.work/)",
+        help="Casanovo's MGF, config and logs (default: <mztab>.work/); removed when the "
+        "run ends, whether it succeeded or not, unless --keep-work-dir",
+    )
+    sequence.add_argument(
+        "--keep-work-dir", action="store_true", help="keep the work folder (for debugging)"
     )
     _add_casanovo_options(sequence)
     sequence.set_defaults(func=run_sequence)
@@ -202,6 +206,7 @@ def _write_tsv(table: pl.DataFrame, path: Path) -> None:
 def run_sequence(args: argparse.Namespace) -> None:
     """``trm casanovo-sequence``."""
     from trm.casanovo.pipeline import sequence_spectra
+    from trm.denovo.output import atomic_outputs
     from trm.io.spectra import apply_missing_charge_policy
 
     instrument = _instrument(args.instrument)
@@ -214,22 +219,27 @@ def run_sequence(args: argparse.Namespace) -> None:
             table, instrument.get("missing_charge", "try"), instrument["charges"]
         )
     work_dir = args.work_dir or args.mztab.with_name(args.mztab.name + ".work")
-    outcome = sequence_spectra(
-        table,
-        args.checkpoint,
-        work_dir,
-        config_overrides=_overrides(args, instrument),
-        skipped_before=skipped_before,
-        executable=args.executable,
-        threads=args.threads,
-    )
-    args.mztab.parent.mkdir(parents=True, exist_ok=True)
-    if outcome.mztab is not None:
-        shutil.copyfile(outcome.mztab, args.mztab)
-    else:
-        args.mztab.write_text("", encoding="utf-8")
-    _write_tsv(outcome.results, args.results)
-    _write_json(outcome.summary, args.summary)
+    try:
+        outcome = sequence_spectra(
+            table,
+            args.checkpoint,
+            work_dir,
+            config_overrides=_overrides(args, instrument),
+            skipped_before=skipped_before,
+            executable=args.executable,
+            threads=args.threads,
+        )
+        # The three outputs appear together or not at all.
+        with atomic_outputs([args.mztab, args.results, args.summary]) as (mztab, results, summary):
+            if outcome.mztab is not None:
+                shutil.copyfile(outcome.mztab, mztab)
+            else:
+                mztab.write_text("", encoding="utf-8")
+            _write_tsv(outcome.results, results)
+            _write_json(outcome.summary, summary)
+    finally:
+        if not args.keep_work_dir:
+            shutil.rmtree(work_dir, ignore_errors=True)
 
 
 def run_train(args: argparse.Namespace) -> None:

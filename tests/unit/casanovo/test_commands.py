@@ -98,3 +98,30 @@ def test_compare_end_to_end(parser, tmp_path):
     )  # fmt: skip
     samples.func(samples)
     assert pl.read_csv(tmp_path / "all.tsv", separator="\t")["sample"].to_list() == ["out"]
+
+
+def test_a_failed_sequencing_job_leaves_no_work_folder_and_no_outputs(
+    parser, tmp_path, small_table
+):
+    """A failed Casanovo job left results/<sample>/casanovo.work/ behind, sometimes with
+    a 0-byte MGF; now the folder goes and no output appears."""
+    small_table.write_parquet(tmp_path / "s.parquet")
+    (tmp_path / "m.ckpt").write_bytes(b"not a checkpoint")
+    broken = tmp_path / "casanovo"
+    broken.write_text("#!/bin/sh\nexit 3\n")
+    broken.chmod(0o755)
+    args = parser.parse_args(
+        [
+            "casanovo-sequence",
+            "--spectra", str(tmp_path / "s.parquet"),
+            "--checkpoint", str(tmp_path / "m.ckpt"),
+            "--mztab", str(tmp_path / "c.mztab"),
+            "--results", str(tmp_path / "c.tsv"),
+            "--summary", str(tmp_path / "c.json"),
+            "--executable", str(broken),
+        ]
+    )  # fmt: skip
+    with pytest.raises(Exception):  # noqa: B017 - whatever the runner raises
+        args.func(args)
+    assert not (tmp_path / "c.mztab.work").exists()
+    assert not any((tmp_path / name).exists() for name in ("c.mztab", "c.tsv", "c.json"))
