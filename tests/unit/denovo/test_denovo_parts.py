@@ -183,3 +183,26 @@ def test_the_instruments_fragment_tolerance_reaches_the_model(model_path, caplog
     assert [d.log_probability for d in answers[0.02].decoded if d] != [
         d.log_probability for d in answers[0.5].decoded if d
     ]
+
+
+def test_a_one_peak_spectrum_does_not_stop_its_batch(model_path):
+    """One spectrum with a single peak crashed the encoder for its whole batch."""
+    model, vocabulary = load_model(model_path)
+    settings = InferenceSettings(DecodingSettings(beam_size=4), halt_threshold=None)
+    sequencer = Sequencer(model, vocabulary, settings, batch_size=8)
+    batch = pl.DataFrame(
+        {
+            "spectrum_id": ["one", "two"],
+            "run": ["r", "r"],
+            "scan": [1, 2],
+            "precursor_mz": [300.0, 300.0],
+            "charge": [2, 2],
+            "rt": [1.0, 2.0],
+            "mz": [[150.0], [100.0, 200.0]],
+            "intensity": [[1.0], [1.0, 2.0]],
+            "peptide": [None, None],
+        },
+        schema=SPECTRUM_SCHEMA,
+    )
+    result = sequence_batch(batch, sequencer, InstrumentSettings(), calibration=None, offset=0)
+    assert result.sequenced.height + result.unsequenced.height == 2
