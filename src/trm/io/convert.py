@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from trm.io.errors import SpectrumFileError, UnsupportedFormatError
-from trm.io.mgf import count_mgf_spectra, iter_mgf
+from trm.io.mgf import MgfFieldError, count_mgf_spectra, iter_mgf
 from trm.io.spectra import (
     PEAK_LIST_SCANS_KEY,
     SPECTRUM_TITLE_KEY,
@@ -140,6 +140,12 @@ def _spectra_from_mgf(path: Path) -> Iterator[object]:
     import pyopenms as oms
 
     for block in iter_mgf(path):
+        try:
+            block.precursor_mz, block.rt_seconds  # noqa: B018 - checked before writing
+        except MgfFieldError as error:
+            raise SpectrumFileError(
+                path, str(error), f"index={block.index}, TITLE={block.title}"
+            ) from None
         spectrum = oms.MSSpectrum()
         # msconvert's convention for peak lists: native id index=N, TITLE and SCANS as
         # the mzML terms "spectrum title" and "peak list scans".

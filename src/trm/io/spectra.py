@@ -391,15 +391,33 @@ def _iter_mgf_chunks(path: Path, chunk_size: int) -> Iterator[list[SpectrumRecor
     if path.stat().st_size == 0:
         raise SpectrumFileError(path, "file is empty")
     chunk: list[SpectrumRecord] = []
+    # MGF titles need not be unique (mzML native ids must be): a title seen before gets
+    # "#2", "#3", ..., so every spectrum of a run keeps an id of its own downstream.
+    used: set[str] = set()
+    renamed = 0
     for spectrum in iter_mgf(path):
         record = record_from_mgf(spectrum, path)
         check_peaks(path, record)
+        if record.spectrum_id in used:
+            copy = 2
+            while f"{record.spectrum_id}#{copy}" in used:
+                copy += 1
+            record.spectrum_id = f"{record.spectrum_id}#{copy}"
+            renamed += 1
+        used.add(record.spectrum_id)
         chunk.append(record)
         if len(chunk) >= chunk_size:
             yield chunk
             chunk = []
     if chunk:
         yield chunk
+    if renamed:
+        log.warning(
+            "%s: %d spectra repeat the TITLE of an earlier one; they are named TITLE#2, "
+            "TITLE#3, ... so that each keeps its own id",
+            path,
+            renamed,
+        )
 
 
 def iter_spectrum_records(path: str | Path, chunk_size: int = 1000) -> Iterator[SpectrumRecord]:

@@ -219,3 +219,20 @@ def test_peaks_without_signal_are_dropped_and_spectra_left_empty_say_why():
     assert kept["mz"].to_list() == [[150.0], [300.0]]
     assert skipped["spectrum_id"].to_list() == ["negative", "zero", "empty"]
     assert skipped["reason"].to_list() == [REASON_NO_USABLE_PEAKS] * 2 + [REASON_NO_PEAKS]
+
+
+def test_repeated_mgf_titles_become_unique_ids(tmp_path):
+    """40 spectra with 20 distinct titles gave 20 ids downstream; each spectrum now keeps
+    its own, and a title that already looks renamed does not collide."""
+    from trm.io.spectra import read_spectra
+
+    blocks = []
+    for index, title in enumerate(["a", "a", "a#2", "b", "a"]):
+        blocks.append(
+            f"BEGIN IONS\nTITLE={title}\nPEPMASS=500.{index}\nCHARGE=2+\n100 1\nEND IONS\n"
+        )
+    path = tmp_path / "repeated.mgf"
+    path.write_text("".join(blocks))
+    ids = read_spectra(path)["spectrum_id"].to_list()
+    assert ids == ["a", "a#2", "a#2#2", "b", "a#3"]
+    assert len(set(ids)) == len(ids)
