@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 REASON_NO_PRECURSOR = "missing precursor m/z"
 REASON_BAD_CHARGE = "precursor charge below 1"
 REASON_CHARGE_ABOVE = "charge above model maximum ({max_charge})"
+REASON_PROFILE = (
+    "profile (not centroided) spectrum: centroid the run first (msconvert --filter "
+    "peakPicking, or ThermoRawFileParser's default)"
+)
 REASON_ELECTRON = (
     "fragmentation {activation}: the model reads b/y ions of HCD/CID spectra, not the c/z "
     "ions of electron-based fragmentation"
@@ -188,6 +192,11 @@ def sequence_batch(
             )
         )
     table = table.filter(~electron)
+    if "profile" in batch.columns:
+        profile = batch.get_column("profile").fill_null(False)
+        table = table.with_columns(_profile=profile.gather(table.get_column(_INDEX) - offset))
+        reasons.append(_with_reason(table.filter(pl.col("_profile")), REASON_PROFILE))
+        table = table.filter(~pl.col("_profile")).drop("_profile")
     other = {"HCD": "CID", "CID": "HCD"}[instrument.fragmentation]
     n_other = table.filter(pl.col("_activation") == other).height
     if n_other:

@@ -91,6 +91,7 @@ class SpectrumRecord:
     mz: np.ndarray
     intensity: np.ndarray
     peptide: str | None = None
+    profile: bool = False
 
 
 def activation_name(methods: Sequence[object]) -> str | None:
@@ -118,6 +119,12 @@ def _openms_activation_names() -> dict[object, str]:
     methods = oms.Precursor.ActivationMethod
     names = ("CID", "HCD", "ETD", "EThcD", "ETciD", "ECD", "PQD", "PD", "SID", "LCID", "TRAP")
     return {getattr(methods, name): name for name in names}
+
+
+def _openms_profile_type() -> object:
+    import pyopenms as oms
+
+    return oms.SpectrumSettings.SpectrumType.PROFILE
 
 
 def _openms_activation_short(method: object) -> str | None:
@@ -167,6 +174,7 @@ def record_from_openms(spectrum: object) -> SpectrumRecord:
         activation=activation,
         mz=mz,
         intensity=intensity,
+        profile=spectrum.getType() == _openms_profile_type(),  # type: ignore[attr-defined]
     )
 
 
@@ -244,6 +252,7 @@ def records_to_frame(records: Sequence[SpectrumRecord], run: str) -> pl.DataFram
             "intensity": pl.from_arrow(intensity_column),
             "peptide": [r.peptide for r in records],
             "activation": [r.activation for r in records],
+            "profile": [r.profile for r in records],
         },
         schema=READER_SCHEMA,
     )

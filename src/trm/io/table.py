@@ -33,4 +33,6 @@ def empty_spectrum_table() -> pl.DataFrame:
 SPECTRUM_READER_COLUMNS: dict[str, pl.DataType] = {
     # Fragmentation as the file states it (HCD, CID, ETD, EThcD, ...); null when unknown.
     "activation": pl.String(),
+    # True when the file marks the spectrum as profile (not centroided) data.
+    "profile": pl.Boolean(),
 }

@@ -206,3 +206,27 @@ def test_a_one_peak_spectrum_does_not_stop_its_batch(model_path):
     )
     result = sequence_batch(batch, sequencer, InstrumentSettings(), calibration=None, offset=0)
     assert result.sequenced.height + result.unsequenced.height == 2
+
+
+def test_profile_spectra_are_listed_not_sequenced(model_path, tmp_path):
+    """MS2 spectra the file marks as profile data were sequenced as if centroided."""
+    from tests.unit.io.conftest import write_mzml
+    from trm.denovo.run import REASON_PROFILE, iter_input_batches
+
+    path = write_mzml(
+        tmp_path / "mixed.mzML",
+        [
+            {"mz": [100.0, 200.0, 300.0], "intensity": [1.0, 2.0, 3.0]},
+            {"mz": [100.0, 100.01, 100.02], "intensity": [1.0, 5.0, 1.0], "profile": True},
+        ],
+    )
+    model, vocabulary = load_model(model_path)
+    settings = InferenceSettings(DecodingSettings(beam_size=4), halt_threshold=None)
+    sequencer = Sequencer(model, vocabulary, settings)
+    (batch,) = list(iter_input_batches(path, 10, "mixed"))
+    assert batch["profile"].to_list() == [False, True]
+    result = sequence_batch(batch, sequencer, InstrumentSettings(), calibration=None, offset=0)
+    assert result.unsequenced.filter(pl.col("spectrum_id") == "scan=2")["reason"].to_list() == [
+        REASON_PROFILE
+    ]
+    assert "scan=2" not in result.sequenced["spectrum_id"].to_list()

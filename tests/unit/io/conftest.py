@@ -61,6 +61,8 @@ def write_mzml(path: Path, spectra: list[dict]) -> Path:
                 np.asarray(fields.get("intensity", [1.0, 2.0]), dtype=np.float64),
             )
         )
+        if fields.get("profile"):
+            spectrum.setType(oms.SpectrumSettings.SpectrumType.PROFILE)
         if spectrum.getMSLevel() == 2:
             precursor = oms.Precursor()
             precursor.setMZ(fields.get("precursor_mz", 500.0))
