@@ -34,9 +34,13 @@ rule pretrain:
         noise_ramp_fraction=config["pretrain"]["noise_ramp_fraction"],
         noise=noise_model_option,
         init=init_option,
+        # Training state outside the declared outputs: a failed or preempted job's retry
+        # resumes from it (Snakemake deletes a failed job's outputs, not this folder).
+        work_dir="results/models/{instrument}/work",
     shell:
         "{params.launcher} pretrain --train-dir {input.synthetic:q}/train"
         " --validation-dir {input.synthetic:q}/validation --checkpoint {output.checkpoint:q}"
+        " --work-dir {params.work_dir:q}"
         " --metrics {output.metrics:q} --model-config {params.model}"
         " --steps {params.steps} --batch-size {params.batch_size}"
         " --learning-rate {params.learning_rate} --warmup-steps {params.warmup_steps}"

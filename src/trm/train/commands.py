@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import shutil
 from pathlib import Path
 
 import torch
 
 from trm.chem import Vocabulary
+from trm.cli import TrmError
 from trm.model import MODEL_CONFIGS, get_model_config
+from trm.train.checkpoint import read_checkpoint
 from trm.train.config import TrainConfig
 from trm.train.data import SpectrumDataset
-from trm.train.loop import fit
+from trm.train.loop import fit, same_run
 from trm.train.noise import NoiseModelParameters
 
 log = logging.getLogger(__name__)
@@ -148,6 +151,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="continue from --checkpoint if it exists (its stored configs win)",
     )
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        help="keep the training state here (checkpoint, metrics, snapshots) and always "
+        "resume from it; --checkpoint and --metrics are written, together, only when the "
+        "run completes. A preempted or retried job then loses at most one checkpoint "
+        "interval, whatever a scheduler does with a failed job's outputs",
+    )
     parser.set_defaults(func=run_pretrain)
     from trm.train.plots import register_plot
 
@@ -156,6 +167,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_pretrain(args: argparse.Namespace) -> None:
     """Run ``trm pretrain`` with parsed arguments."""
+    if str(args.device).startswith("cuda") and not torch.cuda.is_available():
+        raise TrmError(
+            f"--device {args.device}: this torch ({torch.__version__}) sees no CUDA device; "
+            "run the job on a GPU node with a CUDA build of torch, or set `pretrain: gpus: 0`"
+        )
     torch.set_num_threads(args.threads)
     model_config = get_model_config(args.model_config).with_overrides(args.model_settings)
     base = TrainConfig()
@@ -201,27 +217,47 @@ def run_pretrain(args: argparse.Namespace) -> None:
         validation_data = SpectrumDataset.from_shards(
             args.validation_dir, limit=train_config.eval_spectra, **sizes
         )
+    checkpoint, metrics = args.checkpoint, args.metrics
+    if args.work_dir is not None:
+        checkpoint, metrics = args.work_dir / "checkpoint.pt", args.work_dir / "metrics.csv"
+        if checkpoint.exists() and not same_run(
+            read_checkpoint(checkpoint), model_config, train_config, args.init is None
+        ):
+            # A run with other settings left this state: resuming would train on with
+            # its settings, not the ones asked for.
+            log.warning("%s holds a run with other settings: starting afresh", args.work_dir)
+            shutil.rmtree(args.work_dir)
     result = fit(
         model_config,
         train_config,
         vocabulary,
         train_data,
         validation_data,
-        checkpoint_path=args.checkpoint,
-        metrics_path=args.metrics,
+        checkpoint_path=checkpoint,
+        metrics_path=metrics,
         device=args.device,
-        resume=args.resume,
+        resume=args.resume or args.work_dir is not None,
         init_from=args.init,
         snapshot_every=args.snapshot_every,
         time_limit_s=None if args.max_minutes is None else args.max_minutes * 60,
     )
+    if not result.completed and not result.timed_out:
+        raise InterruptedError(
+            f"stopped at step {result.step}; {checkpoint} holds the state, rerun "
+            + ("the same command" if args.work_dir is not None else "with --resume")
+            + " to continue"
+        )
+    if args.work_dir is not None:
+        from trm.denovo.output import atomic_outputs
+
+        with atomic_outputs([args.checkpoint, args.metrics]) as (final_checkpoint, final_metrics):
+            shutil.copyfile(checkpoint, final_checkpoint)
+            if metrics.exists():
+                shutil.copyfile(metrics, final_metrics)
+            else:  # no validation split: nothing was evaluated
+                final_metrics.write_text("", encoding="utf-8")
     if result.timed_out:
         log.info("stopped at the time limit after %d steps; checkpoint %s", result.step,
                  args.checkpoint)  # fmt: skip
         return
-    if not result.completed:
-        raise InterruptedError(
-            f"stopped at step {result.step}; {args.checkpoint} holds the state, "
-            "rerun with --resume to continue"
-        )
     log.info("finished %d steps; checkpoint %s", result.step, args.checkpoint)

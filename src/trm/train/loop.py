@@ -406,6 +406,19 @@ def _resume_configs(
     return stored_model, stored_train
 
 
+def same_run(
+    checkpoint: dict, model_config: ModelConfig, train_config: TrainConfig, compare_model: bool
+) -> bool:
+    """Whether a checkpoint was written by a run with these settings (the model's only
+    when ``compare_model``: a run started from a base model takes that model's)."""
+    if TrainConfig.from_dict(checkpoint["train_config"]) != train_config:
+        return False
+    if not compare_model:
+        return True
+    stored = ModelConfig.from_dict(checkpoint["model_config"])
+    return dataclasses.replace(model_config, n_tokens=stored.n_tokens) == stored
+
+
 def _truncate_metrics(path: Path, step: int) -> None:
     """Drop metric rows written after the checkpoint being resumed from."""
     if not path.exists():
