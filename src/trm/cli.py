@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "trm.io.commands",
     "trm.synth.commands",
     "trm.train.commands",
+    "trm.train.finetune_commands",
     "trm.denovo.commands",
     "trm.evaluate",
     "trm.casanovo.commands",

@@ -54,6 +54,27 @@ def run_evaluate(args: argparse.Namespace) -> None:
     labels = read_labels(args.labels, args.run)
     if not labels.height:
         raise ValueError(f"{args.labels}: no labelled spectrum of run {args.run!r}")
+    held_out = None
+    if args.finetune_split is not None:
+        from trm.io.labels import spectra_used_for_finetuning
+
+        used = spectra_used_for_finetuning(args.finetune_split, args.run)
+        n_labelled = labels.height
+        labels = labels.filter(~pl.col("spectrum_id").is_in(list(used)))
+        held_out = {
+            "split_table": args.finetune_split.name,
+            "labelled": n_labelled,
+            "used_for_finetuning": n_labelled - labels.height,
+            "evaluated": labels.height,
+        }
+        log.info("%d of %d labelled spectra were used for fine-tuning and are left out",
+                 n_labelled - labels.height, n_labelled)  # fmt: skip
+        if not labels.height:
+            raise ValueError(
+                f"{args.finetune_split}: every labelled spectrum of run {args.run!r} was used "
+                "for fine-tuning; nothing is left to evaluate (give the run a test share: "
+                "finetune: split)"
+            )
     known = set(sequenced["spectrum_id"]) | set(unsequenced["spectrum_id"])
     strangers = [s for s in labels["spectrum_id"].to_list() if s not in known]
     if strangers:
@@ -65,6 +86,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
     metrics, coverage, precision = labelled_metrics(sequenced, unsequenced, labels, Vocabulary())
     scored = sequenced.join(labels, on="spectrum_id", how="semi")
     metrics["mean_calibrated_score"] = float(scored["score"].mean()) if scored.height else None
+    if held_out is not None:
+        metrics["held_out"] = held_out
     image_format = args.plot.suffix.lstrip(".") or "png"
     with atomic_outputs([args.metrics, args.plot]) as (metrics_path, plot_path):
         write_json(metrics, metrics_path)
@@ -93,6 +116,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--labels", type=Path, required=True, help="labelled spectra (.parquet, column peptide)"
     )
     parser.add_argument("--run", required=True, help="the sample's run name")
+    parser.add_argument(
+        "--finetune-split",
+        type=Path,
+        help="trm finetune's split table: spectra of the run it trained or selected on are "
+        "left out (metrics.json says how many)",
+    )
     parser.add_argument("--metrics", type=Path, required=True, help="output: metrics.json")
     parser.add_argument("--plot", type=Path, required=True, help="output: precision-coverage PNG")
     parser.set_defaults(func=run_evaluate)

@@ -144,6 +144,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="spectrum table (.parquet): labels (column peptide) and the full set of spectra",
     )
     compare.add_argument(
+        "--finetune-split",
+        type=Path,
+        help="trm finetune's split table: the spectra it trained or selected on count as "
+        "unlabelled, for both tools",
+    )
+    compare.add_argument(
         "--trm-timing",
         type=Path,
         help="TRM timing: JSON (spectra_per_second, or seconds + n_spectra) or a Snakemake "
@@ -291,6 +297,26 @@ def run_compare(args: argparse.Namespace) -> None:
         if args.spectra is not None
         else None
     )
+    held_out = None
+    if labels is not None and args.finetune_split is not None:
+        from trm.io.labels import spectra_used_for_finetuning
+
+        used = set()
+        for run in labels.get_column("run").unique().drop_nulls().to_list():
+            used |= {(run, s) for s in spectra_used_for_finetuning(args.finetune_split, run)}
+        seen = pl.Series(
+            [(r, s) in used for r, s in zip(labels["run"], labels["spectrum_id"], strict=True)]
+        )
+        n_labelled = int(labels["peptide"].is_not_null().sum())
+        # Spectra the fine-tuned model learned from count as unlabelled for both tools.
+        labels = labels.with_columns(
+            pl.when(seen).then(None).otherwise(pl.col("peptide")).alias("peptide")
+        )
+        held_out = {
+            "split_table": args.finetune_split.name,
+            "labelled": n_labelled,
+            "used_for_finetuning": n_labelled - int(labels["peptide"].is_not_null().sum()),
+        }
     table = compare.comparison_table(trm, casanovo, labels)
     speeds = {
         "trm": compare.read_speed(args.trm_timing, int((trm["status"] == "sequenced").sum()))
@@ -299,6 +325,8 @@ def run_compare(args: argparse.Namespace) -> None:
         "casanovo": compare.read_speed(args.casanovo_timing) if args.casanovo_timing else None,
     }
     summary, curves = compare.summarize(table, speeds)
+    if held_out is not None:
+        summary["held_out"] = held_out
     _write_tsv(table, args.table)
     _write_json(summary, args.summary_out)
     figure = compare.precision_coverage_figure(curves, summary)

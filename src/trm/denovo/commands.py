@@ -102,17 +102,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     calibrate.add_argument(
         "--model", type=Path, required=True, help="trained checkpoint (trm pretrain/finetune)"
     )
-    source = calibrate.add_mutually_exclusive_group(required=True)
-    source.add_argument(
+    calibrate.add_argument(
         "--validation-dir",
         type=Path,
         help="labelled synthetic spectra: a directory of *.parquet shards (or one file)",
     )
-    source.add_argument(
+    calibrate.add_argument(
         "--labels",
         type=Path,
         nargs="+",
-        help="labelled real spectra instead: tables from trm labelled-spectra (.parquet)",
+        help="labelled real spectra instead: tables from trm labelled-spectra (.parquet); "
+        "with --validation-dir as well, those are used when the tables hold fewer than "
+        "--min-labelled usable spectra",
+    )
+    calibrate.add_argument(
+        "--min-labelled",
+        type=_non_negative_int,
+        default=50,
+        help="fewest usable --labels spectra to calibrate on when --validation-dir is the "
+        "fallback (default: %(default)s)",
     )
     calibrate.add_argument(
         "--noise-model",
@@ -264,17 +272,29 @@ def _calibration_spectra(args: argparse.Namespace, vocabulary: Any, config: Any)
         "n_peaks": config.n_peaks,
         "max_charge": config.max_charge,
     }
+    if args.labels is None and args.validation_dir is None:
+        raise TrmError("give the calibration spectra: --validation-dir, --labels, or both")
+    labelled = None
     if args.labels is not None:
-        if args.noise_model is not None:
-            raise TrmError("--noise-model applies to --validation-dir spectra, not --labels")
         table = pl.concat(
             [pl.read_parquet(p).select(*_LABEL_COLUMNS) for p in args.labels], how="vertical"
         ).head(args.max_spectra)
-        dataset = SpectrumDataset.from_table(table, **sizes)
+        labelled = SpectrumDataset.from_table(table, **sizes)
+        if args.validation_dir is not None and len(labelled) < args.min_labelled:
+            log.warning(
+                "%s: %d usable labelled spectra, fewer than --min-labelled %d: calibrating on "
+                "%s instead",
+                " ".join(str(p) for p in args.labels), len(labelled), args.min_labelled,
+                args.validation_dir,
+            )  # fmt: skip
+            labelled = None
+    if labelled is not None:
+        dataset = labelled
     else:
         dataset = SpectrumDataset.from_shards(args.validation_dir, limit=args.max_spectra, **sizes)
+    args.labels = args.labels if labelled is not None else None
     mz, intensity, counts = dataset.mz, dataset.intensity, dataset.n_peaks
-    if args.noise_model is not None:
+    if args.noise_model is not None and labelled is None:
         noise = FittedNoise(NoiseModelParameters.read(args.noise_model), vocabulary)
         generator = torch.Generator().manual_seed(CALIBRATION_NOISE_SEED)
         parts = []

@@ -490,3 +490,35 @@ def _filter_psms(
             continue
         kept.append(psm)
     return kept
+
+
+#: Splits of ``trm finetune``'s split table whose spectra the fine-tuned model has seen.
+FINETUNE_USED_SPLITS = ("train", "validation")
+
+
+def spectra_used_for_finetuning(path: str | Path, run: str) -> set[str]:
+    """Ids of a run's spectra that fine-tuning learned from or selected on.
+
+    Parameters
+    ----------
+    path : path
+        ``trm finetune``'s split table (TSV: ``run``, ``spectrum_id``, ``peptide``,
+        ``split``).
+    run : str
+
+    Returns
+    -------
+    set of str
+        Spectra of ``run`` in the train or validation split: evaluation and comparison
+        leave them out.
+    """
+    path = Path(path)
+    try:
+        table = pl.read_csv(path, separator="\t", infer_schema_length=0)
+    except Exception as error:  # noqa: BLE001 - polars raises several kinds
+        raise ValueError(f"{path}: not a readable split table ({error})") from error
+    missing = [c for c in ("run", "spectrum_id", "split") if c not in table.columns]
+    if missing:
+        raise ValueError(f"{path}: split table lacks columns {missing}")
+    used = table.filter((pl.col("run") == run) & pl.col("split").is_in(FINETUNE_USED_SPLITS))
+    return set(used.get_column("spectrum_id").to_list())

@@ -20,7 +20,7 @@ import math
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -205,6 +205,13 @@ class Trainer:
         logits = torch.nn.functional.one_hot(draft_tokens, n_tokens).float() * DRAFT_LOGIT
         return logits * drafted[:, None, None]
 
+    def step_generator(self) -> torch.Generator:
+        """The generator of this step's noise and drafts: a pure function of the seed, the
+        step and the rank."""
+        return torch.Generator().manual_seed(
+            _seed(self.config.seed, _TRAIN_STREAM, self.step, self.context.rank)
+        )
+
     def train_step(self, dataset: SpectrumDataset) -> dict[str, float]:
         """One optimisation step on the batch the step prescribes.
 
@@ -214,19 +221,37 @@ class Trainer:
             ``loss``, ``cross_entropy_last``, ``token_accuracy`` (last step, answer
             positions), ``learning_rate``, ``grad_norm``.
         """
-        config, step = self.config, self.step
+        config = self.config
         indices = batch_indices(
-            step,
+            self.step,
             config.batch_size,
             len(dataset),
             config.seed,
             self.context.rank,
             self.context.world_size,
         )
-        generator = torch.Generator().manual_seed(
-            _seed(config.seed, _TRAIN_STREAM, step, self.context.rank)
-        )
-        batch = self.augment(dataset.batch(indices), step, generator)
+        generator = self.step_generator()
+        batch = self.augment(dataset.batch(indices), self.step, generator)
+        return self.optimise(batch, generator)
+
+    def optimise(
+        self,
+        batch: SpectrumBatch,
+        generator: torch.Generator,
+        auxiliary_loss: Callable[[], torch.Tensor] | None = None,
+    ) -> dict[str, float]:
+        """Forward, loss, backward and update on a prepared (noised) CPU batch.
+
+        Parameters
+        ----------
+        batch : SpectrumBatch
+        generator : torch.Generator
+            Draws the drafts.
+        auxiliary_loss : callable, optional
+            Called after the forward pass; its value is added to the loss (e.g. a domain
+            loss on encoder states a hook captured).
+        """
+        config, step = self.config, self.step
         draft = self.draft(batch.tokens, generator)
         batch = batch.to(self.device)
         if draft is not None:
@@ -250,8 +275,13 @@ class Trainer:
             config.loss,
             config.curriculum.spectrum_sigma(step, config.steps),
         )
+        total = losses.total
+        extra = None
+        if auxiliary_loss is not None:
+            extra = auxiliary_loss()
+            total = total + extra
         self.optimizer.zero_grad(set_to_none=True)
-        losses.total.backward()
+        total.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
         self.optimizer.step()
         self._update_ema()
@@ -260,13 +290,16 @@ class Trainer:
             mask = answer_mask(batch.tokens)
             right = (outputs[-1].logits.argmax(dim=-1) == batch.tokens) & mask
             accuracy = right.sum() / mask.sum()
-        return {
+        stats = {
             "loss": float(losses.total.detach()),
             "cross_entropy_last": float(losses.step_cross_entropy[-1]),
             "token_accuracy": float(accuracy),
             "learning_rate": rate,
             "grad_norm": float(grad_norm),
         }
+        if extra is not None:
+            stats["auxiliary_loss"] = float(extra.detach())
+        return stats
 
     @torch.no_grad()
     def _update_ema(self) -> None:
