@@ -46,7 +46,6 @@ import torch
 from torch import nn
 
 from trm.chem import Vocabulary
-from trm.io.labels import FINETUNE_USED_SPLITS as USED_SPLITS
 from trm.model import ModelConfig
 from trm.train.checkpoint import checkpoint_vocabulary, read_checkpoint, save_checkpoint
 from trm.train.config import TrainConfig
@@ -133,21 +132,30 @@ class FinetuneConfig:
             if not 0 <= getattr(self, name) <= 1:
                 problems.append(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if self.strategy == "adversarial" and not 0 < self.adversarial_real_fraction < 1:
-            problems.append("adversarial batches need both kinds: adversarial_real_fraction "
-                            f"must lie strictly between 0 and 1, got {self.adversarial_real_fraction}")  # fmt: skip
+            problems.append(
+                "adversarial batches need both kinds: adversarial_real_fraction must lie "
+                f"strictly between 0 and 1, got {self.adversarial_real_fraction}"
+            )
         if self.adversarial_weight < 0:
-            problems.append(f"adversarial_weight must not be negative, got {self.adversarial_weight}")  # fmt: skip
+            problems.append(
+                f"adversarial_weight must not be negative, got {self.adversarial_weight}"
+            )
         if self.strategy == "adversarial" and self.freeze_encoder:
             problems.append("freeze_encoder with the adversarial strategy: its domain loss acts "
                             "on the encoder alone")  # fmt: skip
-        if len(self.split) != 3 or any(s < 0 for s in self.split) or not math.isclose(
-            sum(self.split), 1.0, abs_tol=1e-6
+        if (
+            len(self.split) != 3
+            or any(s < 0 for s in self.split)
+            or not math.isclose(sum(self.split), 1.0, abs_tol=1e-6)
         ):
-            problems.append(f"split must be three shares (train, validation, test) summing to 1, got {self.split}")  # fmt: skip
+            problems.append(
+                "split must be three shares (train, validation, test) summing to 1, "
+                f"got {self.split}"
+            )
         elif self.split[0] <= 0 or self.split[1] <= 0:
             problems.append(f"split needs train and validation peptides, got {self.split}")
         if not 0 < self.real_data_fraction <= 1:
-            problems.append(f"real_data_fraction must lie in (0, 1], got {self.real_data_fraction}")  # fmt: skip
+            problems.append(f"real_data_fraction must lie in (0, 1], got {self.real_data_fraction}")
         if problems:
             raise ValueError("fine-tuning settings: " + "; ".join(problems))
 
@@ -219,8 +227,10 @@ def assign_splits(table: pl.DataFrame, settings: FinetuneConfig) -> pl.DataFrame
             splits.append(None)
             continue
         group = peptide_group(peptide)
-        split = SPLITS[min(int(np.searchsorted(bounds, _uniform(settings.seed, group), side="right")), 2)]  # fmt: skip
-        if split == "train" and _uniform(settings.seed, "amount", group) >= settings.real_data_fraction:  # fmt: skip
+        position = np.searchsorted(bounds, _uniform(settings.seed, group), side="right")
+        split = SPLITS[min(int(position), len(SPLITS) - 1)]
+        kept = _uniform(settings.seed, "amount", group) < settings.real_data_fraction
+        if split == "train" and not kept:
             split = UNUSED
         splits.append(split)
     return table.with_columns(pl.Series("split", splits, dtype=pl.String()))
@@ -332,9 +342,9 @@ class FineTuner(Trainer):
             parameter.requires_grad_(not frozen)
         auxiliary = None
         if self.domain_head is not None:
-            self._domains = torch.cat(
-                [torch.ones(n_real), torch.zeros(size - n_real)]
-            ).to(self.device)
+            self._domains = torch.cat([torch.ones(n_real), torch.zeros(size - n_real)]).to(
+                self.device
+            )
             self.domain_head.train()
             auxiliary = self._domain_loss
         stats = self.optimise(batch, generator, auxiliary)
@@ -470,7 +480,9 @@ def finetune(
         stats = trainer.train_step()
         trainer.cpu_seconds += time.process_time() - started
         if not math.isfinite(stats["loss"]):
-            raise FloatingPointError(f"fine-tuning loss became {stats['loss']} at step {trainer.step}")  # fmt: skip
+            raise FloatingPointError(
+                f"fine-tuning loss became {stats['loss']} at step {trainer.step}"
+            )
         step = trainer.step
         if step % settings.eval_every and step != settings.steps:
             continue
@@ -561,4 +573,3 @@ __all__ = [
     "peptide_group",
     "write_finetune_outputs",
 ]
-

@@ -11,7 +11,8 @@ import polars as pl
 import torch
 
 from trm.cli import TrmError
-from trm.train.finetune import STRATEGIES, USED_SPLITS, FinetuneConfig
+from trm.io.labels import FINETUNE_USED_SPLITS
+from trm.train.finetune import STRATEGIES, FinetuneConfig
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,9 @@ def run_finetune(args: argparse.Namespace) -> None:
     except ValueError as error:
         raise TrmError(str(error)) from error
     if settings.uses_synthetic and args.synthetic_dir is None:
-        raise TrmError(f"the {settings.strategy} strategy draws synthetic spectra: give --synthetic-dir")  # fmt: skip
+        raise TrmError(
+            f"the {settings.strategy} strategy draws synthetic spectra: give --synthetic-dir"
+        )
     torch.set_num_threads(args.threads)
     base = read_checkpoint(args.model)
     vocabulary = checkpoint_vocabulary(base)
@@ -171,7 +174,8 @@ def run_finetune(args: argparse.Namespace) -> None:
     table = assign_splits(_read_labels(args.labels), settings)
     datasets = {}
     for split in ("train", "validation"):
-        datasets[split] = SpectrumDataset.from_table(table.filter(pl.col("split") == split), **sizes)
+        rows_of_split = table.filter(pl.col("split") == split)
+        datasets[split] = SpectrumDataset.from_table(rows_of_split, **sizes)
         report = datasets[split].report
         skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(report.skipped.items()))
         log.info("%s: %d usable labelled spectra of %d%s", split, report.n_kept, report.n_rows,
@@ -187,7 +191,7 @@ def run_finetune(args: argparse.Namespace) -> None:
             f"{' and '.join(too_few)} split ({table.height} labelled spectra in all)"
         )
         if not args.fallback:
-            raise TrmError(message + "; label more spectra, or de novo uses the pretrained model")  # fmt: skip
+            raise TrmError(message + "; label more spectra, or de novo uses the pretrained model")
         log.warning("%s: the pretrained model is used unchanged", message)
         checkpoint = {**base, "finetune": {"skipped": message, "settings": settings.to_dict()}}
         table = table.with_columns(pl.lit("unused").alias("split"))
@@ -215,14 +219,14 @@ def run_finetune(args: argparse.Namespace) -> None:
     for key in (CALIBRATION_KEY, RESCORER_KEY, INFERENCE_KEY):
         checkpoint.pop(key, None)
     write_finetune_outputs(checkpoint, rows, args.checkpoint, args.metrics)
-    split_outputs = [args.split_table] + ([args.validation_labels] if args.validation_labels else [])
+    split_outputs = [args.split_table]
+    if args.validation_labels:
+        split_outputs.append(args.validation_labels)
     with atomic_outputs(split_outputs) as paths:
-        table.select(*(c for c in ("run", "spectrum_id", "peptide", "split"))).write_csv(
-            paths[0], separator="\t"
-        )
+        table.select(*SPLIT_COLUMNS).write_csv(paths[0], separator="\t")
         if args.validation_labels:
             table.filter(pl.col("split") == "validation").drop("split").write_parquet(paths[1])
     if args.work_dir.exists():
         shutil.rmtree(args.work_dir)
     log.info("wrote %s; spectra of the %s splits are left out of evaluation",
-             ", ".join(str(p) for p in outputs), " and ".join(USED_SPLITS))  # fmt: skip
+             ", ".join(str(p) for p in outputs), " and ".join(FINETUNE_USED_SPLITS))  # fmt: skip

@@ -187,9 +187,7 @@ def test_a_rerun_resumes_from_the_work_folder(base_model, labels, tmp_path, capl
         assert torch.equal(value, resumed["ema"][key]), key
 
 
-def test_no_labelled_spectra_is_a_clear_error_or_the_pretrained_model(
-    base_model, tmp_path, caplog
-):
+def test_no_labelled_spectra_is_a_clear_error_or_the_pretrained_model(base_model, tmp_path, caplog):
     empty = tmp_path / "empty.parquet"
     theoretical_table(random_peptides(2, seed=9), seed=9).with_columns(
         pl.lit(None, dtype=pl.String()).alias("peptide")
