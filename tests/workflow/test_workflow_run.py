@@ -34,7 +34,8 @@ def test_convert_writes_every_ms2_spectrum(finished_run, sample, n_ms2):
 def test_models_are_trained_and_calibrated_per_used_instrument(finished_run):
     models = finished_run / "results" / "models"
     assert sorted(p.name for p in models.iterdir()) == ["orbitrap_hcd"]
-    for name in ("pretrained.pt", "model.pt", "metrics.csv", "training.png", "calibration.json"):
+    for name in ("pretrained.pt", "finetuned.pt", "model.pt", "metrics.csv", "training.png",
+                 "calibration.json"):  # fmt: skip
         assert (models / "orbitrap_hcd" / name).stat().st_size > 0, name
     metrics = pl.read_csv(models / "orbitrap_hcd" / "metrics.csv")
     assert metrics["step"].max() == 20
@@ -70,6 +71,27 @@ def test_comparison_keeps_every_spectrum(finished_run, sample, n_ms2):
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["n_labelled"] == summary["n_labelled"]
     assert 0 <= metrics["peptide_recall"] <= 1
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_fine_tuning_spectra_are_left_out_of_evaluation_and_comparison(finished_run, sample):
+    models = finished_run / "results" / "models" / "orbitrap_hcd"
+    assert (models / "finetuned.pt").stat().st_size > 0
+    assert not (models / "finetune_work").exists()
+    split = pl.read_csv(models / "finetune_split.tsv", separator="\t", infer_schema_length=0)
+    assert set(split["run"]) == set(SAMPLES)
+    used = split.filter((pl.col("run") == sample) & pl.col("split").is_in(["train", "validation"]))
+    assert used.height > 0
+    folder = finished_run / "results" / sample
+    metrics = json.loads((folder / "metrics.json").read_text())
+    held_out = metrics["held_out"]
+    assert held_out["used_for_finetuning"] == used.height
+    assert metrics["n_labelled"] == held_out["evaluated"] == held_out["labelled"] - used.height
+    summary = json.loads((folder / "comparison.json").read_text())
+    assert summary["held_out"]["used_for_finetuning"] == used.height
+    table = pl.read_csv(folder / "comparison.tsv", separator="\t", infer_schema_length=0)
+    unlabelled = table.filter(pl.col("spectrum_id").is_in(used["spectrum_id"].to_list()))
+    assert unlabelled["label_peptide"].null_count() == used.height
 
 
 def test_summary_has_one_row_per_sample(finished_run):

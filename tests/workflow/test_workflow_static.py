@@ -151,3 +151,49 @@ def test_the_demo_sequences_with_the_shipped_base_model(tmp_path):
     result = snakemake("-n", workdir=workdir)
     assert result.returncode != 0
     assert "set casanovo: train_spectra" in result.stdout + result.stderr
+
+
+def test_fine_tuning_plans_finetune_calibrates_on_its_validation_and_holds_out(tmp_path):
+    workdir = make_workdir(tmp_path, PROJECT_ROOT / "config")
+    config = workdir / "config" / "config.yaml"
+    config.write_text(config.read_text().replace("  enabled: false", "  enabled: true"))
+    result = snakemake("-n", "-p", workdir=workdir)
+    assert result.returncode == 0, result.stderr
+    assert planned_jobs(result.stdout)["finetune"] == 1
+    output = result.stdout + result.stderr
+    assert "trm finetune --model results/models/orbitrap_hcd/pretrained.pt" in output
+    assert "--strategy mixed" in output and "--fallback" in output
+    assert "calibrate --model results/models/orbitrap_hcd/finetuned.pt" in output
+    assert "--labels 'results/models/orbitrap_hcd/finetune_validation.parquet'" in output
+    assert "--min-labelled" in output
+    # Both labelled samples are evaluated and compared on held-out spectra only.
+    assert output.count("--finetune-split 'results/models/orbitrap_hcd/finetune_split.tsv'") == 4
+    # A split that does not sum to 1 stops before any job.
+    config.write_text(config.read_text().replace("split: [0.6, 0.2, 0.2]", "split: [0.6, 0.2]"))
+    assert snakemake("-n", workdir=workdir).returncode != 0
+    config.write_text(config.read_text().replace("split: [0.6, 0.2]", "split: [0.6, 0.3, 0.2]"))
+    result = snakemake("-n", workdir=workdir)
+    assert result.returncode != 0 and "must sum to 1" in result.stdout + result.stderr
+
+
+def test_without_fine_tuning_evaluation_counts_every_labelled_spectrum(tmp_path):
+    workdir = make_workdir(tmp_path, PROJECT_ROOT / "config")
+    result = snakemake("-n", "-p", workdir=workdir)
+    assert result.returncode == 0, result.stderr
+    assert "finetune" not in planned_jobs(result.stdout)
+    assert "--finetune-split" not in result.stdout + result.stderr
+
+
+def test_identifications_of_a_raw_sample_are_read_against_its_mzml(tmp_path):
+    workdir = make_workdir(tmp_path, PROJECT_ROOT / "config")
+    sheet = workdir / "config" / "samples.tsv"
+    table = pd.read_csv(sheet, sep="\t", dtype=str, keep_default_na=False)
+    table.loc[table["sample"] == "fusion_hcd", "identifications"] = table.loc[
+        table["sample"] == "yeast_hcd", "identifications"
+    ].iloc[0]
+    table.to_csv(sheet, sep="\t", index=False)
+    result = snakemake("-n", "-p", "results/labels/fusion_hcd.parquet", workdir=workdir)
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    assert "trm labelled-spectra results/mzml/fusion_hcd.mzML" in output
+    assert "trm convert" in output

@@ -87,11 +87,13 @@ rule compare:
         runtime=30,
     params:
         labels=labels_option,
+        finetune_split=finetune_split_option,
     shell:
         "python -m trm compare --trm-denovo {input.denovo:q}"
         " --trm-unsequenced {input.unsequenced:q} --trm-timing {input.trm_timing:q}"
         " --casanovo {input.casanovo:q} --casanovo-timing {input.casanovo_timing:q}"
-        " {params.labels} --table {output.table:q} --summary-out {output.summary:q}"
+        " {params.labels} {params.finetune_split}"
+        " --table {output.table:q} --summary-out {output.summary:q}"
         " --plot {output.plot:q} 2> {log:q}"
 
 

@@ -79,8 +79,26 @@ def load_instruments(paths):
     return instruments
 
 
+def check_finetune_settings(settings):
+    """What the schema cannot say about `finetune:`, checked before any job runs."""
+    if abs(sum(settings["split"]) - 1.0) > 1e-6:
+        raise WorkflowError(
+            f"finetune: split {settings['split']} must sum to 1 (train, validation, test)"
+        )
+    if settings["split"][0] <= 0 or settings["split"][1] <= 0:
+        raise WorkflowError(
+            f"finetune: split {settings['split']} needs train and validation shares"
+        )
+    if settings["strategy"] == "adversarial" and settings["freeze_encoder"]:
+        raise WorkflowError(
+            "finetune: freeze_encoder cannot go with strategy adversarial (its domain "
+            "loss trains the encoder alone)"
+        )
+
+
 samples = load_samples(config["samples"])
 instruments = load_instruments(config["instruments"])
+check_finetune_settings(config["finetune"])
 
 # Every rule runs `python -m trm` from this checkout's src/. Without --sdm conda, `python`
 # must be the interpreter running snakemake, so its directory goes first on PATH (a
@@ -137,11 +155,15 @@ def labelled_samples():
 
 
 def label_sources(wildcards):
-    """The files the labels of a sample are read from."""
+    """The files the labels of a sample are read from: a vendor file's identifications
+    are matched against its converted mzML (the raw file itself cannot be read)."""
     row = samples.loc[wildcards.sample]
     if row["identifications"] == "annotated":
         return {"spectra": row["spectra"]}
-    return {"spectra": row["spectra"], "identifications": row["identifications"]}
+    spectra = row["spectra"]
+    if Path(spectra).suffix.lower() == ".raw":
+        spectra = f"results/mzml/{wildcards.sample}.mzML"
+    return {"spectra": spectra, "identifications": row["identifications"]}
 
 
 def identifications_option(wildcards, input):
@@ -163,6 +185,7 @@ def comparison_inputs(wildcards):
     }
     if has_labels(wildcards.sample):
         inputs["labels"] = f"results/labels/{wildcards.sample}.parquet"
+        inputs["finetune_split"] = sample_finetune_split(wildcards)
     return inputs
 
 
@@ -212,9 +235,62 @@ def noise_model_option(wildcards, input):
     return f"--noise-model '{input.noise[0]}'" if input.noise else ""
 
 
+def finetuned(instrument):
+    """Whether an instrument's model is fine-tuned (`finetune: enabled` and labelled runs)."""
+    return config["finetune"]["enabled"] and bool(
+        instrument_labelled_samples(instrument)
+    )
+
+
+def finetune_outputs(instrument):
+    """The files rule `finetune` writes for an instrument."""
+    folder = f"results/models/{instrument}"
+    return {
+        "checkpoint": f"{folder}/finetuned.pt",
+        "metrics": f"{folder}/finetune.csv",
+        "split": f"{folder}/finetune_split.tsv",
+        "validation": f"{folder}/finetune_validation.parquet",
+    }
+
+
+def finetune_labels(wildcards):
+    """The labelled runs an instrument's model is fine-tuned on."""
+    return expand(
+        "results/labels/{sample}.parquet",
+        sample=instrument_labelled_samples(wildcards.instrument),
+    )
+
+
+def calibration_model(wildcards):
+    """The model `calibrate` calibrates: fine-tuned where the instrument is, else pretrained."""
+    if finetuned(wildcards.instrument):
+        return finetune_outputs(wildcards.instrument)["checkpoint"]
+    return f"results/models/{wildcards.instrument}/pretrained.pt"
+
+
+def sample_finetune_split(wildcards):
+    """The fine-tuning split table of a sample's instrument, or [] when not fine-tuned."""
+    instrument = samples.loc[wildcards.sample, "instrument"]
+    return [finetune_outputs(instrument)["split"]] if finetuned(instrument) else []
+
+
+def finetune_split_option(wildcards, input):
+    """`--finetune-split FILE`: evaluation leaves the fine-tuning spectra out."""
+    if "finetune_split" in input.keys() and input.finetune_split:
+        return f"--finetune-split '{input.finetune_split[0]}'"
+    return ""
+
+
+#: Fewest usable validation spectra a fine-tuned model is calibrated on; with fewer it is
+#: calibrated on the synthetic validation split, as a pretrained one is.
+MIN_CALIBRATION_LABELS = 50
+
+
 def calibration_labels(wildcards):
-    """The instrument's labelled runs when calibration uses them (`calibrate: spectra:
-    labelled`), else []."""
+    """The real spectra calibration is fitted on: a fine-tuned model's validation split;
+    the instrument's labelled runs with `calibrate: spectra: labelled`; else []."""
+    if finetuned(wildcards.instrument):
+        return [finetune_outputs(wildcards.instrument)["validation"]]
     if config["calibrate"]["spectra"] != "labelled":
         return []
     labelled = instrument_labelled_samples(wildcards.instrument)
@@ -228,11 +304,14 @@ def calibration_labels(wildcards):
 
 def calibration_spectra_option(wildcards, input):
     """`trm calibrate`'s spectra: the lab's labelled runs, or the synthetic validation
-    split under the instrument's noise model."""
-    if input.labels:
-        return "--labels " + " ".join(f"'{path}'" for path in input.labels)
-    option = f"--validation-dir '{input.synthetic}/validation'"
-    return option + (f" --noise-model '{input.noise[0]}'" if input.noise else "")
+    split under the instrument's noise model; a fine-tuned model's validation split, with
+    the synthetic spectra as the fallback when it is small."""
+    synthetic = f"--validation-dir '{input.synthetic}/validation'"
+    synthetic += f" --noise-model '{input.noise[0]}'" if input.noise else ""
+    labels = "--labels " + " ".join(f"'{path}'" for path in input.labels)
+    if finetuned(wildcards.instrument):
+        return f"{labels} {synthetic} --min-labelled {MIN_CALIBRATION_LABELS}"
+    return labels if input.labels else synthetic
 
 
 def pretrain_init():

@@ -58,6 +58,7 @@ rule evaluate:
         denovo="results/{sample}/denovo.tsv",
         unsequenced="results/{sample}/unsequenced.tsv",
         labels="results/labels/{sample}.parquet",
+        finetune_split=sample_finetune_split,
     output:
         metrics="results/{sample}/metrics.json",
         plot=report(
@@ -74,8 +75,10 @@ rule evaluate:
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        finetune_split=finetune_split_option,
     shell:
         "python -m trm evaluate --denovo {input.denovo:q}"
         " --unsequenced {input.unsequenced:q} --labels {input.labels:q}"
-        " --run {wildcards.sample}"
+        " --run {wildcards.sample} {params.finetune_split}"
         " --metrics {output.metrics:q} --plot {output.plot:q} 2> {log:q}"

@@ -74,9 +74,60 @@ rule training_plot:
         "python -m trm plot-training {input:q} {output:q} 2> {log:q}"
 
 
-rule calibrate:
+rule finetune:
     input:
         model="results/models/{instrument}/pretrained.pt",
+        labels=finetune_labels,
+        synthetic="results/synthetic/{instrument}",
+        noise=training_noise_model,
+    output:
+        **finetune_outputs("{instrument}"),
+    log:
+        "logs/finetune/{instrument}.log",
+    benchmark:
+        "logs/benchmarks/finetune/{instrument}.tsv"
+    conda:
+        "../../envs/trm.yaml"
+    threads: config["threads"]["train"]
+    resources:
+        mem_mb=8000,
+        runtime=720,
+        gpu=config["pretrain"]["gpus"],
+    params:
+        device="cuda" if config["pretrain"]["gpus"] else "cpu",
+        strategy=config["finetune"]["strategy"],
+        steps=config["finetune"]["steps"],
+        batch_size=config["finetune"]["batch_size"],
+        learning_rate=config["finetune"]["learning_rate"],
+        real_fractions=" ".join(map(str, config["finetune"]["real_fractions"])),
+        frozen_fraction=config["finetune"]["frozen_fraction"],
+        freeze="--freeze-encoder" if config["finetune"]["freeze_encoder"] else "",
+        adversarial_weight=config["finetune"]["adversarial_weight"],
+        eval_every=config["finetune"]["eval_every"],
+        patience=config["finetune"]["patience"],
+        split=" ".join(map(str, config["finetune"]["split"])),
+        seed=config["finetune"]["seed"],
+        noise=noise_model_option,
+        # State a retried or preempted job resumes from (not an output: Snakemake keeps it).
+        work_dir="results/models/{instrument}/finetune_work",
+    shell:
+        "python -m trm finetune --model {input.model:q} --labels {input.labels:q}"
+        " --synthetic-dir {input.synthetic:q}/train {params.noise}"
+        " --checkpoint {output.checkpoint:q} --metrics {output.metrics:q}"
+        " --split-table {output.split:q} --validation-labels {output.validation:q}"
+        " --work-dir {params.work_dir:q} --strategy {params.strategy}"
+        " --steps {params.steps} --batch-size {params.batch_size}"
+        " --learning-rate {params.learning_rate} --real-fractions {params.real_fractions}"
+        " --frozen-fraction {params.frozen_fraction} {params.freeze}"
+        " --adversarial-weight {params.adversarial_weight}"
+        " --eval-every {params.eval_every} --patience {params.patience}"
+        " --split {params.split} --seed {params.seed} --fallback"
+        " --device {params.device} --threads {threads} 2> {log:q}"
+
+
+rule calibrate:
+    input:
+        model=calibration_model,
         synthetic="results/synthetic/{instrument}",
         instrument=instrument_file,
         noise=training_noise_model,

@@ -195,3 +195,28 @@ def test_unreadable_identifications(tmp_path, data_dir) -> None:
     bad.write_text("not xml")
     with pytest.raises(SpectrumFileError, match="cannot read identifications"):
         read_identified_spectra(data_dir / "mzLib" / "SmallCalibratibleYeast.mgf", bad)
+
+
+def test_identifications_of_a_raw_run_match_its_converted_mzml(tmp_path, data_dir) -> None:
+    """A lab's most common setup: a Thermo .raw run and a search engine's PSMs by scan. The
+    PSMs are matched against the converted mzML (the workflow's labels rule reads that)."""
+    from trm.io.convert import convert_to_mzml
+    from trm.io.spectra import read_spectra, scan_from_native_id
+
+    mzml = tmp_path / "really_small.mzML"
+    convert_to_mzml(data_dir / "tools-galaxyp" / "really_small.raw", mzml, False)
+    scans = [scan_from_native_id(s) for s in read_spectra(mzml)["spectrum_id"]]
+    fragger = data_dir / "mzLib" / "SmallCalibratibleYeastFragger_psm.tsv"
+    header, row = fragger.read_text().splitlines()[:2]
+    rows = []
+    for scan, peptide in ((scans[0], "PEPTIDEK"), (scans[5], "ELVISLIVESK"), (99_999, "AAAAK")):
+        fields = row.split("\t")
+        fields[0] = f"really_small.{scan:05d}.{scan:05d}.2"
+        fields[2], fields[3], fields[26] = peptide, "", ""
+        rows.append("\t".join(fields))
+    psms = tmp_path / "really_small_psm.tsv"
+    psms.write_text("\n".join([header, *rows]) + "\n")
+    table, skipped = read_identified_spectra(mzml, psms)
+    assert table["scan"].to_list() == [scans[0], scans[5]]
+    assert table["peptide"].to_list() == ["PEPTIDEK", "ELVISLIVESK"]
+    assert skipped["reason"].to_list() == ["identified spectrum not in spectra file"]
