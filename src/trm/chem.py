@@ -21,6 +21,8 @@ from functools import cached_property
 import numpy as np
 from pyteomics import mass as _mass
 
+from trm.errors import InputError
+
 PROTON_MASS: float = _mass.nist_mass["H+"][0][0]
 WATER_MASS: float = _mass.calculate_mass(formula="H2O")
 #: Neutral losses and the b -> a ion difference.
@@ -80,7 +82,7 @@ _MOD_BY_NAME = {m.name: m for m in KNOWN_MODIFICATIONS}
 MODIFICATION_MATCH_TOLERANCE_DA = 0.01
 
 
-class UnsupportedPeptideError(ValueError):
+class UnsupportedPeptideError(InputError):
     """A peptide holds a residue or modification outside the model vocabulary."""
 
 
@@ -132,9 +134,9 @@ class Vocabulary:
             try:
                 token_mass(token)
             except KeyError as error:
-                raise ValueError(f"token {token!r} is not a known residue/modification") from error
+                raise InputError(f"token {token!r} is not a known residue/modification") from error
         if len(set(tokens)) != len(tokens):
-            raise ValueError("vocabulary tokens must be unique")
+            raise InputError("vocabulary tokens must be unique")
         self.tokens: tuple[str, ...] = (self.PAD, *tokens)
         self.index: dict[str, int] = {t: i for i, t in enumerate(self.tokens)}
         #: Array of shape (n_tokens,): token masses in Da (0 for the end/pad class).

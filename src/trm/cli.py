@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from trm import __version__
+from trm.errors import TrmError
 
 #: Modules whose ``register(subparsers)`` adds subcommands, in workflow order.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -27,10 +28,6 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 log = logging.getLogger("trm")
-
-
-class TrmError(Exception):
-    """An error to report to the user as one clear line, without a traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,9 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; returns the process exit status.
 
     A subcommand sets ``func`` on its parser (``set_defaults(func=...)``) taking the parsed
-    arguments. Expected failures (bad input files, invalid settings) raise exceptions
-    derived from :class:`TrmError` or :class:`ValueError`/:class:`OSError`; they are logged
-    as one line naming the file and the process exits with status 1.
+    arguments. Expected failures (bad input files, invalid settings) raise a
+    :class:`trm.errors.TrmError` (or an :class:`OSError` for a missing or unreadable file);
+    they are logged as one line naming the file and the process exits with status 1.
+    Anything else is a bug: it propagates with its traceback.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -69,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         args.func(args)
-    except (TrmError, ValueError, OSError) as error:
+    except (TrmError, OSError) as error:
         log.error("%s", error)
         if args.log_level == "DEBUG":
             log.exception("traceback")

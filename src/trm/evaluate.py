@@ -19,6 +19,8 @@ from pathlib import Path
 
 import polars as pl
 
+from trm.errors import InputError
+
 log = logging.getLogger(__name__)
 
 
@@ -29,7 +31,7 @@ def read_denovo_results(denovo: Path) -> pl.DataFrame:
     table = pl.read_csv(denovo, separator="\t", infer_schema_length=0)
     missing = {"spectrum_id", "peptidoform", "score", "meta:raw_score"} - set(table.columns)
     if missing:
-        raise ValueError(f"{denovo}: not a trm denovo.tsv (lacks {sorted(missing)})")
+        raise InputError(f"{denovo}: not a trm denovo.tsv (lacks {sorted(missing)})")
     tokens = {p: parse_peptidoform(p)[0] for p in table["peptidoform"].unique()}
     return table.select(
         pl.col("spectrum_id"),
@@ -53,7 +55,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     )
     labels = read_labels(args.labels, args.run)
     if not labels.height:
-        raise ValueError(f"{args.labels}: no labelled spectrum of run {args.run!r}")
+        raise InputError(f"{args.labels}: no labelled spectrum of run {args.run!r}")
     held_out = None
     if args.finetune_split is not None:
         from trm.io.labels import spectra_used_for_finetuning
@@ -70,7 +72,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
         log.info("%d of %d labelled spectra were used for fine-tuning and are left out",
                  n_labelled - labels.height, n_labelled)  # fmt: skip
         if not labels.height:
-            raise ValueError(
+            raise InputError(
                 f"{args.finetune_split}: every labelled spectrum of run {args.run!r} was used "
                 "for fine-tuning; nothing is left to evaluate (give the run a test share: "
                 "finetune: split)"
@@ -78,7 +80,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     known = set(sequenced["spectrum_id"]) | set(unsequenced["spectrum_id"])
     strangers = [s for s in labels["spectrum_id"].to_list() if s not in known]
     if strangers:
-        raise ValueError(
+        raise InputError(
             f"{args.labels}: {len(strangers)} labelled spectra are neither in {args.denovo} "
             f"nor in its unsequenced list (first: spectrum {strangers[0]!r}); were labels and "
             "results made from the same run?"

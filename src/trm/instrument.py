@@ -33,6 +33,8 @@ from typing import Any
 
 import yaml
 
+from trm.errors import InputError
+
 #: Missing-charge policies of the instrument file.
 MISSING_CHARGE_POLICIES: tuple[str, ...] = ("try", "skip")
 #: Fragmentations the model can read: both give b and y ions.
@@ -58,7 +60,7 @@ _KEYS = frozenset(
 _REQUIRED = ("fragmentation", "ms2pip_model", "fragment_tolerance_da", "precursor_tolerance_ppm")
 
 
-class InstrumentFileError(ValueError):
+class InstrumentFileError(InputError):
     """The instrument YAML is missing, unreadable or holds an invalid setting."""
 
     def __init__(self, path: str | Path, reason: str) -> None:

@@ -19,6 +19,7 @@ import yaml
 
 from trm.casanovo.config import Architecture, instrument_overrides
 from trm.casanovo.runner import DEFAULT_EXECUTABLE
+from trm.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +197,7 @@ def _read_spectra(path: Path, run: str | None) -> pl.DataFrame:
         from trm.io.spectra import read_spectra
 
         return read_spectra(path, run=run or path.stem)
-    raise ValueError(f"{path}: expected a .parquet spectrum table or an mzML/mzXML/MGF file")
+    raise InputError(f"{path}: expected a .parquet spectrum table or an mzML/mzXML/MGF file")
 
 
 def _write_json(data: dict[str, Any], path: Path) -> None:
@@ -346,7 +347,7 @@ def run_compare_samples(args: argparse.Namespace) -> None:
 
     names = args.names or [path.parent.name for path in args.summaries]
     if len(names) != len(args.summaries):
-        raise ValueError("give one name per summary file")
+        raise InputError("give one name per summary file")
     rows = [
         summary_row(name, json.loads(path.read_text(encoding="utf-8")))
         for name, path in zip(names, args.summaries, strict=True)

@@ -28,6 +28,8 @@ from typing import Any
 
 import yaml
 
+from trm.errors import InputError
+
 #: The pinned Casanovo version; its ``casanovo configure`` output is the template.
 CASANOVO_VERSION = "5.2.1"
 TEMPLATE_PATH = Path(__file__).with_name(f"casanovo_{CASANOVO_VERSION}.yaml")
@@ -133,7 +135,7 @@ def training_overrides(
         ``cosine_schedule_period_iters`` and ``val_check_interval``.
     """
     if n_train_spectra < 1 or max_spectra < 1 or batch_size < 1 or n_validations < 1:
-        raise ValueError("training spectra, budget, batch size and validations must be >= 1")
+        raise InputError("training spectra, budget, batch size and validations must be >= 1")
     max_epochs = max(1, round(max_spectra / n_train_spectra))
     steps_per_epoch = math.ceil(n_train_spectra / batch_size)
     total_steps = max_epochs * steps_per_epoch
@@ -172,10 +174,10 @@ def build_config(*overrides: Mapping[str, Any]) -> dict[str, Any]:
     for override in overrides:
         for key, value in override.items():
             if key not in config:
-                raise ValueError(f"{key!r} is not a Casanovo {CASANOVO_VERSION} config key")
+                raise InputError(f"{key!r} is not a Casanovo {CASANOVO_VERSION} config key")
             config[key] = _checked_value(key, value, config[key])
     if config["dim_model"] % config["n_head"]:
-        raise ValueError(
+        raise InputError(
             f"Casanovo dim_model ({config['dim_model']}) must be divisible by n_head "
             f"({config['n_head']})"
         )
@@ -196,7 +198,7 @@ def _checked_value(key: str, value: Any, template_value: Any) -> Any:
     else:
         ok = isinstance(value, type(template_value))
     if not ok:
-        raise ValueError(
+        raise InputError(
             f"Casanovo config key {key!r} takes a {type(template_value).__name__}, got {value!r}"
         )
     return value
@@ -213,7 +215,7 @@ def config_yaml(config: Mapping[str, Any]) -> str:
     expected = set(load_template())
     missing, unknown = expected - set(config), set(config) - expected
     if missing or unknown:
-        raise ValueError(
+        raise InputError(
             f"incomplete Casanovo config: missing {sorted(missing)}, unknown {sorted(unknown)}"
         )
     header = (

@@ -26,6 +26,7 @@ from trm.chem import (
     UnsupportedPeptideError,
     parse_peptidoform,
 )
+from trm.errors import InputError
 from trm.io.spectra import drop_empty_spectra
 
 #: Columns of the table of spectra not given to Casanovo.
@@ -149,7 +150,7 @@ def select_spectra(
     table = table.with_columns(_skip_reason=reason)
     if annotated:
         if residues is None:
-            raise ValueError("annotated export needs Casanovo's residues table")
+            raise InputError("annotated export needs Casanovo's residues table")
         token_map = casanovo_token_map(residues)
         spelled, problems = [], []
         for peptide in table["peptide"].to_list():

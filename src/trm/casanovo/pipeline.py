@@ -29,6 +29,7 @@ from trm.casanovo.config import (
 )
 from trm.casanovo.mgf import SKIPPED_SCHEMA, select_spectra, write_mgf
 from trm.casanovo.mztab import PSM_SCHEMA, per_spectrum_results, read_casanovo_mztab
+from trm.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +255,7 @@ def train_baseline(
         max_validation_spectra,
     )
     if n_train == 0 or n_validation == 0:
-        raise ValueError(
+        raise InputError(
             f"no spectrum Casanovo can train on ({n_train} training, {n_validation} "
             "validation): they need a peptide and a charge within max_charge"
         )

@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from trm.errors import TrmError
+
 log = logging.getLogger(__name__)
 
 #: Where ``make`` creates Casanovo's environment, relative to the project root.
@@ -34,7 +36,7 @@ DEFAULT_EXECUTABLE = Path(".venv-casanovo/bin/casanovo")
 _ERROR_TAIL_LINES = 30
 
 
-class CasanovoError(RuntimeError):
+class CasanovoError(TrmError, RuntimeError):
     """Casanovo exited with an error, or left no result where it should have."""
 
 

@@ -21,7 +21,6 @@ from typing import Any
 
 import torch
 
-from trm.cli import TrmError
 from trm.decode import DecodingSettings
 from trm.denovo.settings import (
     RAW_SCORE_KINDS,
@@ -30,6 +29,7 @@ from trm.denovo.settings import (
     load_instrument,
     parse_halt_threshold,
 )
+from trm.errors import TrmError
 
 log = logging.getLogger(__name__)
 

@@ -19,6 +19,7 @@ import polars as pl
 
 from trm.chem import UnsupportedPeptideError, Vocabulary, parse_peptidoform, peptide_mass
 from trm.compare import precision_coverage, precision_coverage_figure
+from trm.errors import InputError
 from trm.metrics import match_residues, sequencing_metrics
 
 log = logging.getLogger(__name__)
@@ -48,10 +49,10 @@ def read_labels(path: str | Path, run: str) -> pl.DataFrame:
     try:
         names = pl.read_parquet_schema(path)
     except Exception as error:  # noqa: BLE001 - polars raises several kinds
-        raise ValueError(f"{path}: not a readable parquet file ({error})") from error
+        raise InputError(f"{path}: not a readable parquet file ({error})") from error
     missing = [c for c in ("spectrum_id", "peptide") if c not in names]
     if missing:
-        raise ValueError(f"{path}: labelled spectrum table lacks columns {missing}")
+        raise InputError(f"{path}: labelled spectrum table lacks columns {missing}")
     columns = ["spectrum_id", "peptide", *(["run"] if "run" in names else [])]
     labels = pl.read_parquet(path, columns=columns)
     if "run" in labels.columns:

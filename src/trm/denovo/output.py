@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from trm.errors import InputError
 from trm.io.results import atomic_output
 
 
@@ -32,7 +33,7 @@ def atomic_outputs(paths: Sequence[str | os.PathLike[str]]) -> Iterator[list[Pat
     """
     targets = [Path(p) for p in paths]
     if len({t.resolve() for t in targets}) != len(targets):
-        raise ValueError(f"output paths must be distinct: {[str(t) for t in targets]}")
+        raise InputError(f"output paths must be distinct: {[str(t) for t in targets]}")
     with contextlib.ExitStack() as stack:
         yield [stack.enter_context(atomic_output(target)) for target in targets]
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trm.decode import DecodingSettings
+from trm.errors import InputError
 from trm.instrument import (  # noqa: F401 - part of this module's interface
     MISSING_CHARGE_POLICIES,
     InstrumentFileError,
@@ -31,7 +32,7 @@ def parse_halt_threshold(text: str) -> float | None:
         return None
     value = float(text)
     if not 0.0 < value <= 1.0:
-        raise ValueError(f"halt threshold must lie in (0, 1] or be 'none', got {text!r}")
+        raise InputError(f"halt threshold must lie in (0, 1] or be 'none', got {text!r}")
     return value
 
 
@@ -55,7 +56,7 @@ class InferenceSettings:
 
     def __post_init__(self) -> None:
         if self.raw_score not in RAW_SCORE_KINDS:
-            raise ValueError(f"raw score must be one of {RAW_SCORE_KINDS}, not {self.raw_score!r}")
+            raise InputError(f"raw score must be one of {RAW_SCORE_KINDS}, not {self.raw_score!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types, for the model file (``weights_only`` loadable) and JSON."""

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import polars as pl
 
+from trm.errors import InputError
+
 log = logging.getLogger(__name__)
 
 
@@ -126,7 +128,7 @@ def _run_labelled_spectra(args: argparse.Namespace) -> None:
     elif suffix == ".msp":
         table, skipped = read_msp(args.spectra, run=args.run)
     else:
-        raise ValueError(
+        raise InputError(
             f"{args.spectra}: labels come from an annotated .mgf, an .msp library, or "
             "--identifications"
         )

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from trm.io.errors import SpectrumFileError, UnsupportedFormatError
-from trm.io.mgf import MgfFieldError, count_mgf_spectra, iter_mgf
+from trm.io.mgf import MgfFieldError, count_mgf_spectra, iter_mgf, spectrum_name
 from trm.io.spectra import (
     PEAK_LIST_SCANS_KEY,
     SPECTRUM_TITLE_KEY,
@@ -144,7 +144,7 @@ def _spectra_from_mgf(path: Path) -> Iterator[object]:
             block.precursor_mz, block.rt_seconds  # noqa: B018 - checked before writing
         except MgfFieldError as error:
             raise SpectrumFileError(
-                path, str(error), f"index={block.index}, TITLE={block.title}"
+                path, str(error), spectrum_name(block.params, block.index)
             ) from None
         spectrum = oms.MSSpectrum()
         # msconvert's convention for peak lists: native id index=N, TITLE and SCANS as

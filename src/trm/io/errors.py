@@ -1,15 +1,17 @@
 """Exceptions of the spectrum readers and converters.
 
-They derive from :class:`ValueError` so that the ``trm`` command line reports them as one
-line naming the file, without a traceback.
+They derive from :class:`trm.errors.InputError`, so that the ``trm`` command line reports
+them as one line naming the file (and the spectrum), without a traceback.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from trm.errors import InputError
 
-class SpectrumFileError(ValueError):
+
+class SpectrumFileError(InputError):
     """A spectrum file cannot be read or converted.
 
     Parameters

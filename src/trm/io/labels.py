@@ -26,6 +26,7 @@ import numpy as np
 import polars as pl
 
 from trm.chem import UnsupportedPeptideError, parse_peptidoform, tokens_to_proforma
+from trm.errors import InputError
 from trm.io.errors import SpectrumFileError
 from trm.io.mgf import iter_mgf
 from trm.io.spectra import (
@@ -516,9 +517,9 @@ def spectra_used_for_finetuning(path: str | Path, run: str) -> set[str]:
     try:
         table = pl.read_csv(path, separator="\t", infer_schema_length=0)
     except Exception as error:  # noqa: BLE001 - polars raises several kinds
-        raise ValueError(f"{path}: not a readable split table ({error})") from error
+        raise InputError(f"{path}: not a readable split table ({error})") from error
     missing = [c for c in ("run", "spectrum_id", "split") if c not in table.columns]
     if missing:
-        raise ValueError(f"{path}: split table lacks columns {missing}")
+        raise InputError(f"{path}: split table lacks columns {missing}")
     used = table.filter((pl.col("run") == run) & pl.col("split").is_in(FINETUNE_USED_SPLITS))
     return set(used.get_column("spectrum_id").to_list())

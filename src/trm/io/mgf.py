@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from trm.errors import InputError
 from trm.io.errors import SpectrumFileError
 
 
-class MgfFieldError(ValueError):
+class MgfFieldError(InputError):
     """A header value of an MGF block is not what its key needs (a number, say).
 
     Attributes
@@ -98,6 +99,12 @@ def parse_mgf_charge(text: str) -> int | None:
     return sign * int(digits)
 
 
+def spectrum_name(params: dict[str, str], index: int) -> str:
+    """How an error names an MGF spectrum: its 0-based index and its TITLE when known."""
+    title = params.get("TITLE")
+    return f"index={index}" + (f" TITLE={title}" if title else "")
+
+
 def iter_mgf(path: str | Path) -> Iterator[MgfSpectrum]:
     """Yield the spectra of an MGF file one by one (memory bounded by one spectrum).
 
@@ -143,12 +150,15 @@ def iter_mgf(path: str | Path) -> Iterator[MgfSpectrum]:
             key, sep, value = line.partition("=")
             if not sep:
                 raise SpectrumFileError(
-                    path, f"line {line_number}: neither KEY=value nor a peak: {line[:60]!r}"
+                    path,
+                    f"line {line_number}: neither KEY=value nor a peak: {line[:60]!r}",
+                    spectrum_name(params, index),
                 )
             params[key.strip().upper()] = value.strip()
     if in_block:
-        title = params.get("TITLE") or f"index={index}"
-        raise SpectrumFileError(path, "file ends inside a BEGIN IONS block (truncated)", title)
+        raise SpectrumFileError(
+            path, "file ends inside a BEGIN IONS block (truncated)", spectrum_name(params, index)
+        )
     if index == 0:
         raise SpectrumFileError(path, "no 'BEGIN IONS' block: not an MGF file")
 
@@ -163,11 +173,13 @@ def _parse_peaks(
         values = [line.split(None, 2)[:2] for line in lines]
         array = np.array(values, dtype=np.float64)
     except ValueError as error:
-        title = params.get("TITLE") or f"index={index}"
-        raise SpectrumFileError(path, f"unreadable peak line ({error})", title) from error
+        raise SpectrumFileError(
+            path, f"unreadable peak line ({error})", spectrum_name(params, index)
+        ) from error
     if array.ndim != 2 or array.shape[1] != 2:
-        title = params.get("TITLE") or f"index={index}"
-        raise SpectrumFileError(path, "peak lines must hold m/z and intensity", title)
+        raise SpectrumFileError(
+            path, "peak lines must hold m/z and intensity", spectrum_name(params, index)
+        )
     return array[:, 0].copy(), array[:, 1].copy()
 
 

@@ -26,8 +26,9 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from trm.errors import InputError
 from trm.io.errors import SpectrumFileError, UnsupportedFormatError
-from trm.io.mgf import MgfFieldError, MgfSpectrum, iter_mgf
+from trm.io.mgf import MgfFieldError, MgfSpectrum, iter_mgf, spectrum_name
 from trm.io.table import SPECTRUM_READER_COLUMNS, SPECTRUM_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -194,7 +195,7 @@ def record_from_mgf(spectrum: MgfSpectrum, path: Path) -> SpectrumRecord:
         precursor_mz, rt = spectrum.precursor_mz, spectrum.rt_seconds
     except MgfFieldError as error:
         raise SpectrumFileError(
-            path, str(error), f"index={spectrum.index}, TITLE={spectrum.title}"
+            path, str(error), spectrum_name(spectrum.params, spectrum.index)
         ) from None
     return SpectrumRecord(
         spectrum_id=spectrum.title,
@@ -207,6 +208,38 @@ def record_from_mgf(spectrum: MgfSpectrum, path: Path) -> SpectrumRecord:
         intensity=spectrum.intensity,
         peptide=spectrum.params.get("SEQ"),
     )
+
+
+class UniqueIds:
+    """Spectrum ids made unique within a run: an id seen before gets ``#2``, ``#3``, ...
+
+    MGF titles need not be unique, and merged or hand-edited mzML files repeat native ids
+    although the format forbids it; downstream tables match results by id, so every
+    spectrum of a run keeps an id of its own.
+    """
+
+    def __init__(self, path: Path, what: str) -> None:
+        self.path, self.what = path, what
+        self.used: set[str] = set()
+        self.renamed = 0
+
+    def unique(self, spectrum_id: str) -> str:
+        if spectrum_id in self.used:
+            copy = 2
+            while f"{spectrum_id}#{copy}" in self.used:
+                copy += 1
+            spectrum_id = f"{spectrum_id}#{copy}"
+            self.renamed += 1
+        self.used.add(spectrum_id)
+        return spectrum_id
+
+    def report(self) -> None:
+        if self.renamed:
+            log.warning(
+                "%s: %d spectra repeat the %s of an earlier one; they are named %s#2, "
+                "%s#3, ... so that each keeps its own id",
+                self.path, self.renamed, self.what, self.what, self.what,
+            )  # fmt: skip
 
 
 def check_peaks(path: Path, record: SpectrumRecord) -> None:
@@ -301,6 +334,7 @@ class _ChunkingConsumer:
         self.chunk: list[SpectrumRecord] = []
         self.error: BaseException | None = None
         self.n_spectra = 0
+        self.ids = UniqueIds(path, "native id")
 
     def setExperimentalSettings(self, settings: object) -> None:  # noqa: N802 - pyopenms API
         """Run-level metadata: not needed by the reader."""
@@ -317,11 +351,7 @@ class _ChunkingConsumer:
         if spectrum.getMSLevel() != 2:  # type: ignore[attr-defined]
             return
         record = record_from_openms(spectrum)
-        try:
-            check_peaks(self.path, record)
-        except SpectrumFileError as error:
-            self.error = error
-            raise
+        record.spectrum_id = self.ids.unique(record.spectrum_id)
         self.chunk.append(record)
         if len(self.chunk) >= self.chunk_size:
             self.flush()
@@ -383,6 +413,7 @@ def _iter_openms_chunks(path: Path, fmt: str, chunk_size: int) -> Iterator[list[
     finally:
         stop.set()
         worker.join()
+    consumer.ids.report()
     if failure:
         error = failure[0]
         if isinstance(error, SpectrumFileError):
@@ -400,33 +431,17 @@ def _iter_mgf_chunks(path: Path, chunk_size: int) -> Iterator[list[SpectrumRecor
     if path.stat().st_size == 0:
         raise SpectrumFileError(path, "file is empty")
     chunk: list[SpectrumRecord] = []
-    # MGF titles need not be unique (mzML native ids must be): a title seen before gets
-    # "#2", "#3", ..., so every spectrum of a run keeps an id of its own downstream.
-    used: set[str] = set()
-    renamed = 0
+    ids = UniqueIds(path, "TITLE")
     for spectrum in iter_mgf(path):
         record = record_from_mgf(spectrum, path)
-        check_peaks(path, record)
-        if record.spectrum_id in used:
-            copy = 2
-            while f"{record.spectrum_id}#{copy}" in used:
-                copy += 1
-            record.spectrum_id = f"{record.spectrum_id}#{copy}"
-            renamed += 1
-        used.add(record.spectrum_id)
+        record.spectrum_id = ids.unique(record.spectrum_id)
         chunk.append(record)
         if len(chunk) >= chunk_size:
             yield chunk
             chunk = []
     if chunk:
         yield chunk
-    if renamed:
-        log.warning(
-            "%s: %d spectra repeat the TITLE of an earlier one; they are named TITLE#2, "
-            "TITLE#3, ... so that each keeps its own id",
-            path,
-            renamed,
-        )
+    ids.report()
 
 
 def iter_spectrum_records(path: str | Path, chunk_size: int = 1000) -> Iterator[SpectrumRecord]:
@@ -435,8 +450,9 @@ def iter_spectrum_records(path: str | Path, chunk_size: int = 1000) -> Iterator[
     Raises
     ------
     SpectrumFileError
-        For a missing, empty, truncated or malformed file, NaN peaks (naming the
-        spectrum), or a file without MS2 spectra.
+        For a missing, empty, truncated or malformed file (naming the spectrum where
+        one is at fault), or a file without MS2 spectra. NaN and infinite peaks are read
+        as they are (:func:`drop_empty_spectra` removes them).
     UnsupportedFormatError
         For another extension.
     """
@@ -490,7 +506,7 @@ def iter_spectrum_batches(
         first yield the batches before the damage.
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
+        raise InputError(f"batch_size must be positive, got {batch_size}")
     path = Path(path)
     run_name = run if run is not None else path.stem
     batch: list[SpectrumRecord] = []
@@ -511,14 +527,16 @@ def read_spectra(path: str | Path, run: str | None = None) -> pl.DataFrame:
 
 #: Reasons :func:`drop_empty_spectra` gives.
 REASON_NO_PEAKS = "no peaks"
-REASON_NO_USABLE_PEAKS = "no usable peaks (every peak has a zero or negative m/z or intensity)"
+REASON_NO_USABLE_PEAKS = (
+    "no usable peaks (every peak has a zero, negative, NaN or infinite m/z or intensity)"
+)
 
 
 def drop_empty_spectra(table: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split off spectra without peaks; drop peaks no instrument records.
 
-    Peaks with a zero or negative m/z or intensity carry no signal: they are removed, and a
-    spectrum left without peaks is skipped with its own reason.
+    Peaks with a zero, negative, NaN or infinite m/z or intensity carry no signal: they are
+    removed, and a spectrum left without peaks is skipped with its own reason.
 
     Returns
     -------
@@ -528,9 +546,10 @@ def drop_empty_spectra(table: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]
         :data:`REASON_NO_USABLE_PEAKS`), in the input order.
     """
     table = table.with_row_index("_row")
+    # Polars orders NaN above every number: finiteness is tested on its own.
+    usable = pl.element().is_finite() & (pl.element() > 0)
     sound = (
-        pl.col("mz").list.eval(pl.element() > 0).list.all()
-        & pl.col("intensity").list.eval(pl.element() > 0).list.all()
+        pl.col("mz").list.eval(usable).list.all() & pl.col("intensity").list.eval(usable).list.all()
     )
     flawed = table.filter(~sound.fill_null(True))
     if flawed.height:
@@ -542,7 +561,7 @@ def drop_empty_spectra(table: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]
                 np.asarray(mz, dtype=np.float64),
                 np.asarray(intensity, dtype=np.float64),
             )
-            keep = (mz > 0) & (intensity > 0)
+            keep = np.isfinite(mz) & np.isfinite(intensity) & (mz > 0) & (intensity > 0)
             mz_lists.append(mz[keep].tolist())
             intensity_lists.append(intensity[keep].tolist())
         replacement = pl.DataFrame(
@@ -606,10 +625,10 @@ def apply_missing_charge_policy(
         )
         return charged, skipped
     if policy != "try":
-        raise ValueError(f"missing_charge policy must be 'skip' or 'try', not {policy!r}")
+        raise InputError(f"missing_charge policy must be 'skip' or 'try', not {policy!r}")
     charges = [int(c) for c in charges]
     if not charges:
-        raise ValueError("missing_charge 'try' needs at least one charge to try")
+        raise InputError("missing_charge 'try' needs at least one charge to try")
     charged = charged.with_columns(pl.lit(False).alias("charge_assumed"))
     copies = [
         uncharged.with_columns(

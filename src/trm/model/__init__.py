@@ -7,6 +7,7 @@ import dataclasses
 import torch
 
 from trm.chem import Vocabulary
+from trm.errors import InputError
 from trm.model.config import MODEL_CONFIGS, ModelConfig, get_model_config
 from trm.model.cost import InferenceCost, count_parameters, inference_flops
 from trm.model.network import (
@@ -52,7 +53,7 @@ def build_model(config: ModelConfig, vocabulary: Vocabulary) -> PeptideTRM:
         When the config names a different vocabulary size.
     """
     if config.n_tokens not in (None, len(vocabulary)):
-        raise ValueError(
+        raise InputError(
             f"config is for {config.n_tokens} tokens, the vocabulary has {len(vocabulary)}"
         )
     model = PeptideTRM(dataclasses.replace(config, n_tokens=len(vocabulary)))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from trm.errors import InputError
+
 #: Switches added after checkpoints were first written, with the value that reproduces an
 #: older checkpoint's architecture.
 _ADDED_LATER: dict[str, object] = {"fragment_evidence": False}
@@ -77,14 +79,14 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.hidden % self.heads:
-            raise ValueError(f"hidden ({self.hidden}) must be a multiple of heads ({self.heads})")
+            raise InputError(f"hidden ({self.hidden}) must be a multiple of heads ({self.heads})")
         if self.hidden % 2:
-            raise ValueError("hidden must be even for the sinusoidal m/z encoding")
+            raise InputError("hidden must be even for the sinusoidal m/z encoding")
         if not 0 <= self.no_grad_latent_steps < self.latent_steps:
-            raise ValueError("no_grad_latent_steps must lie in [0, latent_steps)")
+            raise InputError("no_grad_latent_steps must lie in [0, latent_steps)")
         for name in ("supervision_steps", "latent_steps", "max_length", "n_peaks"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be positive")
+                raise InputError(f"{name} must be positive")
 
     def to_dict(self) -> dict:
         """Plain dictionary, for checkpoints and logs."""
@@ -103,7 +105,7 @@ class ModelConfig:
         for item in items:
             name, _, value = item.partition("=")
             if name not in fields or name == "n_tokens" or not value:
-                raise ValueError(
+                raise InputError(
                     f"model setting {item!r}: expected FIELD=VALUE with FIELD one of "
                     f"{sorted(set(fields) - {'n_tokens'})}"
                 )
@@ -111,12 +113,12 @@ class ModelConfig:
             try:
                 if isinstance(current, bool):
                     if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
-                        raise ValueError(value)
+                        raise InputError(value)
                     changes[name] = value.lower() in ("1", "true", "yes")
                 else:
                     changes[name] = type(current)(value)
             except ValueError:
-                raise ValueError(
+                raise InputError(
                     f"model setting {item!r}: {value!r} is not a {type(current).__name__}"
                 ) from None
         return dataclasses.replace(self, **changes)
@@ -131,7 +133,7 @@ class ModelConfig:
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
-            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+            raise InputError(f"unknown model config keys: {sorted(unknown)}")
         return cls(**{**_ADDED_LATER, **values})
 
 
@@ -174,6 +176,6 @@ def get_model_config(name: str) -> ModelConfig:
     try:
         return MODEL_CONFIGS[name]
     except KeyError:
-        raise ValueError(
+        raise InputError(
             f"unknown model config {name!r}; choose one of {sorted(MODEL_CONFIGS)}"
         ) from None

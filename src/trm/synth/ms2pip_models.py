@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from trm.errors import InputError
+
 log = logging.getLogger(__name__)
 
 #: File in a model directory that describes the models shipped there.
@@ -36,7 +38,7 @@ _NUM_FEATURES = 139
 _MS2PIP_KEYS = ("ion_types", "fragmentation", "xgboost_model_files", "model_hash")
 
 
-class Ms2pipModelError(ValueError):
+class Ms2pipModelError(InputError):
     """An ms2pip model that is unknown, incomplete or whose files are missing or corrupt."""
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from pyteomics import fasta, parser
 
 from trm.chem import DEFAULT_TOKENS, KNOWN_MODIFICATIONS, STANDARD_RESIDUES, ModificationDef
+from trm.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ NON_STANDARD_LETTERS = frozenset("BJOUXZ")
 _STANDARD = frozenset(STANDARD_RESIDUES)
 
 
-class SyntheticInputError(ValueError):
+class SyntheticInputError(InputError):
     """Input of the synthetic stage that cannot produce any spectrum (clear message)."""
 
 

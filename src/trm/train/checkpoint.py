@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 
 from trm.chem import DEFAULT_TOKENS, Vocabulary
+from trm.errors import InputError
 from trm.model import ModelConfig, PeptideTRM, build_model
 
 CHECKPOINT_FORMAT = "trm-checkpoint"
@@ -56,9 +57,9 @@ def read_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") 
     """
     checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a trm checkpoint")
+        raise InputError(f"{path} is not a trm checkpoint")
     if checkpoint.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(
+        raise InputError(
             f"{path} has checkpoint version {checkpoint.get('version')}; "
             f"this trm reads version {CHECKPOINT_VERSION}"
         )
@@ -69,7 +70,7 @@ def checkpoint_vocabulary(checkpoint: dict) -> Vocabulary:
     """The vocabulary a checkpoint was trained with."""
     tokens = checkpoint.get("vocabulary", [Vocabulary.PAD, *DEFAULT_TOKENS])
     if tokens[0] != Vocabulary.PAD:
-        raise ValueError("checkpoint vocabulary does not start with the end class")
+        raise InputError("checkpoint vocabulary does not start with the end class")
     return Vocabulary(tokens[1:])
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from trm.chem import Vocabulary
-from trm.cli import TrmError
+from trm.errors import InputError, TrmError
 from trm.model import MODEL_CONFIGS, get_model_config
 from trm.train.checkpoint import read_checkpoint
 from trm.train.config import TrainConfig
@@ -211,7 +211,7 @@ def run_pretrain(args: argparse.Namespace) -> None:
     }
     train_data = SpectrumDataset.from_shards(args.train_dir, limit=args.max_train_spectra, **sizes)
     if len(train_data) == 0:
-        raise ValueError(f"no usable training spectrum in {args.train_dir}")
+        raise InputError(f"no usable training spectrum in {args.train_dir}")
     validation_data = None
     if args.validation_dir is not None:
         validation_data = SpectrumDataset.from_shards(

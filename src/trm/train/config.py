@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from trm.errors import InputError
 from trm.train.curriculum import Curriculum
 from trm.train.losses import LossWeights
 from trm.train.noise import RampNoise
@@ -101,7 +102,7 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
-            raise ValueError(f"unknown train config keys: {sorted(unknown)}")
+            raise InputError(f"unknown train config keys: {sorted(unknown)}")
         converted = {
             key: nested[key](**value) if key in nested and isinstance(value, dict) else value
             for key, value in values.items()

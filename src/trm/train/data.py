@@ -21,6 +21,7 @@ import polars as pl
 import torch
 
 from trm.chem import UnsupportedPeptideError, Vocabulary, mz_to_mass, parse_peptidoform
+from trm.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +246,7 @@ class SpectrumDataset:
         """
         missing = [c for c in _COLUMNS if c not in table.columns]
         if missing:
-            raise ValueError(f"spectrum table lacks columns {missing}")
+            raise InputError(f"spectrum table lacks columns {missing}")
         report = LoadReport(n_rows=table.height)
         token_cache: dict[str, np.ndarray | str] = {}
         keep_rows: list[int] = []
@@ -408,7 +409,7 @@ def batch_indices(
     numpy.ndarray of shape (batch_size,)
     """
     if n_spectra < 1:
-        raise ValueError("no spectra to draw from")
+        raise InputError("no spectra to draw from")
     global_size = batch_size * world_size
     positions = step * global_size + rank * batch_size + np.arange(batch_size)
     epochs, offsets = np.divmod(positions, n_spectra)

@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from trm.chem import Vocabulary
+from trm.errors import InputError
 from trm.model import ModelConfig
 from trm.train.checkpoint import checkpoint_vocabulary, read_checkpoint, save_checkpoint
 from trm.train.config import TrainConfig
@@ -157,7 +158,7 @@ class FinetuneConfig:
         if not 0 < self.real_data_fraction <= 1:
             problems.append(f"real_data_fraction must lie in (0, 1], got {self.real_data_fraction}")
         if problems:
-            raise ValueError("fine-tuning settings: " + "; ".join(problems))
+            raise InputError("fine-tuning settings: " + "; ".join(problems))
 
     @property
     def uses_synthetic(self) -> bool:
@@ -195,7 +196,7 @@ class FinetuneConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
-            raise ValueError(f"unknown fine-tuning settings: {sorted(unknown)}")
+            raise InputError(f"unknown fine-tuning settings: {sorted(unknown)}")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
@@ -293,7 +294,7 @@ class FineTuner(Trainer):
             noise_model,
         )
         if settings.uses_synthetic and (synthetic is None or len(synthetic) == 0):
-            raise ValueError(f"the {settings.strategy} strategy needs synthetic spectra")
+            raise InputError(f"the {settings.strategy} strategy needs synthetic spectra")
         self.settings, self.real, self.synthetic = settings, real, synthetic
         self.domain_head: nn.Module | None = None
         self._encoded: tuple[torch.Tensor, torch.Tensor] | None = None

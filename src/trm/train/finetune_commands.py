@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import torch
 
-from trm.cli import TrmError
+from trm.errors import TrmError
 from trm.io.labels import FINETUNE_USED_SPLITS
 from trm.train.finetune import STRATEGIES, FinetuneConfig
 

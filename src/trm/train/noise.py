@@ -27,6 +27,7 @@ import torch
 import yaml
 
 from trm.chem import C13_SPACING, CO_MASS, NH3_MASS, PROTON_MASS, WATER_MASS, Vocabulary
+from trm.errors import InputError
 from trm.train.data import SpectrumBatch
 
 #: Lowest m/z of a noise peak: instruments rarely record fragments below it.
@@ -242,7 +243,7 @@ _ADDED_LATER: dict[str, object] = {
 NOISE_FILE_VERSION = 1
 
 
-class NoiseModelError(ValueError):
+class NoiseModelError(InputError):
     """A noise model file that cannot be read or used."""
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
+from trm.errors import InputError
 from trm.io.results import atomic_output
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def run_plot_training(args: argparse.Namespace) -> None:
         metrics = pl.DataFrame(schema={"step": pl.Int64(), "split": pl.String()})
     missing = {"step", "split"} - set(metrics.columns)
     if missing:
-        raise ValueError(f"{args.metrics}: not a training metrics CSV (lacks {sorted(missing)})")
+        raise InputError(f"{args.metrics}: not a training metrics CSV (lacks {sorted(missing)})")
     figure = training_figure(metrics)
     with atomic_output(args.plot) as temporary:
         figure.savefig(temporary, dpi=150, format=args.plot.suffix.lstrip(".") or "png")

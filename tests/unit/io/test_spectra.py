@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import polars as pl
 import pytest
@@ -116,22 +118,37 @@ def test_ms1_only_file(tmp_path) -> None:
         read_spectra(path)
 
 
-def test_nan_intensity_names_the_spectrum(tmp_path) -> None:
+def test_nan_and_infinite_peaks_are_dropped_not_fatal(tmp_path) -> None:
+    """A NaN or infinite peak carries no signal: it is dropped like a zero one, and a
+    spectrum left without peaks is skipped with its reason; the run goes on."""
+    from trm.io.spectra import REASON_NO_USABLE_PEAKS, drop_empty_spectra
+
     path = write_mzml(
         tmp_path / "nan.mzML",
-        [{"native_id": "scan=1"}, {"native_id": "scan=2", "intensity": [1.0, float("nan")]}],
+        [
+            {"native_id": "scan=1"},
+            {"native_id": "scan=2", "intensity": [1.0, float("nan")]},
+            {"native_id": "scan=3", "mz": [float("inf"), 200.0], "intensity": [1.0, float("nan")]},
+        ],
     )
-    with pytest.raises(SpectrumFileError, match="NaN") as error:
-        read_spectra(path)
-    assert error.value.spectrum == "scan=2"
+    kept, skipped = drop_empty_spectra(read_spectra(path))
+    assert kept["spectrum_id"].to_list() == ["scan=1", "scan=2"]
+    assert kept["mz"].to_list()[1] == [100.0]
+    assert skipped.rows() == [("scan=3", "nan", REASON_NO_USABLE_PEAKS)]
+    mgf = tmp_path / "nan.mgf"
+    mgf.write_text("BEGIN IONS\nTITLE=t1\nPEPMASS=500\nCHARGE=2+\n100 nan\nEND IONS\n")
+    kept, skipped = drop_empty_spectra(read_spectra(mgf))
+    assert kept.height == 0 and skipped["spectrum_id"].to_list() == ["t1"]
 
 
-def test_nan_in_mgf(tmp_path) -> None:
-    path = tmp_path / "nan.mgf"
-    path.write_text("BEGIN IONS\nTITLE=t1\nPEPMASS=500\nCHARGE=2+\n100 nan\nEND IONS\n")
-    with pytest.raises(SpectrumFileError, match="NaN") as error:
-        read_spectra(path)
-    assert error.value.spectrum == "t1"
+def test_repeated_native_ids_get_their_own_ids(tmp_path, caplog) -> None:
+    path = write_mzml(
+        tmp_path / "dup.mzML", [{"native_id": "scan=1"}] * 3 + [{"native_id": "scan=2"}]
+    )
+    with caplog.at_level(logging.WARNING):
+        ids = read_spectra(path)["spectrum_id"].to_list()
+    assert ids == ["scan=1", "scan=1#2", "scan=1#3", "scan=2"]
+    assert "2 spectra repeat the native id" in caplog.text
 
 
 def test_unsupported_extension(tmp_path) -> None:
