@@ -65,6 +65,15 @@ class SpectrumBatch:
             **{name: getattr(self, name).to(device, non_blocking=True) for name in _FIELDS}
         )
 
+    def rows(self, rows: slice) -> SpectrumBatch:
+        """Some of the batch's spectra (annotations included)."""
+        return SpectrumBatch(
+            **{
+                name: None if getattr(self, name) is None else getattr(self, name)[rows]
+                for name in (*_FIELDS, "ion_series", "ion_number", "ion_charge")
+            }
+        )
+
     def model_inputs(self) -> tuple[torch.Tensor, ...]:
         """Positional arguments of :meth:`trm.model.PeptideTRM.forward`."""
         return self.mz, self.intensity, self.peak_mask, self.precursor_mass, self.charge

@@ -206,14 +206,16 @@ class Trainer:
         return logits * drafted[:, None, None]
 
     def step_generator(self) -> torch.Generator:
-        """The generator of this step's noise and drafts: a pure function of the seed, the
-        step and the rank."""
-        return torch.Generator().manual_seed(
-            _seed(self.config.seed, _TRAIN_STREAM, self.step, self.context.rank)
-        )
+        """The generator of this step's noise and drafts: a pure function of the seed and
+        the step, the same in every process (see :meth:`train_step`)."""
+        return torch.Generator().manual_seed(_seed(self.config.seed, _TRAIN_STREAM, self.step, 0))
 
     def train_step(self, dataset: SpectrumDataset) -> dict[str, float]:
         """One optimisation step on the batch the step prescribes.
+
+        Every process draws the noise and the drafts of the whole global batch and keeps
+        its own rows, so that ``n`` processes of ``batch_size`` spectra make exactly the
+        updates of one process of ``n * batch_size`` (up to float summation order).
 
         Returns
         -------
@@ -221,23 +223,23 @@ class Trainer:
             ``loss``, ``cross_entropy_last``, ``token_accuracy`` (last step, answer
             positions), ``learning_rate``, ``grad_norm``.
         """
-        config = self.config
+        config, context = self.config, self.context
         indices = batch_indices(
-            self.step,
-            config.batch_size,
-            len(dataset),
-            config.seed,
-            self.context.rank,
-            self.context.world_size,
+            self.step, config.batch_size * context.world_size, len(dataset), config.seed
         )
         generator = self.step_generator()
         batch = self.augment(dataset.batch(indices), self.step, generator)
-        return self.optimise(batch, generator)
+        draft = self.draft(batch.tokens, generator)
+        if context.world_size > 1:
+            rows = slice(context.rank * config.batch_size, (context.rank + 1) * config.batch_size)
+            batch = batch.rows(rows)
+            draft = None if draft is None else draft[rows]
+        return self.optimise(batch, draft)
 
     def optimise(
         self,
         batch: SpectrumBatch,
-        generator: torch.Generator,
+        draft: torch.Tensor | None,
         auxiliary_loss: Callable[[], torch.Tensor] | None = None,
     ) -> dict[str, float]:
         """Forward, loss, backward and update on a prepared (noised) CPU batch.
@@ -245,14 +247,13 @@ class Trainer:
         Parameters
         ----------
         batch : SpectrumBatch
-        generator : torch.Generator
-            Draws the drafts.
+        draft : torch.Tensor or None
+            Starting answers (:meth:`draft`).
         auxiliary_loss : callable, optional
             Called after the forward pass; its value is added to the loss (e.g. a domain
             loss on encoder states a hook captured).
         """
         config, step = self.config, self.step
-        draft = self.draft(batch.tokens, generator)
         batch = batch.to(self.device)
         if draft is not None:
             draft = draft.to(self.device)
