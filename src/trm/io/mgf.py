@@ -102,7 +102,7 @@ def parse_mgf_charge(text: str) -> int | None:
 def spectrum_name(params: dict[str, str], index: int) -> str:
     """How an error names an MGF spectrum: its 0-based index and its TITLE when known."""
     title = params.get("TITLE")
-    return f"index={index}" + (f" TITLE={title}" if title else "")
+    return f"index={index}" + (f", TITLE={title}" if title else "")
 
 
 def iter_mgf(path: str | Path) -> Iterator[MgfSpectrum]:

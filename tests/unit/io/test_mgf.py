@@ -49,7 +49,7 @@ def test_truncated_mgf_names_the_spectrum(tmp_path) -> None:
     )
     with pytest.raises(SpectrumFileError, match="truncated") as error:
         list(iter_mgf(path))
-    assert error.value.spectrum == "second"
+    assert error.value.spectrum == "index=1, TITLE=second"
     assert str(path) in str(error.value)
 
 
