@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from trm import __version__
 from trm.errors import TrmError
@@ -43,6 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="verbosity of the log written to stderr (default: INFO)",
     )
+    parser.add_argument(
+        "--attempts-log",
+        type=Path,
+        help="also append the log, with a header per run, to this file: a scheduler's "
+        "retry replaces the job's own log, this one keeps every attempt (and the traceback "
+        "of a failed one)",
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
@@ -60,11 +69,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
     logging.basicConfig(
-        level=getattr(logging, args.log_level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        level=getattr(logging, args.log_level), format=log_format, stream=sys.stderr
     )
+    attempts = None
+    if args.attempts_log is not None:
+        args.attempts_log.parent.mkdir(parents=True, exist_ok=True)
+        attempts = logging.FileHandler(args.attempts_log, encoding="utf-8")
+        attempts.setFormatter(logging.Formatter(log_format))
+        root = logging.getLogger()
+        root.addHandler(attempts)
+        root.setLevel(min(root.level, getattr(logging, args.log_level)))
+        job = os.environ.get("SLURM_JOB_ID")
+        log.info(
+            "==== trm %s: new attempt (pid %d%s) ====",
+            args.command, os.getpid(), f", SLURM job {job}" if job else "",
+        )  # fmt: skip
     try:
         args.func(args)
     except (TrmError, OSError) as error:
@@ -72,6 +93,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.log_level == "DEBUG":
             log.exception("traceback")
         return 1
+    except BaseException:
+        if attempts is not None:  # a bug or a kill: its traceback goes to stderr as well
+            attempts.handle(
+                log.makeRecord(
+                    log.name, logging.CRITICAL, __file__, 0, "failed", (), sys.exc_info()
+                )
+            )
+        raise
+    finally:
+        if attempts is not None:
+            logging.getLogger().removeHandler(attempts)
+            attempts.close()
     return 0
 
 

@@ -25,7 +25,8 @@ rule casanovo_baseline:
         n_layers=config["casanovo"]["n_layers"],
         batch_size=config["casanovo"]["batch_size"],
     shell:
-        "python -m trm casanovo-train --data-dir {input.synthetic:q}"
+        "python -m trm --attempts-log logs/casanovo_baseline/{wildcards.instrument}.attempts.log"
+        " casanovo-train --data-dir {input.synthetic:q}"
         " --instrument {input.instrument:q} --executable {params.executable:q}"
         " --checkpoint {output.checkpoint:q} --summary {output.summary:q}"
         " --work-dir {params.work_dir:q} --max-spectra {params.budget}"

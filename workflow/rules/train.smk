@@ -38,7 +38,8 @@ rule pretrain:
         # resumes from it (Snakemake deletes a failed job's outputs, not this folder).
         work_dir="results/models/{instrument}/work",
     shell:
-        "{params.launcher} pretrain --train-dir {input.synthetic:q}/train"
+        "{params.launcher} --attempts-log logs/pretrain/{wildcards.instrument}.attempts.log"
+        " pretrain --train-dir {input.synthetic:q}/train"
         " --validation-dir {input.synthetic:q}/validation --checkpoint {output.checkpoint:q}"
         " --work-dir {params.work_dir:q}"
         " --metrics {output.metrics:q} --model-config {params.model}"
@@ -111,7 +112,8 @@ rule finetune:
         # State a retried or preempted job resumes from (not an output: Snakemake keeps it).
         work_dir="results/models/{instrument}/finetune_work",
     shell:
-        "python -m trm finetune --model {input.model:q} --labels {input.labels:q}"
+        "python -m trm --attempts-log logs/finetune/{wildcards.instrument}.attempts.log"
+        " finetune --model {input.model:q} --labels {input.labels:q}"
         " --synthetic-dir {input.synthetic:q}/train {params.noise}"
         " --checkpoint {output.checkpoint:q} --metrics {output.metrics:q}"
         " --split-table {output.split:q} --validation-labels {output.validation:q}"

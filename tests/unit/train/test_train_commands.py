@@ -72,3 +72,19 @@ def test_a_work_folder_of_other_settings_is_not_resumed(shards, tmp_path, caplog
     from trm.train.checkpoint import read_checkpoint
 
     assert read_checkpoint(tmp_path / "pretrained.pt")["step"] == 4
+
+
+def test_the_attempts_log_keeps_every_attempt(shards, tmp_path):
+    """A scheduler's retry replaces the job's log; --attempts-log keeps each attempt."""
+    attempts = tmp_path / "logs" / "pretrain.attempts.log"
+    missing = tmp_path / "absent"
+    for _ in range(2):
+        status = main(
+            ["--attempts-log", str(attempts), "pretrain", "--train-dir", str(missing),
+             "--checkpoint", str(tmp_path / "m.pt"), "--metrics", str(tmp_path / "m.csv")]
+        )  # fmt: skip
+        assert status == 1
+    text = attempts.read_text()
+    assert text.count("trm pretrain: new attempt") == 2
+    assert text.count(str(missing)) >= 2
+    assert _pretrain(shards, tmp_path, "--steps", "1") == 0
