@@ -93,7 +93,10 @@ def test_gpu_training_requests_gpus_and_uses_torchrun(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     output = result.stdout + result.stderr
-    assert "torchrun --standalone --nproc_per_node 2 -m trm pretrain" in output
+    assert (
+        "torchrun --standalone --nproc_per_node 2 -m trm"
+        " --attempts-log logs/pretrain/orbitrap_hcd.attempts.log pretrain"
+    ) in output
     assert "--device cuda" in output
     assert "gpu=2" in output
 
@@ -103,7 +106,8 @@ def test_cpu_training_requests_no_gpu(tmp_path):
     result = snakemake("-n", "-p", "results/models/orbitrap_hcd/metrics.csv", workdir=workdir)
     assert result.returncode == 0, result.stderr
     output = result.stdout + result.stderr
-    assert "python -m trm pretrain" in output and "--device cpu" in output
+    assert "python -m trm --attempts-log logs/pretrain/orbitrap_hcd.attempts.log pretrain" in output
+    assert "--device cpu" in output
     assert "gpu=0" in output or "gpu=" not in output
 
 
@@ -161,7 +165,8 @@ def test_fine_tuning_plans_finetune_calibrates_on_its_validation_and_holds_out(t
     assert result.returncode == 0, result.stderr
     assert planned_jobs(result.stdout)["finetune"] == 1
     output = result.stdout + result.stderr
-    assert "trm finetune --model results/models/orbitrap_hcd/pretrained.pt" in output
+    assert "finetune --model results/models/orbitrap_hcd/pretrained.pt" in output
+    assert "--attempts-log logs/finetune/orbitrap_hcd.attempts.log" in output
     assert "--strategy mixed" in output and "--fallback" in output
     assert "calibrate --model results/models/orbitrap_hcd/finetuned.pt" in output
     assert "--labels 'results/models/orbitrap_hcd/finetune_validation.parquet'" in output
