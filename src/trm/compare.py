@@ -25,7 +25,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from trm.chem import KNOWN_MODIFICATIONS, UnsupportedPeptideError, Vocabulary, parse_peptidoform
+from trm.chem import (
+    C13_SPACING,
+    KNOWN_MODIFICATIONS,
+    UnsupportedPeptideError,
+    Vocabulary,
+    parse_peptidoform,
+)
 from trm.metrics import match_residues, sequencing_metrics
 
 #: The tools compared, as column prefixes.
@@ -144,6 +150,88 @@ def trm_results_table(denovo: pl.DataFrame, unsequenced: pl.DataFrame | None) ->
         .sort(pl.col("score").fill_null(float("-inf")), descending=True)
         .unique(_KEY, keep="first", maintain_order=True)
     )
+
+
+#: Status of a Casanovo answer whose peptide does not fit the spectrum's precursor.
+PRECURSOR_MISMATCH = "precursor_mismatch"
+
+#: A tool whose most frequent peptide is more than this share of its answers (and at
+#: least :data:`COLLAPSE_MIN_REPEATS` of them) is flagged as collapsed.
+COLLAPSE_SHARE = 0.05
+COLLAPSE_MIN_REPEATS = 3
+
+
+def mark_precursor_mismatches(
+    table: pl.DataFrame, tolerance_ppm: float, isotope_errors: Sequence[int] = (0, 1)
+) -> pl.DataFrame:
+    """Casanovo's answers that do not fit their precursor, set apart.
+
+    Casanovo reports a peptide for every spectrum, fitting or not (its own ``precursor_mz``
+    filter would drop the others); the recursive model reports only peptides that fit.
+    So that both tools' coverage means the same, a sequenced row whose peptide's m/z
+    (``calc_mz``) is farther than ``tolerance_ppm`` from the precursor m/z, at every
+    allowed isotope error, gets status :data:`PRECURSOR_MISMATCH`: its peptide moves to
+    the reason and no longer counts as an answer.
+
+    Parameters
+    ----------
+    table : polars.DataFrame
+        Casanovo's per-spectrum table with ``precursor_mz``, ``calc_mz`` and ``charge``
+        (rows lacking them are left as they are).
+    tolerance_ppm : float
+    isotope_errors : sequence of int
+        Isotope peaks the precursor may have been picked at (0: monoisotopic).
+    """
+    needed = {"precursor_mz", "calc_mz", "charge", "status", "peptide"}
+    if not needed <= set(table.columns):
+        return table
+    observed = pl.col("precursor_mz").cast(pl.Float64())
+    calculated = pl.col("calc_mz").cast(pl.Float64())
+    charge = pl.col("charge").cast(pl.Float64())
+    errors = [
+        ((observed - isotope * C13_SPACING / charge - calculated) / calculated * 1e6).abs()
+        for isotope in isotope_errors
+    ]
+    error = pl.min_horizontal(errors)
+    mismatch = (pl.col("status") == "sequenced") & (error > tolerance_ppm).fill_null(False)
+    return table.with_columns(
+        pl.when(mismatch)
+        .then(pl.lit(PRECURSOR_MISMATCH))
+        .otherwise(pl.col("status"))
+        .alias("status"),
+        pl.when(mismatch)
+        .then(
+            pl.format(
+                "peptide {} does not fit the precursor ({} ppm)",
+                pl.col("peptide"),
+                error.round(0).cast(pl.Int64),
+            )
+        )
+        .otherwise(pl.col("reason"))
+        .alias("reason"),
+        pl.when(mismatch).then(None).otherwise(pl.col("peptide")).alias("peptide"),
+    )
+
+
+def collapse(answers: Sequence[str], n_mismatched: int = 0) -> tuple[str | None, float | None]:
+    """Whether a tool's answers look collapsed, and the share of its most frequent peptide.
+
+    Returns
+    -------
+    reason : str or None
+        ``no precursor-fitting answer`` when every answer missed its precursor, or ``one
+        peptide (P) is N% of its answers``; None when neither.
+    share : float or None
+        The most frequent peptide's share of the answers (None without answers).
+    """
+    if not answers:
+        return ("no precursor-fitting answer" if n_mismatched else None), None
+    peptides, counts = np.unique(np.asarray(answers, dtype=object), return_counts=True)
+    top = int(np.argmax(counts))
+    share = float(counts[top] / len(answers))
+    if share > COLLAPSE_SHARE and counts[top] >= COLLAPSE_MIN_REPEATS:
+        return f"one peptide ({peptides[top]}) is {share:.0%} of its answers", share
+    return None, share
 
 
 def comparison_table(
@@ -275,7 +363,9 @@ def summarize(
         ``n_spectra``; per tool ``n_sequenced`` and counts by status; ``n_both_sequenced``
         and ``agreement_rate`` (share of those where both peptides match); with labels,
         ``n_labelled`` and per tool ``aa_precision``, ``aa_recall``, ``peptide_recall``,
-        ``peptide_precision`` and ``pc_auc``; per tool ``spectra_per_second``.
+        ``peptide_precision`` and ``pc_auc``; per tool ``spectra_per_second``,
+        ``collapsed`` (why its answers look collapsed, or None; see :func:`collapse`) and
+        ``top_peptide_share``.
     curves : dict
         Tool -> (coverage, precision) arrays (empty without labels).
     """
@@ -300,6 +390,13 @@ def summarize(
             ),
             "spectra_per_second": speeds.get(tool),
         }
+        answers = table.filter(pl.col(f"{tool}_status") == "sequenced")[f"{tool}_peptide"]
+        reason, share = collapse(
+            answers.drop_nulls().to_list(),
+            int((table[f"{tool}_status"] == PRECURSOR_MISMATCH).sum()),
+        )
+        tool_summary["collapsed"] = reason
+        tool_summary["top_peptide_share"] = share
         if labelled.height:
             metrics, curves[tool] = label_metrics(labelled, tool, truth_tokens, vocabulary)
             tool_summary.update(metrics)
@@ -418,6 +515,8 @@ def precision_coverage_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]
     labels = {"trm": "recursive model (trm)", "casanovo": "Casanovo"}
     for tool, (coverage, precision) in curves.items():
         label = labels.get(tool, tool)
+        if (summary or {}).get(tool, {}).get("collapsed"):
+            label += " — collapsed"
         auc = (summary or {}).get(tool, {}).get("pc_auc")
         if auc is not None and not math.isnan(auc):
             label += f" (AUC {auc:.3f})"
@@ -447,7 +546,8 @@ def summary_row(sample: str, summary: Mapping[str, Any]) -> dict[str, Any]:
     dict
         ``sample``, ``n_spectra``, ``n_labelled``, ``agreement_rate`` and, per tool,
         ``<tool>_n_sequenced``, ``<tool>_spectra_per_second``, ``<tool>_aa_precision``,
-        ``<tool>_peptide_recall``, ``<tool>_pc_auc`` (null without labels).
+        ``<tool>_peptide_recall``, ``<tool>_pc_auc`` (null without labels),
+        ``<tool>_collapsed`` (the reason, or null) and ``<tool>_n_precursor_mismatch``.
     """
     row: dict[str, Any] = {
         "sample": sample,
@@ -463,6 +563,10 @@ def summary_row(sample: str, summary: Mapping[str, Any]) -> dict[str, Any]:
             "aa_precision",
             "peptide_recall",
             "pc_auc",
+            "collapsed",
         ):
             row[f"{tool}_{key}"] = tool_summary.get(key)
+        row[f"{tool}_n_precursor_mismatch"] = tool_summary.get("status_counts", {}).get(
+            PRECURSOR_MISMATCH, 0
+        )
     return row

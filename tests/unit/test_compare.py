@@ -160,3 +160,44 @@ def test_trm_token_names_are_read_back():
     trm = _tool([("r", "a", "sequenced", None, "[Carbamyl+Ammonia-loss]-YLGEEYVK", 0.5)])
     casanovo = _tool([("r", "a", "sequenced", None, "[+25.980265]-YLGEEYVK", 0.5)])
     assert compare.comparison_table(trm, casanovo)["agree"].to_list() == [True]
+
+
+def test_casanovo_answers_off_the_precursor_count_apart():
+    from trm.chem import C13_SPACING, PROTON_MASS, peptide_mass
+
+    def mz(peptide, charge):
+        return float((peptide_mass(list(peptide)) + charge * PROTON_MASS) / charge)
+
+    fitting = mz("PEPTIDEK", 2)
+    table = pl.DataFrame(
+        {
+            "run": ["r"] * 4,
+            "spectrum_id": ["a", "b", "c", "d"],
+            "status": ["sequenced", "sequenced", "sequenced", "skipped"],
+            "reason": [None, None, None, "no charge"],
+            "peptide": ["PEPTIDEK", "PEPTIDEK", "PEPTIDEK", None],
+            "score": [0.9, 0.8, 0.7, None],
+            "charge": [2, 2, 2, None],
+            # exact; the second isotope picked; 200 ppm off
+            "precursor_mz": [fitting, fitting + C13_SPACING / 2, fitting * (1 + 2e-4), None],
+            "calc_mz": [fitting] * 3 + [None],
+        }
+    )
+    marked = compare.mark_precursor_mismatches(table, tolerance_ppm=20, isotope_errors=[0, 1])
+    assert marked["status"].to_list() == ["sequenced", "sequenced", "precursor_mismatch", "skipped"]
+    assert marked["peptide"].to_list() == ["PEPTIDEK", "PEPTIDEK", None, None]
+    assert "PEPTIDEK does not fit the precursor (200 ppm)" in marked["reason"][2]
+    # Only the monoisotopic peak allowed: the second spectrum misses too.
+    strict = compare.mark_precursor_mismatches(table, tolerance_ppm=20, isotope_errors=[0])
+    assert strict["status"].to_list()[:3] == ["sequenced"] + ["precursor_mismatch"] * 2
+
+
+def test_a_collapsed_tool_is_flagged():
+    assert compare.collapse([]) == (None, None)
+    assert compare.collapse([], n_mismatched=5) == ("no precursor-fitting answer", None)
+    varied = [f"PEP{i}K" for i in range(100)]
+    assert compare.collapse(varied)[0] is None
+    reason, share = compare.collapse(varied[:90] + ["LLLLLLLLLLR"] * 10)
+    assert share == pytest.approx(0.1) and "LLLLLLLLLLR" in reason and "10%" in reason
+    # Two repeats of 20 are 10%, but too few to call a collapse.
+    assert compare.collapse(varied[:18] + ["AAK", "AAK"])[0] is None

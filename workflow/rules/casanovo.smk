@@ -93,6 +93,7 @@ rule compare:
         "python -m trm compare --trm-denovo {input.denovo:q}"
         " --trm-unsequenced {input.unsequenced:q} --trm-timing {input.trm_timing:q}"
         " --casanovo {input.casanovo:q} --casanovo-timing {input.casanovo_timing:q}"
+        " --instrument {input.instrument:q}"
         " {params.labels} {params.finetune_split}"
         " --table {output.table:q} --summary-out {output.summary:q}"
         " --plot {output.plot:q} 2> {log:q}"

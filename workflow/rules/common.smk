@@ -182,6 +182,7 @@ def comparison_inputs(wildcards):
         "trm_timing": f"{folder}/trm_timing.json",
         "casanovo": f"{folder}/casanovo.tsv",
         "casanovo_timing": f"{folder}/casanovo.json",
+        "instrument": instrument_file(wildcards),
     }
     if has_labels(wildcards.sample):
         inputs["labels"] = f"results/labels/{wildcards.sample}.parquet"

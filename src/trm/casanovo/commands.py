@@ -145,6 +145,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="spectrum table (.parquet): labels (column peptide) and the full set of spectra",
     )
     compare.add_argument(
+        "--instrument",
+        type=Path,
+        help="instrument YAML: Casanovo answers that do not fit their precursor within its "
+        "tolerance (and isotope errors) count apart, as Casanovo's own filter would drop them",
+    )
+    compare.add_argument(
         "--finetune-split",
         type=Path,
         help="trm finetune's split table: the spectra it trained or selected on count as "
@@ -293,6 +299,11 @@ def run_compare(args: argparse.Namespace) -> None:
     )
     trm = compare.trm_results_table(denovo, unsequenced)
     casanovo = pl.read_csv(args.casanovo, separator="\t", schema_overrides={"score": pl.Float64})
+    if args.instrument is not None:
+        instrument = _instrument(args.instrument)
+        casanovo = compare.mark_precursor_mismatches(
+            casanovo, instrument["precursor_tolerance_ppm"], instrument["isotope_errors"]
+        )
     labels = (
         pl.read_parquet(args.spectra, columns=["run", "spectrum_id", "peptide"])
         if args.spectra is not None
