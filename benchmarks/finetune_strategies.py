@@ -10,8 +10,9 @@ exact-mass search and rescoring. Arms:
 
 - ``zero-shot``: the base model as it is;
 - ``mixed``, ``two-stage``, ``adversarial``: the strategies at their defaults;
-- ``two-stage-frozen``: two-stage with the encoder frozen throughout (the roadmap's frozen
-  against trained encoder);
+- ``two-stage-frozen``, ``two-stage-trained``: real spectra only with the encoder frozen
+  throughout, or trained from the first step (the roadmap's frozen against trained
+  encoder);
 - ``<strategy>@10%``, ``@30%``: the strategy given as ``--amount-strategy`` on a share of
   the train peptides.
 
@@ -42,6 +43,7 @@ STRATEGY_ARMS = {
     "two-stage": ["--strategy", "two-stage"],
     "adversarial": ["--strategy", "adversarial"],
     "two-stage-frozen": ["--strategy", "two-stage", "--freeze-encoder"],
+    "two-stage-trained": ["--strategy", "two-stage", "--frozen-fraction", "0"],
 }
 AMOUNTS = (0.1, 0.3)
 MODE = "search+rescore"
