@@ -43,9 +43,10 @@ def read_denovo_results(denovo: Path) -> pl.DataFrame:
 
 def run_evaluate(args: argparse.Namespace) -> None:
     """Handler of ``trm evaluate``."""
+    from trm.atomic import atomic_outputs
     from trm.chem import Vocabulary
     from trm.denovo.evaluation import labelled_metrics, read_labels, save_precision_coverage_plot
-    from trm.denovo.output import atomic_outputs, write_json
+    from trm.denovo.output import write_json
 
     sequenced = read_denovo_results(args.denovo)
     unsequenced = (

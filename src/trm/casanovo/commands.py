@@ -218,8 +218,8 @@ def _write_tsv(table: pl.DataFrame, path: Path) -> None:
 
 def run_sequence(args: argparse.Namespace) -> None:
     """``trm casanovo-sequence``."""
+    from trm.atomic import atomic_outputs
     from trm.casanovo.pipeline import sequence_spectra
-    from trm.denovo.output import atomic_outputs
     from trm.io.spectra import apply_missing_charge_policy
 
     instrument = _instrument(args.instrument)

@@ -321,9 +321,10 @@ _LABEL_COLUMNS = ("precursor_mz", "charge", "mz", "intensity", "peptide")
 
 def run_calibrate(args: argparse.Namespace) -> None:
     """``trm calibrate``."""
+    from trm.atomic import atomic_outputs
     from trm.denovo.calibrate import calibrate_dataset
     from trm.denovo.inference import Sequencer
-    from trm.denovo.output import atomic_outputs, write_json
+    from trm.denovo.output import write_json
     from trm.train.checkpoint import load_model, read_checkpoint, save_checkpoint
 
     torch.set_num_threads(args.threads)
@@ -423,9 +424,10 @@ def _inference_settings(
 
 def run_denovo(args: argparse.Namespace) -> None:
     """``trm denovo``."""
+    from trm.atomic import atomic_outputs
     from trm.denovo.evaluation import labelled_metrics, read_labels, save_precision_coverage_plot
     from trm.denovo.inference import Sequencer, steps_histogram
-    from trm.denovo.output import atomic_outputs, write_json
+    from trm.denovo.output import write_json
     from trm.denovo.run import sequence_file
     from trm.io.results import write_denovo_tsv, write_mztab, write_unsequenced
     from trm.model import count_parameters, inference_flops

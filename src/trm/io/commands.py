@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import polars as pl
 
+from trm.atomic import atomic_output
 from trm.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -93,22 +92,11 @@ def _run_convert(args: argparse.Namespace) -> None:
 
 
 def _write_atomically(frame: pl.DataFrame, path: Path, kind: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(handle)
-    temporary = Path(name)
-    try:
+    with atomic_output(path) as temporary:
         if kind == "parquet":
             frame.write_parquet(temporary)
         else:
             frame.write_csv(temporary, separator="\t")
-        umask = os.umask(0)
-        os.umask(umask)
-        temporary.chmod(0o666 & ~umask)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def _run_labelled_spectra(args: argparse.Namespace) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trm.atomic import atomic_output
 from trm.io.errors import SpectrumFileError, UnsupportedFormatError
 from trm.io.mgf import MgfFieldError, count_mgf_spectra, iter_mgf, spectrum_name
 from trm.io.spectra import (
@@ -218,14 +218,6 @@ def _write(input_path: Path, fmt: str, target: Path, summary: ConversionSummary)
         writer.close()
 
 
-def _temporary_path(output_path: Path) -> Path:
-    handle, name = tempfile.mkstemp(
-        prefix=f".{output_path.name}.", suffix=".part", dir=output_path.parent
-    )
-    os.close(handle)
-    return Path(name)
-
-
 def convert_to_mzml(
     input_path: str | Path, output_path: str | Path, use_thermorawfileparser: bool = True
 ) -> ConversionSummary:
@@ -257,20 +249,16 @@ def convert_to_mzml(
     output_path = Path(output_path)
     fmt = detect_format(input_path)
     _check_input(input_path, fmt)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _temporary_path(output_path)
     summary = ConversionSummary()
-    try:
+    with atomic_output(output_path) as temporary:
         trfp = find_thermorawfileparser() if fmt == "thermo" and use_thermorawfileparser else None
         if trfp is not None:
             # ThermoRawFileParser's output is streamed through the checked writer too, so
             # every route ends in the same validation.
-            raw_mzml = _temporary_path(output_path).with_suffix(".mzML")
-            try:
+            with tempfile.TemporaryDirectory(prefix=".trfp.", dir=output_path.parent) as folder:
+                raw_mzml = Path(folder) / f"{input_path.stem}.mzML"
                 run_thermorawfileparser(trfp, input_path, raw_mzml)
                 _write(raw_mzml, "mzml", temporary, summary)
-            finally:
-                raw_mzml.unlink(missing_ok=True)
             summary.method = "ThermoRawFileParser"
         else:
             _write(input_path, fmt, temporary, summary)
@@ -280,14 +268,6 @@ def convert_to_mzml(
             raise SpectrumFileError(
                 input_path, f"none of its {summary.n_ms2} MS2 spectra has peaks"
             )
-        # mkstemp creates the file private; give it the permissions of a normal new file.
-        umask = os.umask(0)
-        os.umask(umask)
-        temporary.chmod(0o666 & ~umask)
-        os.replace(temporary, output_path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
     if summary.n_empty_ms2:
         log.warning(
             "%s: %d of %d MS2 spectra have no peaks (kept; later stages list them as skipped)",

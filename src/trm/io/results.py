@@ -6,15 +6,14 @@ same folder, renamed at the end), so a failed job never leaves a partial result 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
 
 from trm import __version__, chem
+from trm.atomic import atomic_output
 
 #: Columns of the table the de novo stage hands to the writers, one row per peptide.
 DENOVO_COLUMNS: dict[str, pl.DataType] = {
@@ -48,21 +47,6 @@ _UNIMOD = {
     "Carbamyl": "UNIMOD:5",
     "Ammonia-loss": "UNIMOD:385",
 }
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it to ``path`` only on success."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # A name that does not exist yet: some writers append to an existing file.
-    temporary = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        yield temporary
-        os.replace(temporary, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
 
 
 def _format_scores(scores: Sequence[float]) -> str:

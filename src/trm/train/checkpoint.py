@@ -25,11 +25,11 @@ A checkpoint is a dictionary of plain types and tensors, readable with
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
+from trm.atomic import atomic_output
 from trm.chem import DEFAULT_TOKENS, Vocabulary
 from trm.errors import InputError
 from trm.model import ModelConfig, PeptideTRM, build_model
@@ -40,11 +40,8 @@ CHECKPOINT_VERSION = 1
 
 def save_checkpoint(checkpoint: dict, path: Path | str) -> None:
     """Write a checkpoint atomically, so a job killed while writing leaves the old one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    torch.save(checkpoint, partial)
-    os.replace(partial, path)
+    with atomic_output(path) as temporary:
+        torch.save(checkpoint, temporary)
 
 
 def read_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") -> dict:

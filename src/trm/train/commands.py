@@ -248,7 +248,7 @@ def run_pretrain(args: argparse.Namespace) -> None:
             + " to continue"
         )
     if args.work_dir is not None:
-        from trm.denovo.output import atomic_outputs
+        from trm.atomic import atomic_outputs
 
         with atomic_outputs([args.checkpoint, args.metrics]) as (final_checkpoint, final_metrics):
             shutil.copyfile(checkpoint, final_checkpoint)

@@ -557,7 +557,7 @@ def write_finetune_outputs(
     checkpoint: dict, rows: list[dict], checkpoint_path: Path, metrics_path: Path
 ) -> None:
     """The fine-tuned checkpoint and its validation curve, together or not at all."""
-    from trm.denovo.output import atomic_outputs
+    from trm.atomic import atomic_outputs
 
     with atomic_outputs([checkpoint_path, metrics_path]) as (final_checkpoint, final_metrics):
         torch.save(checkpoint, final_checkpoint)

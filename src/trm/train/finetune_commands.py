@@ -126,8 +126,8 @@ def _read_labels(paths: list[Path]) -> pl.DataFrame:
 
 def run_finetune(args: argparse.Namespace) -> None:
     """``trm finetune``."""
+    from trm.atomic import atomic_outputs
     from trm.denovo.commands import CALIBRATION_KEY, INFERENCE_KEY, RESCORER_KEY
-    from trm.denovo.output import atomic_outputs
     from trm.train.checkpoint import checkpoint_vocabulary, read_checkpoint
     from trm.train.data import SpectrumDataset
     from trm.train.finetune import assign_splits, finetune, write_finetune_outputs

@@ -383,7 +383,7 @@ class NoiseModelParameters:
 
     def write(self, path: str | Path) -> None:
         """Write as YAML with a format header (atomically)."""
-        from trm.io.results import atomic_output
+        from trm.atomic import atomic_output
 
         document = {"format": NOISE_FILE_FORMAT, "version": NOISE_FILE_VERSION, **self.to_dict()}
         with atomic_output(path) as temporary:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import polars as pl
 
+from trm.atomic import atomic_output
 from trm.errors import InputError
-from trm.io.results import atomic_output
 
 log = logging.getLogger(__name__)
 

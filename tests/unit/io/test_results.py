@@ -8,9 +8,9 @@ from psm_utils.io import read_file
 from pyteomics import mztab
 
 from trm import chem
+from trm.atomic import atomic_output
 from trm.io.results import (
     DENOVO_COLUMNS,
-    atomic_output,
     write_denovo_tsv,
     write_mztab,
     write_unsequenced,
