@@ -248,7 +248,7 @@ def msp_proforma(sequence: str, modifications: list[tuple[int, str, str]]) -> st
 def _iter_msp(path: Path) -> Iterator[dict]:
     entry: dict | None = None
     peaks: list[tuple[float, float]] = []
-    with path.open("r", encoding="utf-8", errors="replace") as handle:
+    with path.open("r", encoding="utf-8-sig", errors="replace") as handle:
         for line_number, raw_line in enumerate(handle, start=1):
             line = raw_line.strip()
             if not line:

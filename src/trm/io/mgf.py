@@ -127,7 +127,9 @@ def iter_mgf(path: str | Path) -> Iterator[MgfSpectrum]:
     in_block = False
     params: dict[str, str] = {}
     peak_lines: list[str] = []
-    with path.open("r", encoding="utf-8", errors="replace") as handle:
+    # utf-8-sig: a byte-order mark (Windows editors write one) would hide the first
+    # BEGIN IONS, and its spectrum with it.
+    with path.open("r", encoding="utf-8-sig", errors="replace") as handle:
         for line_number, raw_line in enumerate(handle, start=1):
             line = raw_line.strip()
             if not line or line[0] in "#;!/":
@@ -188,6 +190,6 @@ def count_mgf_spectra(path: str | Path) -> int:
     count = 0
     with Path(path).open("rb") as handle:
         for line in handle:
-            if line.startswith(b"BEGIN IONS"):
+            if line.removeprefix(b"\xef\xbb\xbf").startswith(b"BEGIN IONS"):
                 count += 1
     return count

@@ -84,3 +84,13 @@ def test_unparsable_numbers_name_the_file_the_spectrum_and_the_key(tmp_path, hea
         SpectrumFileError, match=rf"bad.mgf, spectrum 'index=1, TITLE=broken'.*{key}="
     ):
         read_spectra(path)
+
+
+def test_a_byte_order_mark_does_not_hide_the_first_spectrum(tmp_path) -> None:
+    from trm.io.mgf import count_mgf_spectra
+
+    path = tmp_path / "bom.mgf"
+    text = "BEGIN IONS\nTITLE=a\nPEPMASS=500\n100 1\nEND IONS\n"
+    path.write_bytes(b"\xef\xbb\xbf" + (text + text.replace("=a", "=b")).encode())
+    assert [s.title for s in iter_mgf(path)] == ["a", "b"]
+    assert count_mgf_spectra(path) == 2
