@@ -120,7 +120,7 @@ def mgf_cases() -> dict[str, tuple[str, bytes]]:
         "charge_zero": ("CHARGE=0", with_first(_edit(first, "CHARGE", "0"))),
         "no_charge": ("no CHARGE line", with_first(_edit(first, "CHARGE", None))),
         "charge_9": (
-            "CHARGE=9+ (above the model's range)",
+            "CHARGE=9+ (above the instrument's charges 2-4; within the model's 10)",
             with_first(_edit(first, "CHARGE", "9+")),
         ),  # fmt: skip
         "charge_negative": ("CHARGE=2- (negative mode)", with_first(_edit(first, "CHARGE", "2-"))),
