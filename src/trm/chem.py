@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 
 import numpy as np
 from pyteomics import mass as _mass
@@ -76,6 +76,31 @@ KNOWN_MODIFICATIONS: tuple[ModificationDef, ...] = (
 )
 
 _MOD_BY_NAME = {m.name: m for m in KNOWN_MODIFICATIONS}
+
+
+@cache
+def unimod_accession(name: str) -> str | None:
+    """Unimod accession (``UNIMOD:35``) of a modification of :data:`KNOWN_MODIFICATIONS`,
+    from the Unimod table OpenMS ships; None for a combination (``Carbamyl+Ammonia-loss``),
+    which has no entry of its own."""
+    definition = _MOD_BY_NAME[name]
+    if "+" in name:
+        return None
+    import pyopenms
+
+    terminal = definition.targets == ("N-term",)
+    entry = pyopenms.ModificationsDB().getModification(
+        name,
+        "" if terminal else definition.targets[0],
+        pyopenms.ResidueModification.TermSpecificity.N_TERM
+        if terminal
+        else pyopenms.ResidueModification.TermSpecificity.ANYWHERE,
+    )
+    accession = entry.getUniModAccession()  # "UniMod:35"
+    if not accession or abs(entry.getDiffMonoMass() - definition.mass) > 1e-4:
+        raise ValueError(f"OpenMS's Unimod table disagrees on {name}: {accession}")
+    return "UNIMOD:" + accession.split(":", 1)[1]
+
 
 #: Tolerance (Da) when a modification given by mass or by another name is matched to one
 #: of the vocabulary by its mass.

@@ -129,8 +129,8 @@ class DecodedPeptide:
     token_probabilities : numpy.ndarray of shape (n_tokens,)
         Probability of each chosen token at its position.
     mass_error_ppm : float
-        (peptide mass - precursor mass corrected by the isotope error) / corrected mass,
-        in ppm: positive when the peptide is heavier.
+        Observed minus theoretical, in ppm: (precursor mass corrected by the isotope
+        error - peptide mass) / peptide mass; positive when the precursor is heavier.
     isotope_error : int
         Isotope error that made the peptide fit (0 for greedy decoding).
     certified : bool
@@ -193,10 +193,13 @@ def _mass_error_ppm(
     peptide_mass: np.ndarray, precursor_mass: np.ndarray, isotope_errors: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Smallest absolute ppm error over the isotope errors, and the isotope giving it;
-    ``peptide_mass`` and ``precursor_mass`` broadcast."""
+    ``peptide_mass`` and ``precursor_mass`` broadcast. The error is the field's
+    observed minus theoretical: (isotope-corrected precursor mass - peptide mass) /
+    peptide mass."""
     isotopes = np.arange(isotope_errors[0], isotope_errors[1] + 1)
     corrected = np.asarray(precursor_mass)[..., None] - isotopes * C13_SPACING
-    errors = (np.asarray(peptide_mass)[..., None] - corrected) / corrected * 1e6
+    theoretical = np.asarray(peptide_mass)[..., None]
+    errors = (corrected - theoretical) / theoretical * 1e6
     best = np.argmin(np.abs(errors), axis=-1)
     return np.take_along_axis(errors, best[..., None], axis=-1)[..., 0], isotopes[best]
 
@@ -361,7 +364,7 @@ def greedy_decode(
         chosen = np.concatenate([ids[:n_tokens], np.zeros(len(ids) - n_tokens, dtype=ids.dtype)])
         picked = log_probs[row, np.arange(len(ids)), chosen]
         mass = vocabulary.masses[ids[:n_tokens]].sum() + WATER_MASS
-        error = (mass - precursor_mass[row]) / precursor_mass[row] * 1e6
+        error = (precursor_mass[row] - mass) / mass * 1e6
         results.append(
             DecodedPeptide(
                 token_ids=ids[:n_tokens].copy(),

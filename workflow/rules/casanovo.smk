@@ -18,6 +18,8 @@ rule casanovo_baseline:
     params:
         executable=casanovo_executable(),
         budget=casanovo_budget(),
+        # MGF files and Casanovo's checkpoints; a retried job resumes from the newest one
+        # (not an output: Snakemake keeps it when a job fails).
         work_dir="results/casanovo/{instrument}/baseline.work",
         dim_model=config["casanovo"]["dim_model"],
         n_head=config["casanovo"]["n_head"],

@@ -8,6 +8,8 @@ trains a Casanovo model of a given size within a budget of spectra seen.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import os
@@ -19,6 +21,7 @@ from typing import Any
 
 import polars as pl
 
+from trm.atomic import atomic_output
 from trm.casanovo import runner
 from trm.casanovo.config import (
     CASANOVO_VERSION,
@@ -262,18 +265,34 @@ def train_baseline(
     schedule = training_overrides(n_train, max_spectra, batch_size, n_validations)
     config = build_config(*config_overrides, architecture.overrides(), schedule)
     config_path = write_config(config, work_dir / "casanovo_train_config.yaml")
-    run = runner.train(
-        [train_mgf],
-        [validation_mgf],
-        config_path,
-        work_dir,
-        root="casanovo_train",
-        executable=executable,
-        threads=threads,
-    )
+    resume_from = _resumable_checkpoint(work_dir, [config_path, train_mgf, validation_mgf])
+
+    def attempt(resume: Path | None) -> runner.CasanovoRun:
+        return runner.train(
+            [train_mgf],
+            [validation_mgf],
+            config_path,
+            work_dir,
+            root=_TRAIN_ROOT,
+            executable=executable,
+            threads=threads,
+            resume_from=resume,
+        )
+
+    try:
+        run = attempt(resume_from)
+    except runner.CasanovoError as error:
+        if resume_from is None:
+            raise
+        # A checkpoint cut short by the kill cannot be loaded: the run is not lost, only
+        # the time it had spent.
+        log.warning("resuming from %s failed (%s); training afresh", resume_from.name, error)
+        resume_from = None
+        run = attempt(None)
     checkpoint_out = Path(checkpoint_out)
     checkpoint_out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(run.output, checkpoint_out)
+    with atomic_output(checkpoint_out) as partial:
+        shutil.copyfile(run.output, partial)
     steps_per_epoch = math.ceil(n_train / schedule["train_batch_size"])
     summary = {
         "casanovo_version": CASANOVO_VERSION,
@@ -292,6 +311,8 @@ def train_baseline(
         "cpu_seconds": round(run.cpu_seconds, 3),
         "checkpoint": str(checkpoint_out),
         "selected_from": run.output.name,
+        # Seconds above are this attempt's; an interrupted attempt's are in the work folder.
+        "resumed_from": resume_from.name if resume_from is not None else None,
     }
     log.info(
         "trained Casanovo on %d spectra x %d epochs in %.0f s -> %s",
@@ -301,6 +322,44 @@ def train_baseline(
         checkpoint_out,
     )
     return TrainingOutcome(checkpoint_out, summary)
+
+
+_TRAIN_ROOT = "casanovo_train"
+_RESUME_KEY = "resume_key.json"
+
+
+def _resumable_checkpoint(work_dir: Path, inputs: Sequence[Path]) -> Path | None:
+    """The checkpoint an interrupted attempt of this same training left in ``work_dir``.
+
+    An attempt records the SHA-256 of its config and MGF files in ``resume_key.json``
+    before Casanovo starts. A later attempt with identical files resumes from the newest
+    checkpoint (:func:`trm.casanovo.runner.latest_checkpoint`); with any file changed
+    (other data, budget or architecture) it starts afresh and the old checkpoints go.
+    """
+    key = {path.name: _sha256(path) for path in inputs}
+    key_path = work_dir / _RESUME_KEY
+    previous = None
+    if key_path.is_file():
+        try:
+            previous = json.loads(key_path.read_text(encoding="utf-8"))
+        except ValueError:
+            previous = None
+    latest = runner.latest_checkpoint(work_dir, _TRAIN_ROOT) if previous == key else None
+    with atomic_output(key_path) as partial:
+        partial.write_text(json.dumps(key, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    if latest is not None:
+        log.info("resuming the interrupted Casanovo training from %s", latest)
+    elif previous is not None:
+        log.info("%s holds another training's state; starting afresh", work_dir)
+    return latest
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _reason_counts(skipped: pl.DataFrame) -> dict[str, int]:

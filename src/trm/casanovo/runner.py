@@ -181,12 +181,16 @@ def _run(
     console_log: Path,
     threads: int | None,
     cache_home: Path | None = None,
+    append: bool = False,
 ) -> tuple[float, float]:
-    """Run Casanovo; returns its wall-clock and CPU seconds."""
+    """Run Casanovo; returns its wall-clock and CPU seconds.
+
+    ``append`` keeps the console output of earlier attempts (a resumed training run).
+    """
     log.info("running %s", " ".join(str(part) for part in command))
     usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    with console_log.open("w", encoding="utf-8") as handle:
+    with console_log.open("a" if append else "w", encoding="utf-8") as handle:
         completed = subprocess.run(
             [str(part) for part in command],
             cwd=cwd,
@@ -281,8 +285,9 @@ def train(
     root: str = "casanovo_train",
     executable: str | os.PathLike[str] | None = None,
     threads: int | None = None,
+    resume_from: str | os.PathLike[str] | None = None,
 ) -> CasanovoRun:
-    """Run ``casanovo train`` from random weights on annotated MGF files.
+    """Run ``casanovo train`` from random weights on annotated MGF files, or resume it.
 
     Parameters
     ----------
@@ -296,6 +301,12 @@ def train(
     root : str
     executable : path, optional
     threads : int, optional
+    resume_from : path, optional
+        A checkpoint this run saved earlier in ``output_dir`` (:func:`latest_checkpoint`):
+        Casanovo restores the weights, optimizer, learning-rate schedule, epoch and step
+        from it (``--load_all_states``) and goes on to the end of the same schedule. The
+        other checkpoints of the interrupted attempt are kept (the best one stays a
+        candidate).
 
     Returns
     -------
@@ -308,11 +319,14 @@ def train(
     output_dir = Path(output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
     console_log = output_dir / f"{root}.console.txt"
-    for stale in output_dir.glob(f"{root}.*.ckpt"):
-        # A checkpoint of an earlier run would be taken for this run's result.
-        stale.unlink()
+    if resume_from is None:
+        for stale in output_dir.glob(f"{root}.*.ckpt"):
+            # A checkpoint of an earlier run would be taken for this run's result.
+            stale.unlink()
     command: list[str | Path] = [executable, "train"]
     command.extend(Path(path).resolve() for path in train_mgfs)
+    if resume_from is not None:
+        command.extend(["--model", Path(resume_from).resolve(), "--load_all_states"])
     for path in validation_mgfs:
         command.extend(["--validation_peak_path", Path(path).resolve()])
     command.extend(
@@ -328,7 +342,12 @@ def train(
     )
     # Training writes no mzTab, so it needs no Unimod; the cache keeps it off the network.
     seconds, cpu_seconds = _run(
-        command, output_dir, console_log, threads, default_cache_home(executable)
+        command,
+        output_dir,
+        console_log,
+        threads,
+        default_cache_home(executable),
+        append=resume_from is not None,
     )
     best = output_dir / f"{root}.best.ckpt"
     if best.is_file():
@@ -337,3 +356,20 @@ def train(
     if not saved:
         raise CasanovoError(f"Casanovo training saved no checkpoint in {output_dir}")
     return CasanovoRun(saved[-1], seconds, console_log, cpu_seconds)
+
+
+def latest_checkpoint(
+    output_dir: str | os.PathLike[str], root: str = "casanovo_train"
+) -> Path | None:
+    """The most recently written training checkpoint in ``output_dir``, or None.
+
+    Casanovo saves ``<root>.epoch=E-step=S.ckpt`` at the end of every epoch and
+    ``<root>.best.ckpt`` whenever validation loss improves; both hold the full training
+    state. The newer of them is the furthest point an interrupted run reached.
+    """
+    saved = [
+        path
+        for path in Path(output_dir).glob(f"{root}.*.ckpt")
+        if path.is_file() and path.stat().st_size > 0
+    ]
+    return max(saved, key=lambda path: path.stat().st_mtime_ns) if saved else None

@@ -471,7 +471,13 @@ def run_denovo(args: argparse.Namespace) -> None:
         description = f"trm de novo peptides of run {run} (model {args.model.name}; " + (
             "calibrated scores)" if calibration is not None else "UNCALIBRATED raw scores)"
         )
-        write_mztab(table, paths[str(args.mztab)], str(args.spectra), description)
+        write_mztab(
+            table,
+            paths[str(args.mztab)],
+            str(args.spectra),
+            description,
+            spectra_refs=outcome.spectra_refs,
+        )
         write_unsequenced(outcome.unsequenced_table(), paths[str(args.unsequenced)])
         if labels is not None:
             metrics, coverage, precision = labelled_metrics(

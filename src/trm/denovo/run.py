@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -321,12 +321,16 @@ class DenovoOutcome:
         MS2 spectra read.
     seconds : float
         Wall time of reading and sequencing.
+    spectra_refs : dict
+        ``spectrum_id`` -> where the spectrum is in its file (native id, or ``index=N`` in
+        an MGF file), for mzTab's ``spectra_ref``; empty for a parquet input.
     """
 
     sequenced: pl.DataFrame
     unsequenced: pl.DataFrame
     n_spectra: int
     seconds: float
+    spectra_refs: dict[str, str] = field(default_factory=dict)
 
     def denovo_table(self) -> pl.DataFrame:
         """The rows for the result writers (:data:`~trm.io.results.DENOVO_COLUMNS`)."""
@@ -374,7 +378,10 @@ def sequence_file(
     sequenced: list[pl.DataFrame] = []
     unsequenced: list[pl.DataFrame] = []
     n_spectra = n_sequenced = 0
+    spectra_refs: dict[str, str] = {}
     for batch in iter_input_batches(path, batch_size, run):
+        if "native_id" in batch.columns:
+            spectra_refs.update(zip(batch["spectrum_id"], batch["native_id"], strict=True))
         result = sequence_batch(batch, sequencer, instrument, calibration, offset=n_spectra)
         sequenced.append(result.sequenced)
         unsequenced.append(result.unsequenced)
@@ -419,4 +426,10 @@ def sequence_file(
         seconds,
         n_spectra / seconds if seconds > 0 else float("nan"),
     )
-    return DenovoOutcome(sequenced=table, unsequenced=skipped, n_spectra=n_spectra, seconds=seconds)
+    return DenovoOutcome(
+        sequenced=table,
+        unsequenced=skipped,
+        n_spectra=n_spectra,
+        seconds=seconds,
+        spectra_refs=spectra_refs,
+    )

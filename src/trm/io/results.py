@@ -7,7 +7,7 @@ same folder, renamed at the end), so a failed job never leaves a partial result 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import polars as pl
@@ -28,7 +28,7 @@ DENOVO_COLUMNS: dict[str, pl.DataType] = {
     "calc_mz": pl.Float64(),
     "rt": pl.Float64(),
     "residue_scores": pl.List(pl.Float64()),
-    "mass_error_ppm": pl.Float64(),
+    "mass_error_ppm": pl.Float64(),  # observed - theoretical precursor mass, ppm of theoretical
     "isotope_error": pl.Int16(),
     "refinement_steps": pl.Int16(),
     # the exact search proved no peptide fitting the precursor scores higher under the model
@@ -39,14 +39,9 @@ UNSEQUENCED_COLUMNS = ("spectrum_id", "run", "reason")
 
 #: PSI-MS accession for "search engine specific score for PSMs".
 _SCORE_TERM = "[MS, MS:1001143, search engine specific score for PSMs, ]"
-_UNIMOD = {
-    "Carbamidomethyl": "UNIMOD:4",
-    "Oxidation": "UNIMOD:35",
-    "Deamidated": "UNIMOD:7",
-    "Acetyl": "UNIMOD:1",
-    "Carbamyl": "UNIMOD:5",
-    "Ammonia-loss": "UNIMOD:385",
-}
+#: Casanovo's column for the peptide as ProForma (PSI-MS "proforma peptidoform sequence").
+PROFORMA_COLUMN = "opt_global_cv_MS:1003169_proforma_peptidoform_sequence"
+_MODIFICATIONS = {definition.name: definition for definition in chem.KNOWN_MODIFICATIONS}
 
 
 def _format_scores(scores: Sequence[float]) -> str:
@@ -109,20 +104,32 @@ def write_unsequenced(table: pl.DataFrame, path: str | os.PathLike[str]) -> None
         table.select(UNSEQUENCED_COLUMNS).write_csv(temporary, separator="\t")
 
 
+def _modification_reference(name: str) -> str:
+    """mzTab's name of a vocabulary modification: its Unimod accession, or for a
+    combination without one, ``CHEMMOD:`` and its mass delta."""
+    accession = chem.unimod_accession(name)
+    return accession if accession else f"CHEMMOD:{_MODIFICATIONS[name].mass:+.6f}"
+
+
 def _modifications_column(tokens: Sequence[str]) -> str:
     """mzTab ``modifications``: ``position-UNIMOD:n`` (0 = N-terminus), or ``null``."""
     entries = []
     position = 0
     for token in tokens:
         if token.endswith("-"):
-            name = token[1:-2]
-            entries.append(f"0-{_UNIMOD.get(name, 'CHEMMOD:' + name)}")
+            entries.append(f"0-{_modification_reference(token[1:-2])}")
             continue
         position += 1
         if "[" in token:
-            name = token[2:-1]
-            entries.append(f"{position}-{_UNIMOD.get(name, 'CHEMMOD:' + name)}")
+            entries.append(f"{position}-{_modification_reference(token[2:-1])}")
     return ",".join(entries) if entries else "null"
+
+
+def _modification_term(definition: chem.ModificationDef) -> str:
+    accession = chem.unimod_accession(definition.name)
+    if accession:
+        return f"[UNIMOD, {accession}, {definition.name}, ]"
+    return f"[CHEMMOD, CHEMMOD:{definition.mass:+.6f}, {definition.name}, ]"
 
 
 def write_mztab(
@@ -130,8 +137,18 @@ def write_mztab(
     path: str | os.PathLike[str],
     spectra_location: str,
     description: str,
+    spectra_refs: Mapping[str, str] | None = None,
 ) -> None:
-    """Write peptides as an mzTab 1.0 PSM section laid out as Casanovo writes it.
+    """Write peptides as an mzTab 1.0 PSM section laid out as Casanovo 5 writes it.
+
+    As Casanovo: ``sequence`` holds the plain residues, the peptide with its modifications
+    is in the ProForma column (:data:`PROFORMA_COLUMN`), per-residue scores in
+    ``opt_global_aa_scores``, ``spectra_ref`` is ``ms_run[1]:<native id>`` (``index=N`` for
+    an MGF file). Unlike Casanovo, ``modifications`` follows the mzTab specification
+    (``3-UNIMOD:4,0-UNIMOD:1``; ``CHEMMOD:<mass delta>`` for a combination without a
+    Unimod entry), ``retention_time`` is filled (seconds), and two further columns carry
+    what trm adds: ``opt_global_mass_error_ppm`` (observed minus theoretical precursor
+    mass, over theoretical, after the isotope correction) and ``opt_global_search_certified``.
 
     Parameters
     ----------
@@ -143,46 +160,52 @@ def write_mztab(
         Location of the spectra file for ``ms_run[1]-location`` (a path or file URI).
     description : str
         Free text for the ``description`` metadata line.
+    spectra_refs : mapping, optional
+        ``spectrum_id`` -> native id in the spectra file
+        (:attr:`trm.denovo.run.DenovoOutcome.spectra_refs`); an id not in it is written as
+        it is.
     """
+    refs = spectra_refs or {}
     software = f"[MS, MS:1001456, analysis software, trm {__version__}]"
     metadata = [
         ("mzTab-version", "1.0.0"),
         ("mzTab-mode", "Summary"),
         ("mzTab-type", "Identification"),
         ("description", description),
-        ("ms_run[1]-location", Path(spectra_location).resolve().as_uri()),
-        ("psm_search_engine_score[1]", _SCORE_TERM),
         ("software[1]", software),
+        ("psm_search_engine_score[1]", _SCORE_TERM),
     ]
     fixed = [m for m in chem.KNOWN_MODIFICATIONS if m.name == "Carbamidomethyl"]
     variable = [m for m in chem.KNOWN_MODIFICATIONS if m.name != "Carbamidomethyl"]
     for kind, mods in (("fixed_mod", fixed), ("variable_mod", variable)):
-        for index, mod in enumerate(mods, start=1):
-            accession = _UNIMOD.get(mod.name)
-            term = (
-                f"[UNIMOD, {accession}, {mod.name}, ]"
-                if accession
-                else f"[MS, MS:1001460, unknown modification, {mod.mass:+.6f}]"
-            )
-            sites = ",".join(mod.targets)
-            metadata += [(f"{kind}[{index}]", term), (f"{kind}[{index}]-site", sites)]
+        sites = [(mod, target) for mod in mods for target in mod.targets]
+        for index, (mod, target) in enumerate(sites, start=1):
+            metadata += [
+                (f"{kind}[{index}]", _modification_term(mod)),
+                (f"{kind}[{index}]-site", target),
+            ]
+    metadata.append(("ms_run[1]-location", Path(spectra_location).resolve().as_uri()))
     header = [
         "sequence", "PSM_ID", "accession", "unique", "database", "database_version",
         "search_engine", "search_engine_score[1]", "modifications", "retention_time",
         "charge", "exp_mass_to_charge", "calc_mass_to_charge", "spectra_ref", "pre", "post",
-        "start", "end", "opt_ms_run[1]_aa_scores",
+        "start", "end", "opt_global_aa_scores", PROFORMA_COLUMN, "opt_global_mass_error_ppm",
+        "opt_global_search_certified",
     ]  # fmt: skip
     lines = ["\t".join(["MTD", key, value]) for key, value in metadata]
     lines.append("\t".join(["PSH", *header]))
     for psm_id, row in enumerate(table.iter_rows(named=True), start=1):
         tokens, _ = chem.parse_peptidoform(row["peptide"])
+        residues = "".join(token[0] for token in tokens if not token.endswith("-"))
         values = [
-            row["peptide"], str(psm_id), "null", "null", "null", "null", software,
+            residues, str(psm_id), "null", "null", "null", "null", software,
             f"{row['score']:.6f}", _modifications_column(tokens),
             f"{row['rt']:.4f}" if row["rt"] is not None else "null", str(row["charge"]),
             f"{row['precursor_mz']:.6f}", f"{row['calc_mz']:.6f}",
-            f"ms_run[1]:{row['spectrum_id']}", "null", "null", "null", "null",
-            _format_scores(row["residue_scores"]),
+            f"ms_run[1]:{refs.get(row['spectrum_id'], row['spectrum_id'])}",
+            "null", "null", "null", "null", _format_scores(row["residue_scores"]),
+            row["peptide"], f"{row['mass_error_ppm']:.3f}",
+            "true" if row["search_certified"] else "false",
         ]  # fmt: skip
         lines.append("\t".join(["PSM", *values]))
     with atomic_output(path) as temporary:

@@ -93,6 +93,7 @@ class SpectrumRecord:
     intensity: np.ndarray
     peptide: str | None = None
     profile: bool = False
+    native_id: str | None = None
 
 
 def activation_name(methods: Sequence[object]) -> str | None:
@@ -176,6 +177,7 @@ def record_from_openms(spectrum: object) -> SpectrumRecord:
         mz=mz,
         intensity=intensity,
         profile=spectrum.getType() == _openms_profile_type(),  # type: ignore[attr-defined]
+        native_id=native_id,
     )
 
 
@@ -207,6 +209,7 @@ def record_from_mgf(spectrum: MgfSpectrum, path: Path) -> SpectrumRecord:
         mz=spectrum.mz,
         intensity=spectrum.intensity,
         peptide=spectrum.params.get("SEQ"),
+        native_id=f"index={spectrum.index}",
     )
 
 
@@ -286,6 +289,7 @@ def records_to_frame(records: Sequence[SpectrumRecord], run: str) -> pl.DataFram
             "peptide": [r.peptide for r in records],
             "activation": [r.activation for r in records],
             "profile": [r.profile for r in records],
+            "native_id": [r.native_id for r in records],
         },
         schema=READER_SCHEMA,
     )

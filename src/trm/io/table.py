@@ -35,4 +35,7 @@ SPECTRUM_READER_COLUMNS: dict[str, pl.DataType] = {
     "activation": pl.String(),
     # True when the file marks the spectrum as profile (not centroided) data.
     "profile": pl.Boolean(),
+    # Where the spectrum is in its file, as mzTab's spectra_ref names it: the mzML/mzXML
+    # native id, or index=N (0-based) in an MGF file.
+    "native_id": pl.String(),
 }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from trm.casanovo import runner
@@ -36,3 +38,65 @@ def test_environment_limits_threads_and_sets_the_cache(tmp_path):
 def test_unimod_comes_with_pyopenms():
     obo = runner.find_unimod_obo()
     assert obo is not None and obo.name == "unimod.obo"
+
+
+def _fake_casanovo_train(calls, fail_on_resume=False):
+    """Stands in for ``runner.train``: records the resume point, saves epoch checkpoints."""
+
+    def train(train_mgfs, validation_mgfs, config_path, output_dir, root, resume_from=None, **_):
+        calls.append(None if resume_from is None else Path(resume_from).name)
+        if resume_from is None:
+            for stale in Path(output_dir).glob(f"{root}.*.ckpt"):
+                stale.unlink()
+        elif fail_on_resume:
+            raise runner.CasanovoError("Casanovo exited with status 1: truncated checkpoint")
+        saved = Path(output_dir) / f"{root}.epoch=0-step=2.ckpt"
+        saved.write_bytes(b"state")
+        return runner.CasanovoRun(saved, 1.0, Path(output_dir) / "console.txt", 1.0)
+
+    return train
+
+
+def _train(tmp_path, table, max_spectra=64):
+    from trm.casanovo.config import Architecture
+    from trm.casanovo.pipeline import train_baseline
+
+    shard = tmp_path / "train.parquet"
+    table.write_parquet(shard)
+    return train_baseline(
+        [shard],
+        [shard],
+        tmp_path / "baseline.ckpt",
+        tmp_path / "work",
+        Architecture(dim_model=32, n_head=2, dim_feedforward=64, n_layers=1),
+        max_spectra=max_spectra,
+    )
+
+
+def test_a_rerun_of_the_same_training_resumes_and_a_changed_one_starts_afresh(
+    tmp_path, small_table, monkeypatch
+):
+    calls: list[str | None] = []
+    monkeypatch.setattr(runner, "train", _fake_casanovo_train(calls))
+    first = _train(tmp_path, small_table)
+    assert first.summary["resumed_from"] is None
+    # As after a kill: the checkpoint is there, the outputs are not.
+    (tmp_path / "baseline.ckpt").unlink()
+    again = _train(tmp_path, small_table)
+    assert again.summary["resumed_from"] == "casanovo_train.epoch=0-step=2.ckpt"
+    other_budget = _train(tmp_path, small_table, max_spectra=128)
+    assert other_budget.summary["resumed_from"] is None
+    assert calls == [None, "casanovo_train.epoch=0-step=2.ckpt", None]
+
+
+def test_a_checkpoint_that_cannot_be_resumed_from_means_training_afresh(
+    tmp_path, small_table, monkeypatch
+):
+    calls: list[str | None] = []
+    monkeypatch.setattr(runner, "train", _fake_casanovo_train(calls))
+    _train(tmp_path, small_table)
+    monkeypatch.setattr(runner, "train", _fake_casanovo_train(calls, fail_on_resume=True))
+    outcome = _train(tmp_path, small_table)
+    assert calls == [None, "casanovo_train.epoch=0-step=2.ckpt", None]
+    assert outcome.summary["resumed_from"] is None
+    assert (tmp_path / "baseline.ckpt").read_bytes() == b"state"

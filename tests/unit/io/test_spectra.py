@@ -33,6 +33,7 @@ def test_mzml_fields(data_dir) -> None:
     assert first["rt"] == pytest.approx(38.92606115255 * 60)
     assert first["activation"] == "HCD"
     assert first["peptide"] is None
+    assert first["native_id"] == first["spectrum_id"]
     # The last scan is EThcD: ETD plus supplemental HCD in the file.
     assert table["activation"][-1] == "EThcD"
     for mz in table["mz"].to_list():
@@ -57,6 +58,8 @@ def test_mgf_title_is_the_spectrum_id(data_dir) -> None:
     assert table["scan"][0] == 36  # SCANS=
     assert table["run"].unique().to_list() == ["r1"]
     assert table["activation"].null_count() == 34
+    # mzTab's spectra_ref of an MGF spectrum: its 0-based position.
+    assert table["native_id"].to_list() == [f"index={n}" for n in range(34)]
 
 
 def test_batches_are_bounded_and_complete(gunzipped) -> None:
@@ -253,3 +256,27 @@ def test_repeated_mgf_titles_become_unique_ids(tmp_path):
     ids = read_spectra(path)["spectrum_id"].to_list()
     assert ids == ["a", "a#2", "a#2#2", "b", "a#3"]
     assert len(set(ids)) == len(ids)
+
+
+def test_a_peak_list_mzml_keeps_its_native_ids_beside_the_titles(tmp_path):
+    """An mzML converted from an MGF names spectra index=N; they keep their MGF titles
+    as ids (labels match by title) and their native ids for mzTab's spectra_ref."""
+    import pyopenms
+
+    from trm.io.convert import convert_to_mzml
+
+    mgf = tmp_path / "run.mgf"
+    mgf.write_text(
+        "".join(
+            f"BEGIN IONS\nTITLE=spectrum {n}\nPEPMASS=500.{n}\nCHARGE=2+\n100 1\n200 2\nEND IONS\n"
+            for n in range(3)
+        )
+    )
+    mzml = tmp_path / "run.mzML"
+    convert_to_mzml(mgf, mzml)
+    experiment = pyopenms.MSExperiment()
+    pyopenms.MzMLFile().load(str(mzml), experiment)
+    native = [spectrum.getNativeID() for spectrum in experiment.getSpectra()]
+    table = read_spectra(mzml)
+    assert table["spectrum_id"].to_list() == ["spectrum 0", "spectrum 1", "spectrum 2"]
+    assert table["native_id"].to_list() == native == ["index=0", "index=1", "index=2"]
