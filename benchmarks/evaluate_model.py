@@ -20,7 +20,7 @@ Decoding modes (``--modes``):
     The same, the answer chosen among the candidates by the model file's rescorer
     (a model from ``trm calibrate`` with raw score ``rescored``).
 
-Metrics (one metrics core, :mod:`trm.metrics` and :func:`trm.compare.precision_coverage`):
+Metrics (the one metrics core, :mod:`trm.metrics`):
 coverage (spectra with a precursor-fitting answer), certified (answers the search proved
 best), AA precision over answered residues, AA recall, peptide recall over all spectra,
 and the precision-coverage AUC ranking answers by the mode's raw score.
@@ -46,13 +46,12 @@ import polars as pl
 import torch
 
 from trm.chem import C13_SPACING, WATER_MASS, Vocabulary
-from trm.compare import precision_coverage
 from trm.decode import DecodedPeptide, DecodingSettings, _mass_error_ppm
 from trm.denovo.commands import RESCORER_KEY
 from trm.denovo.inference import Sequencer, raw_scores
 from trm.denovo.settings import InferenceSettings
 from trm.instrument import load_instrument
-from trm.metrics import sequencing_metrics
+from trm.metrics import precision_coverage, sequencing_metrics
 from trm.rescore import Rescorer
 from trm.train.checkpoint import load_model, read_checkpoint
 from trm.train.data import SpectrumDataset

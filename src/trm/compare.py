@@ -32,7 +32,7 @@ from trm.chem import (
     Vocabulary,
     parse_peptidoform,
 )
-from trm.metrics import match_residues, sequencing_metrics
+from trm.metrics import match_residues, precision_coverage, sequencing_metrics
 
 #: The tools compared, as column prefixes.
 TOOLS: tuple[str, str] = ("trm", "casanovo")
@@ -312,36 +312,6 @@ def comparison_table(
     return rows.select([pl.col(c).cast(t) for c, t in COMPARISON_SCHEMA.items()])
 
 
-def precision_coverage(correct: Sequence[bool], scores: Sequence[float], n_spectra: int):  # noqa: ANN201
-    """Peptide precision against coverage, predictions taken from the best score down.
-
-    Parameters
-    ----------
-    correct : sequence of bool
-        Whether each prediction is right.
-    scores : sequence of float
-        Its score (higher is more confident).
-    n_spectra : int
-        All labelled spectra, predicted or not: coverage is a share of them.
-
-    Returns
-    -------
-    coverage, precision : numpy.ndarray of shape (n_predictions,)
-    auc : float
-        Area under the curve by trapezoids, the curve extended flat from its first point
-        to coverage 0 (so a tool right on every spectrum scores 1); 0 without predictions.
-    """
-    if n_spectra <= 0 or len(correct) == 0:
-        return np.empty(0), np.empty(0), 0.0
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-    hits = np.asarray(correct, dtype=np.float64)[order]
-    counts = np.arange(1, hits.size + 1)
-    precision = np.cumsum(hits) / counts
-    coverage = counts / n_spectra
-    auc = float(np.trapezoid(np.r_[precision[0], precision], np.r_[0.0, coverage]))
-    return coverage, precision, auc
-
-
 def summarize(
     table: pl.DataFrame,
     speeds: Mapping[str, float | None] | None = None,
@@ -363,7 +333,10 @@ def summarize(
         ``n_spectra``; per tool ``n_sequenced`` and counts by status; ``n_both_sequenced``
         and ``agreement_rate`` (share of those where both peptides match); with labels,
         ``n_labelled`` and per tool ``aa_precision``, ``aa_recall``, ``peptide_recall``,
-        ``peptide_precision`` and ``pc_auc``; per tool ``spectra_per_second``,
+        ``peptide_precision`` and ``pc_auc``; ``n_common`` (labelled spectra both tools
+        answered with a precursor-fitting peptide) and per tool ``common``
+        (``aa_precision``, ``aa_recall``, ``peptide_recall`` on those); per tool
+        ``spectra_per_second``,
         ``collapsed`` (why its answers look collapsed, or None; see :func:`collapse`) and
         ``top_peptide_share``.
     curves : dict
@@ -380,6 +353,13 @@ def summarize(
     labelled = table.filter(pl.col("label_peptide").is_not_null())
     summary["n_labelled"] = labelled.height
     truth_tokens = [_tokens(p) or [] for p in labelled["label_peptide"].to_list()]
+    # Labelled spectra both tools answered with a precursor-fitting peptide: where the
+    # two are compared on the same spectra, whatever each chose not to answer.
+    common = labelled.filter(
+        pl.all_horizontal([pl.col(f"{tool}_peptide").is_not_null() for tool in TOOLS])
+    )
+    summary["n_common"] = common.height
+    common_truth = [_tokens(p) or [] for p in common["label_peptide"].to_list()]
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for tool in TOOLS:
         statuses = table.group_by(f"{tool}_status").len()
@@ -400,6 +380,11 @@ def summarize(
         if labelled.height:
             metrics, curves[tool] = label_metrics(labelled, tool, truth_tokens, vocabulary)
             tool_summary.update(metrics)
+        if common.height:
+            metrics, _ = label_metrics(common, tool, common_truth, vocabulary)
+            tool_summary["common"] = {
+                key: metrics[key] for key in ("aa_precision", "aa_recall", "peptide_recall")
+            }
         summary[tool] = tool_summary
     return summary, curves
 
@@ -547,16 +532,22 @@ def summary_row(sample: str, summary: Mapping[str, Any]) -> dict[str, Any]:
         ``sample``, ``n_spectra``, ``n_labelled``, ``agreement_rate`` and, per tool,
         ``<tool>_n_sequenced``, ``<tool>_spectra_per_second``, ``<tool>_aa_precision``,
         ``<tool>_peptide_recall``, ``<tool>_pc_auc`` (null without labels),
-        ``<tool>_collapsed`` (the reason, or null) and ``<tool>_n_precursor_mismatch``.
+        ``<tool>_collapsed`` (the reason, or null) and ``<tool>_n_precursor_mismatch``;
+        ``n_common`` and per tool ``<tool>_common_aa_precision`` and
+        ``<tool>_common_peptide_recall`` on the spectra both answered (null when none).
     """
     row: dict[str, Any] = {
         "sample": sample,
         "n_spectra": summary.get("n_spectra"),
         "n_labelled": summary.get("n_labelled"),
         "agreement_rate": summary.get("agreement_rate"),
+        "n_common": summary.get("n_common"),
     }
     for tool in TOOLS:
         tool_summary = summary.get(tool, {})
+        common = tool_summary.get("common") or {}
+        row[f"{tool}_common_aa_precision"] = common.get("aa_precision")
+        row[f"{tool}_common_peptide_recall"] = common.get("peptide_recall")
         for key in (
             "n_sequenced",
             "spectra_per_second",

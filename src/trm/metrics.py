@@ -180,3 +180,38 @@ def sequencing_metrics(
         peptide_precision=n_peptides / n_with_prediction if n_with_prediction else 0.0,
         n_spectra=len(truth),
     )
+
+
+def precision_coverage(
+    correct: Sequence[bool], scores: Sequence[float], n_spectra: int
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Peptide precision against coverage, predictions taken from the best score down.
+
+    The one ranking rule of every report (evaluate, compare, calibrate, benchmarks): a
+    stable sort by descending score, so tied scores keep the order they were given in.
+
+    Parameters
+    ----------
+    correct : sequence of bool
+        Whether each prediction is right.
+    scores : sequence of float
+        Its score (higher is more confident).
+    n_spectra : int
+        All labelled spectra, predicted or not: coverage is a share of them.
+
+    Returns
+    -------
+    coverage, precision : numpy.ndarray of shape (n_predictions,)
+    auc : float
+        Area under the curve by trapezoids, the curve extended flat from its first point
+        to coverage 0 (so a tool right on every spectrum scores 1); 0 without predictions.
+    """
+    if n_spectra <= 0 or len(correct) == 0:
+        return np.empty(0), np.empty(0), 0.0
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    hits = np.asarray(correct, dtype=np.float64)[order]
+    counts = np.arange(1, hits.size + 1)
+    precision = np.cumsum(hits) / counts
+    coverage = counts / n_spectra
+    auc = float(np.trapezoid(np.r_[precision[0], precision], np.r_[0.0, coverage]))
+    return coverage, precision, auc

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from trm import compare
+from trm import compare, metrics
 
 
 def _tool(rows):
@@ -117,12 +117,12 @@ def test_summary(trm, casanovo, labels):
 
 
 def test_precision_coverage_auc():
-    _, _, perfect = compare.precision_coverage([True] * 4, [4, 3, 2, 1], 4)
+    _, _, perfect = metrics.precision_coverage([True] * 4, [4, 3, 2, 1], 4)
     assert perfect == pytest.approx(1.0)
-    coverage, precision, auc = compare.precision_coverage([False, True], [0.9, 0.1], 2)
+    coverage, precision, auc = metrics.precision_coverage([False, True], [0.9, 0.1], 2)
     np.testing.assert_allclose(precision, [0.0, 0.5])
     assert auc == pytest.approx(0.5 * 0.0 + 0.5 * 0.25)
-    assert compare.precision_coverage([], [], 3)[2] == 0.0
+    assert metrics.precision_coverage([], [], 3)[2] == 0.0
 
 
 def test_trm_results_strip_charge_and_keep_unsequenced():
@@ -201,3 +201,14 @@ def test_a_collapsed_tool_is_flagged():
     assert share == pytest.approx(0.1) and "LLLLLLLLLLR" in reason and "10%" in reason
     # Two repeats of 20 are 10%, but too few to call a collapse.
     assert compare.collapse(varied[:18] + ["AAK", "AAK"])[0] is None
+
+
+def test_both_tools_are_also_measured_on_the_spectra_both_answered(trm, casanovo, labels):
+    summary, _ = compare.summarize(compare.comparison_table(trm, casanovo, labels))
+    # Labelled: s1-s4; trm answered s1-s3, Casanovo s1 and s2 (s3 skipped, s4 no PSM).
+    assert summary["n_common"] == 2
+    assert summary["trm"]["common"]["peptide_recall"] == 1.0  # s1 (I = L) and s2
+    assert summary["casanovo"]["common"]["peptide_recall"] == 0.5  # s2 has two swapped
+    assert summary["trm"]["peptide_recall"] == 0.5  # s1, s2 of four labelled
+    row = compare.summary_row("sample1", summary)
+    assert row["n_common"] == 2 and row["casanovo_common_peptide_recall"] == 0.5

@@ -31,11 +31,10 @@ import numpy as np
 
 from trm.calibration import IsotonicCalibration
 from trm.chem import Vocabulary
-from trm.compare import precision_coverage
 from trm.decode import DecodedPeptide
 from trm.denovo.inference import Predictions, Sequencer, raw_scores, steps_histogram
 from trm.denovo.settings import RAW_SCORE_KINDS
-from trm.metrics import match_residues
+from trm.metrics import match_residues, precision_coverage
 from trm.rescore import Rescorer
 
 log = logging.getLogger(__name__)

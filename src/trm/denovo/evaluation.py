@@ -18,9 +18,9 @@ import numpy as np
 import polars as pl
 
 from trm.chem import UnsupportedPeptideError, Vocabulary, parse_peptidoform, peptide_mass
-from trm.compare import precision_coverage, precision_coverage_figure
+from trm.compare import precision_coverage_figure
 from trm.errors import InputError
-from trm.metrics import match_residues, sequencing_metrics
+from trm.metrics import match_residues, precision_coverage, sequencing_metrics
 
 log = logging.getLogger(__name__)
 
