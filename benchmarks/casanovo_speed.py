@@ -145,10 +145,17 @@ def time_trm(command: str, spectra: Path, threads: int, out_dir: Path, n_spectra
     """Run the recursive model's command on the same spectra; spectra/s over the process."""
     formatted = command.format(spectra=shlex.quote(str(spectra)), threads=threads, out_dir=out_dir)
     start = time.perf_counter()
-    subprocess.run(formatted, shell=True, check=True, env=thread_environment(threads))
+    process = subprocess.Popen(formatted, shell=True, env=thread_environment(threads))
+    _, status, usage = os.wait4(process.pid, 0)  # this process tree's own usage
     seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise subprocess.CalledProcessError(os.waitstatus_to_exitcode(status), formatted)
+    cpu_seconds = usage.ru_utime + usage.ru_stime
     return {"command": formatted, "seconds": round(seconds, 3), "n_spectra": n_spectra,
-            "spectra_per_second": round(n_spectra / seconds, 3)}  # fmt: skip
+            "spectra_per_second": round(n_spectra / seconds, 3),
+            "cpu_seconds": round(cpu_seconds, 3),
+            "cpu_seconds_per_spectrum": round(cpu_seconds / n_spectra, 5),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -248,21 +255,23 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     lines = [
-        f"{'run':<36}{'spectra':>8}{'wall s':>9}{'spectra/s':>11}{'steady/s':>10}"
-        f"{'CPU s':>9}{'steady/CPU-s':>14}{'mean len':>9}"
+        "| run | spectra | wall s | spectra/s | steady spectra/s | CPU s | CPU s per spectrum "
+        "| peak RSS MiB | mean peptide length |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, run in runs.items():
         lines.append(
-            f"{'casanovo ' + name:<36}{run['n_spectra_given']:>8}{run['seconds']:>9.1f}"
-            f"{run['spectra_per_second']:>11.2f}{run.get('steady_spectra_per_second') or '':>10}"
-            f"{run['cpu_seconds']:>9.1f}{run.get('steady_spectra_per_cpu_second') or '':>14}"
-            f"{run['mean_peptide_length'] or '':>9}"
+            f"| casanovo {name} | {run['n_spectra_given']} | {run['seconds']:.1f} "
+            f"| {run['spectra_per_second']:.2f} | {run.get('steady_spectra_per_second') or ''} "
+            f"| {run['cpu_seconds']:.1f} | {run['cpu_seconds'] / run['n_spectra_given']:.4f} "
+            f"| {run.get('peak_rss_mb') or ''} | {run['mean_peptide_length'] or ''} |"
         )
     if "trm" in report:
         trm = report["trm"]
         lines.append(
-            f"{'trm':<36}{trm['n_spectra']:>8}{trm['seconds']:>9.1f}"
-            f"{trm['spectra_per_second']:>11.2f}"
+            f"| trm | {trm['n_spectra']} | {trm['seconds']:.1f} | {trm['spectra_per_second']:.2f} "
+            f"| | {trm['cpu_seconds']:.1f} | {trm['cpu_seconds_per_spectrum']:.4f} "
+            f"| {trm['peak_rss_mb']} | |"
         )
     sys.stdout.write("\n".join(lines) + "\n")
     text = json.dumps(report, indent=2) + "\n"

@@ -112,7 +112,7 @@ def sequence_spectra(
     if given.height == 0:
         log.warning("no spectrum can be given to Casanovo; every spectrum is listed as skipped")
         results = per_spectrum_results(given, skipped, pl.DataFrame(schema=PSM_SCHEMA))
-        summary.update(seconds=None, spectra_per_second=None, cpu_seconds=None)
+        summary.update(seconds=None, spectra_per_second=None, cpu_seconds=None, peak_rss_mb=None)
         return SequencingOutcome(results, None, _count(results, summary))
     mgf_path = write_mgf(given, work_dir / "spectra.mgf")
     run = runner.sequence(
@@ -130,6 +130,7 @@ def sequence_spectra(
         seconds=round(run.seconds, 3),
         spectra_per_second=round(given.height / run.seconds, 3),
         cpu_seconds=round(run.cpu_seconds, 3),
+        peak_rss_mb=round(run.peak_rss_mb, 1),
     )
     log.info(
         "Casanovo read %d spectra in %.1f s (%.2f spectra/s)",
@@ -309,6 +310,7 @@ def train_baseline(
         },
         "seconds": round(run.seconds, 3),
         "cpu_seconds": round(run.cpu_seconds, 3),
+        "peak_rss_mb": round(run.peak_rss_mb, 1),
         "checkpoint": str(checkpoint_out),
         "selected_from": run.output.name,
         # Seconds above are this attempt's; an interrupted attempt's are in the work folder.

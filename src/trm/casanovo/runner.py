@@ -18,7 +18,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import resource
 import subprocess
 import time
 from collections.abc import Sequence
@@ -55,12 +54,15 @@ class CasanovoRun:
     cpu_seconds : float
         CPU time (user + system, all threads) the process used: unlike wall time, hardly
         changed when other processes compete for the cores.
+    peak_rss_mb : float
+        Its largest resident memory (MiB).
     """
 
     output: Path
     seconds: float
     console_log: Path
     cpu_seconds: float = float("nan")
+    peak_rss_mb: float = float("nan")
 
 
 def resolve_executable(executable: str | os.PathLike[str] | None = None) -> Path:
@@ -182,35 +184,39 @@ def _run(
     threads: int | None,
     cache_home: Path | None = None,
     append: bool = False,
-) -> tuple[float, float]:
-    """Run Casanovo; returns its wall-clock and CPU seconds.
+) -> tuple[float, float, float]:
+    """Run Casanovo; returns its wall-clock seconds, CPU seconds and peak RSS (MiB), the
+    last two of this process alone (its own resource usage, from ``wait4``).
 
     ``append`` keeps the console output of earlier attempts (a resumed training run).
     """
     log.info("running %s", " ".join(str(part) for part in command))
-    usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     with console_log.open("a" if append else "w", encoding="utf-8") as handle:
-        completed = subprocess.run(
+        process = subprocess.Popen(
             [str(part) for part in command],
             cwd=cwd,
             env=thread_environment(threads, cache_home),
             stdout=handle,
             stderr=subprocess.STDOUT,
-            check=False,
         )
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
+        process.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - start
-    usage_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu_seconds = (usage_after.ru_utime - usage_before.ru_utime) + (
-        usage_after.ru_stime - usage_before.ru_stime
-    )
-    if completed.returncode != 0:
+    cpu_seconds = usage.ru_utime + usage.ru_stime
+    peak_rss_mb = usage.ru_maxrss / 1024  # KiB on Linux
+    if process.returncode != 0:
         tail = console_log.read_text(encoding="utf-8", errors="replace").splitlines()
         raise CasanovoError(
-            f"Casanovo exited with status {completed.returncode} (full output in "
+            f"Casanovo exited with status {process.returncode} (full output in "
             f"{console_log}):\n" + "\n".join(tail[-_ERROR_TAIL_LINES:])
         )
-    return seconds, cpu_seconds
+    return seconds, cpu_seconds, peak_rss_mb
 
 
 def sequence(
@@ -270,11 +276,11 @@ def sequence(
         root,
         "--force_overwrite",
     ]
-    seconds, cpu_seconds = _run(command, output_dir, console_log, threads, cache)
+    seconds, cpu_seconds, peak_rss_mb = _run(command, output_dir, console_log, threads, cache)
     mztab = output_dir / f"{root}.mztab"
     if not mztab.is_file():
         raise CasanovoError(f"Casanovo finished but wrote no {mztab} (see {console_log})")
-    return CasanovoRun(mztab, seconds, console_log, cpu_seconds)
+    return CasanovoRun(mztab, seconds, console_log, cpu_seconds, peak_rss_mb)
 
 
 def train(
@@ -341,7 +347,7 @@ def train(
         ]
     )
     # Training writes no mzTab, so it needs no Unimod; the cache keeps it off the network.
-    seconds, cpu_seconds = _run(
+    seconds, cpu_seconds, peak_rss_mb = _run(
         command,
         output_dir,
         console_log,
@@ -351,11 +357,11 @@ def train(
     )
     best = output_dir / f"{root}.best.ckpt"
     if best.is_file():
-        return CasanovoRun(best, seconds, console_log, cpu_seconds)
+        return CasanovoRun(best, seconds, console_log, cpu_seconds, peak_rss_mb)
     saved = sorted(output_dir.glob(f"{root}.epoch=*-step=*.ckpt"), key=lambda p: p.stat().st_mtime)
     if not saved:
         raise CasanovoError(f"Casanovo training saved no checkpoint in {output_dir}")
-    return CasanovoRun(saved[-1], seconds, console_log, cpu_seconds)
+    return CasanovoRun(saved[-1], seconds, console_log, cpu_seconds, peak_rss_mb)
 
 
 def latest_checkpoint(
