@@ -103,3 +103,21 @@ def test_rerun_has_nothing_to_do(finished_run):
     result = snakemake("-n", workdir=finished_run)
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_report_has_its_front_page_and_captions(finished_run):
+    """``snakemake --report``: the front page says what the model can do; every plot and
+    table comes with its caption."""
+    result = snakemake("--report", "results/report.html", workdir=finished_run)
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (finished_run / "results" / "report.html").read_text(encoding="utf-8")
+    for phrase in (
+        "What the shipped model can and cannot do",  # front page
+        "Learning curve of the recursive model",  # training, per refinement step
+        "Precision-coverage curve of the recursive model",  # de novo, per sample
+        "The recursive model and Casanovo on the same spectra",  # comparison, per sample
+        "One row per sample",  # the summary table, speed included
+    ):
+        assert phrase in html, phrase
+    for sample in SAMPLES:
+        assert f"{sample}/comparison.png" in html
