@@ -26,23 +26,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+from trm.io.mgf import mgf_blocks
+
 ROOT = Path(__file__).resolve().parents[1]
 MOUSE = ROOT / "resources" / "demo" / "mouse_hcd.mgf"
 
 
 def _blocks(n: int = 4) -> list[list[str]]:
-    blocks, current = [], None
-    for line in MOUSE.read_text().splitlines():
-        if line.strip() == "BEGIN IONS":
-            current = [line]
-        elif current is not None:
-            current.append(line)
-            if line.strip() == "END IONS":
-                blocks.append(current)
-                current = None
-                if len(blocks) == n:
-                    break
-    return blocks
+    return mgf_blocks(MOUSE.read_text())[:n]
 
 
 def _edit(block: list[str], key: str, value: str | None) -> list[str]:

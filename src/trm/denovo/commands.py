@@ -263,15 +263,10 @@ def _calibration_spectra(args: argparse.Namespace, vocabulary: Any, config: Any)
     import polars as pl
 
     from trm.denovo.calibrate import LabelledSpectra
-    from trm.train.data import SpectrumDataset
+    from trm.train.data import SpectrumDataset, dataset_sizes
     from trm.train.noise import FittedNoise, NoiseModelParameters
 
-    sizes = {
-        "vocabulary": vocabulary,
-        "max_length": config.max_length,
-        "n_peaks": config.n_peaks,
-        "max_charge": config.max_charge,
-    }
+    sizes = dataset_sizes(config, vocabulary)
     if args.labels is None and args.validation_dir is None:
         raise TrmError("give the calibration spectra: --validation-dir, --labels, or both")
     labelled = None

@@ -193,3 +193,22 @@ def count_mgf_spectra(path: str | Path) -> int:
             if line.removeprefix(b"\xef\xbb\xbf").startswith(b"BEGIN IONS"):
                 count += 1
     return count
+
+
+def mgf_blocks(text: str) -> list[list[str]]:
+    """The spectra of an MGF text as their raw lines, ``BEGIN IONS`` to ``END IONS``.
+
+    For tools that edit MGF files line by line (the bad-input benchmark and tests); text
+    outside the blocks and an unterminated last block are left out.
+    """
+    blocks: list[list[str]] = []
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line.strip() == "BEGIN IONS":
+            current = [line]
+        elif current is not None:
+            current.append(line)
+            if line.strip() == "END IONS":
+                blocks.append(current)
+                current = None
+    return blocks

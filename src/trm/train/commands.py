@@ -15,7 +15,7 @@ from trm.errors import InputError, TrmError
 from trm.model import MODEL_CONFIGS, get_model_config
 from trm.train.checkpoint import read_checkpoint
 from trm.train.config import TrainConfig
-from trm.train.data import SpectrumDataset
+from trm.train.data import SpectrumDataset, dataset_sizes
 from trm.train.loop import fit, same_run
 from trm.train.noise import NoiseModelParameters
 
@@ -203,12 +203,7 @@ def run_pretrain(args: argparse.Namespace) -> None:
             model_config, evidence_tolerance=load_instrument(args.instrument).fragment_tolerance_da
         )
     vocabulary = Vocabulary()
-    sizes = {
-        "vocabulary": vocabulary,
-        "max_length": model_config.max_length,
-        "n_peaks": model_config.n_peaks,
-        "max_charge": model_config.max_charge,
-    }
+    sizes = dataset_sizes(model_config, vocabulary)
     train_data = SpectrumDataset.from_shards(args.train_dir, limit=args.max_train_spectra, **sizes)
     if len(train_data) == 0:
         raise InputError(f"no usable training spectrum in {args.train_dir}")

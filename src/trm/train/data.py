@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -22,6 +23,9 @@ import torch
 
 from trm.chem import UnsupportedPeptideError, Vocabulary, mz_to_mass, parse_peptidoform
 from trm.errors import InputError
+
+if TYPE_CHECKING:
+    from trm.model import ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +107,17 @@ class LoadReport:
     n_rows: int = 0
     n_kept: int = 0
     skipped: Counter = field(default_factory=Counter)
+
+
+def dataset_sizes(model_config: ModelConfig, vocabulary: Vocabulary) -> dict[str, Any]:
+    """The :class:`SpectrumDataset` keyword arguments a model needs: its vocabulary, and
+    the answer length, peak count and highest charge of its config."""
+    return {
+        "vocabulary": vocabulary,
+        "max_length": model_config.max_length,
+        "n_peaks": model_config.n_peaks,
+        "max_charge": model_config.max_charge,
+    }
 
 
 def top_peaks(

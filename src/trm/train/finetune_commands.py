@@ -12,6 +12,7 @@ import torch
 
 from trm.errors import TrmError
 from trm.io.labels import FINETUNE_USED_SPLITS
+from trm.model import ModelConfig
 from trm.train.finetune import STRATEGIES, FinetuneConfig
 
 log = logging.getLogger(__name__)
@@ -129,32 +130,29 @@ def run_finetune(args: argparse.Namespace) -> None:
     from trm.atomic import atomic_outputs
     from trm.denovo.commands import CALIBRATION_KEY, INFERENCE_KEY, RESCORER_KEY
     from trm.train.checkpoint import checkpoint_vocabulary, read_checkpoint
-    from trm.train.data import SpectrumDataset
+    from trm.train.data import SpectrumDataset, dataset_sizes
     from trm.train.finetune import assign_splits, finetune, write_finetune_outputs
     from trm.train.noise import FittedNoise, NoiseModelParameters
 
     if str(args.device).startswith("cuda") and not torch.cuda.is_available():
         raise TrmError(f"--device {args.device}: this torch sees no CUDA device")
-    try:
-        settings = FinetuneConfig(
-            strategy=args.strategy,
-            steps=args.steps,
-            batch_size=args.batch_size,
-            learning_rate=args.learning_rate,
-            warmup_steps=args.warmup_steps,
-            real_fractions=tuple(args.real_fractions),
-            frozen_fraction=args.frozen_fraction,
-            freeze_encoder=args.freeze_encoder,
-            adversarial_weight=args.adversarial_weight,
-            adversarial_real_fraction=args.adversarial_real_fraction,
-            eval_every=args.eval_every,
-            patience=args.patience,
-            split=tuple(args.split),
-            real_data_fraction=args.real_data_fraction,
-            seed=args.seed,
-        )
-    except ValueError as error:
-        raise TrmError(str(error)) from error
+    settings = FinetuneConfig(
+        strategy=args.strategy,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        warmup_steps=args.warmup_steps,
+        real_fractions=tuple(args.real_fractions),
+        frozen_fraction=args.frozen_fraction,
+        freeze_encoder=args.freeze_encoder,
+        adversarial_weight=args.adversarial_weight,
+        adversarial_real_fraction=args.adversarial_real_fraction,
+        eval_every=args.eval_every,
+        patience=args.patience,
+        split=tuple(args.split),
+        real_data_fraction=args.real_data_fraction,
+        seed=args.seed,
+    )
     if settings.uses_synthetic and args.synthetic_dir is None:
         raise TrmError(
             f"the {settings.strategy} strategy draws synthetic spectra: give --synthetic-dir"
@@ -162,15 +160,8 @@ def run_finetune(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     base = read_checkpoint(args.model)
     vocabulary = checkpoint_vocabulary(base)
-    from trm.model import ModelConfig
-
     model_config = ModelConfig.from_dict(base["model_config"])
-    sizes = {
-        "vocabulary": vocabulary,
-        "max_length": model_config.max_length,
-        "n_peaks": model_config.n_peaks,
-        "max_charge": model_config.max_charge,
-    }
+    sizes = dataset_sizes(model_config, vocabulary)
     table = assign_splits(_read_labels(args.labels), settings)
     datasets = {}
     for split in ("train", "validation"):

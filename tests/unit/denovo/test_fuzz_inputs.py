@@ -19,6 +19,7 @@ import polars as pl
 import pytest
 
 from tests.unit.io.conftest import write_mzml
+from trm.io.mgf import mgf_blocks
 
 from .conftest import DATA, run_denovo
 
@@ -28,20 +29,6 @@ N_MZML_CASES = 8
 SEED = 20261129
 
 _BAD_NUMBERS = ["abc", "n/a", "", "nan", "-1", "0", "1e400", "inf", "12,5", "3.2.1"]
-
-
-def _blocks(text: str) -> list[list[str]]:
-    """The MGF's spectra as lists of lines (BEGIN IONS ... END IONS)."""
-    blocks, current = [], None
-    for line in text.splitlines():
-        if line.strip() == "BEGIN IONS":
-            current = [line]
-        elif current is not None:
-            current.append(line)
-            if line.strip() == "END IONS":
-                blocks.append(current)
-                current = None
-    return blocks
 
 
 def _mutate_block(block: list[str], rng: random.Random) -> tuple[list[str], str]:
@@ -84,7 +71,9 @@ def _mutate_block(block: list[str], rng: random.Random) -> tuple[list[str], str]
 
 @pytest.fixture(scope="module")
 def base_blocks() -> list[list[str]]:
-    return _blocks((DATA.parent.parent / "resources" / "demo" / "mouse_hcd.mgf").read_text())[:12]
+    return mgf_blocks((DATA.parent.parent / "resources" / "demo" / "mouse_hcd.mgf").read_text())[
+        :12
+    ]
 
 
 def _check_outcome(status, paths, spectrum_file, n_spectra, caplog, numbers_bad):

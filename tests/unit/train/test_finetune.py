@@ -134,15 +134,11 @@ def test_each_strategy_fine_tunes_and_records_itself(base_model, labels, tmp_pat
 def _data(base, labels):
     from trm.model import ModelConfig
     from trm.train.checkpoint import checkpoint_vocabulary
-    from trm.train.data import SpectrumDataset
+    from trm.train.data import SpectrumDataset, dataset_sizes
 
     config = ModelConfig.from_dict(base["model_config"])
     return SpectrumDataset.from_table(
-        pl.read_parquet(labels),
-        vocabulary=checkpoint_vocabulary(base),
-        max_length=config.max_length,
-        n_peaks=config.n_peaks,
-        max_charge=config.max_charge,
+        pl.read_parquet(labels), **dataset_sizes(config, checkpoint_vocabulary(base))
     )
 
 
