@@ -9,7 +9,7 @@ Usage::
 
     python benchmarks/model_card.py --checkpoint run/work/model.pt --synthetic synth3 \\
         --evaluation eval.json [eval2.json ...] --command "..." --out MODEL_CARD.md \\
-        [--ship-to resources/models/orbitrap_hcd/model.pt]
+        [--curve run/work/metrics.csv] [--ship-to resources/models/orbitrap_hcd/model.pt]
 """
 
 from __future__ import annotations
@@ -49,7 +49,52 @@ def ship(checkpoint: dict, path: Path) -> None:
     save_checkpoint({k: v for k, v in checkpoint.items() if k in SHIPPED_KEYS}, path)
 
 
-def card(checkpoint: dict, manifest: dict | None, evaluations: list[dict], command: str) -> str:
+def curve_lines(metrics_csv: Path, shipped_step: int) -> list[str]:
+    """The learning curve of the run (its ``trm pretrain --metrics`` CSV) as a table."""
+    import polars as pl
+
+    metrics = pl.read_csv(metrics_csv)
+    steps = sorted(int(column[len("token_accuracy_step") :]) for column in metrics.columns
+                   if column.startswith("token_accuracy_step"))  # fmt: skip
+    shown = sorted({steps[0], steps[len(steps) // 2 - 1], steps[-1]})
+    names = " / ".join(str(step + 1) for step in shown)
+    lines = [
+        "",
+        "## Learning curve",
+        "",
+        "Validation spectra of the training proteomes (peptides not trained on), clean and "
+        "under the fitted noise model at full strength; token accuracy after refinement "
+        f"steps {names}; greedy answers, no search (the accuracy table above searches).",
+        "",
+        f"| step | CPU-hours | clean: token accuracy ({names}) | clean: AA precision / "
+        f"peptide recall | noisy: token accuracy ({names}) | noisy: AA precision / "
+        "peptide recall |",
+        "|---|---|---|---|---|---|",
+    ]
+    by_split = {split: metrics.filter(pl.col("split") == split) for split in
+                ("validation", "validation_noisy")}  # fmt: skip
+    rows = zip(
+        by_split["validation"].iter_rows(named=True),
+        by_split["validation_noisy"].iter_rows(named=True),
+        strict=True,
+    )
+    for clean, noisy in rows:
+        cells = [f"{clean['step']:,}" + (" (shipped)" if clean["step"] == shipped_step else ""),
+                 f"{clean['cpu_seconds'] / 3600:.2f}"]  # fmt: skip
+        for row in (clean, noisy):
+            accuracy = " / ".join(f"{row[f'token_accuracy_step{step}']:.3f}" for step in shown)
+            cells += [accuracy, f"{row['aa_precision']:.3f} / {row['peptide_recall']:.3f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def card(
+    checkpoint: dict,
+    manifest: dict | None,
+    evaluations: list[dict],
+    command: str,
+    curve: Path | None = None,
+) -> str:
     """The model card's markdown."""
     config = ModelConfig.from_dict(checkpoint["model_config"])
     train = checkpoint["train_config"]
@@ -128,6 +173,8 @@ def card(checkpoint: dict, manifest: dict | None, evaluations: list[dict], comma
                     f"{row['aa_precision']:.3f} | {row['peptide_recall']:.3f} | "
                     f"{row['pc_auc']:.3f} |"
                 )
+    if curve is not None:
+        lines += curve_lines(curve, step)
     lines += ["", "## Reproduce", "", "```bash", command, "```", ""]
     return "\n".join(lines)
 
@@ -149,13 +196,14 @@ def main() -> None:
     parser.add_argument("--command", required=True, help="the command that reproduces it")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--ship-to", type=Path, help="also write the slim model here")
+    parser.add_argument("--curve", type=Path, help="the run's metrics CSV: a learning curve")
     args = parser.parse_args()
     checkpoint = read_checkpoint(args.checkpoint)
     manifest = None
     if args.synthetic is not None:
         manifest = json.loads((args.synthetic / "manifest.json").read_text())
     evaluations = [json.loads(path.read_text()) for path in args.evaluation]
-    args.out.write_text(card(checkpoint, manifest, evaluations, args.command))
+    args.out.write_text(card(checkpoint, manifest, evaluations, args.command, args.curve))
     if args.ship_to is not None:
         ship(checkpoint, args.ship_to)
 
