@@ -128,7 +128,7 @@ def test_an_interrupted_baseline_training_resumes_from_its_checkpoint(tmp_path):
     assert "Restored all states from the checkpoint" in console
     assert list(work.glob("casanovo_train.epoch=11-step=48.ckpt")), "the schedule did not end"
     restored = next(line for line in console.splitlines() if "Restored all states" in line)
-    print(f"killed with {reached.name} saved; {restored.strip()}; ended at epoch 11, step 48")
+    print(f"killed with {reached.name} saved; {restored.strip()}; ended at epoch 11, step 48")  # noqa: T201 - the figures of the closing note (pytest -s)
     assert (tmp_path / "baseline.ckpt").stat().st_size > 0
 
 
