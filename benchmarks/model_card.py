@@ -94,6 +94,7 @@ def card(
     evaluations: list[dict],
     command: str,
     curve: Path | None = None,
+    notes: str | None = None,
 ) -> str:
     """The model card's markdown."""
     config = ModelConfig.from_dict(checkpoint["model_config"])
@@ -175,6 +176,8 @@ def card(
                 )
     if curve is not None:
         lines += curve_lines(curve, step)
+    if notes:
+        lines += ["", "## Notes", "", notes.strip()]
     lines += ["", "## Reproduce", "", "```bash", command, "```", ""]
     return "\n".join(lines)
 
@@ -197,13 +200,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--ship-to", type=Path, help="also write the slim model here")
     parser.add_argument("--curve", type=Path, help="the run's metrics CSV: a learning curve")
+    parser.add_argument("--notes", type=Path, help="a markdown file of notes for the card")
     args = parser.parse_args()
     checkpoint = read_checkpoint(args.checkpoint)
     manifest = None
     if args.synthetic is not None:
         manifest = json.loads((args.synthetic / "manifest.json").read_text())
     evaluations = [json.loads(path.read_text()) for path in args.evaluation]
-    args.out.write_text(card(checkpoint, manifest, evaluations, args.command, args.curve))
+    notes = args.notes.read_text() if args.notes is not None else None
+    args.out.write_text(card(checkpoint, manifest, evaluations, args.command, args.curve, notes))
     if args.ship_to is not None:
         ship(checkpoint, args.ship_to)
 
