@@ -83,6 +83,7 @@ $PYTHON benchmarks/evaluate_model.py "${EVALUATE[@]}"
 
 $PYTHON benchmarks/model_card.py --checkpoint "$OUT/model/pretrained.pt" \
   --synthetic "$OUT/data/train" --evaluation "$OUT/model/evaluation.json" \
+  --curve "$OUT/model/metrics.csv" \
   --command "DEVICE=$DEVICE MINUTES=$MINUTES STEPS=$STEPS BATCH=$BATCH LEARNING_RATE=$LEARNING_RATE WARMUP=$WARMUP SIZE=$SIZE N_SPECTRA=$N_SPECTRA SEED=$SEED THREADS=$THREADS${DEV_SPLIT:+ DEV_SPLIT=dev-split} benchmarks/gpu_pretrain.sh OUT" \
   --out "$OUT/MODEL_CARD.md"
 echo "done: $OUT/MODEL_CARD.md"

@@ -79,7 +79,7 @@ def curve_lines(metrics_csv: Path, shipped_step: int) -> list[str]:
         strict=True,
     )
     for clean, noisy in rows:
-        cells = [f"{clean['step']:,}" + (" (shipped)" if clean["step"] == shipped_step else ""),
+        cells = [f"{clean['step']:,}" + (" (this model)" if clean["step"] == shipped_step else ""),
                  f"{clean['cpu_seconds'] / 3600:.2f}"]  # fmt: skip
         for row in (clean, noisy):
             accuracy = " / ".join(f"{row[f'token_accuracy_step{step}']:.3f}" for step in shown)

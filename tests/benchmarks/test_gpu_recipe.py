@@ -51,5 +51,6 @@ def test_gpu_recipe_runs_on_the_cpu_with_a_tiny_budget(tmp_path):
     assert "4 steps of 8 spectra" in card
     assert "fitted noise model" in card
     assert "held-out proteome" in card
+    assert "## Learning curve" in card and "(this model)" in card  # the run's curve, its end marked
     for name in ("pretrained.pt", "model.pt", "metrics.csv", "evaluation.json"):
         assert (tmp_path / "out/model" / name).stat().st_size > 0
