@@ -56,6 +56,8 @@ def curve_lines(metrics_csv: Path, shipped_step: int) -> list[str]:
     metrics = pl.read_csv(metrics_csv)
     steps = sorted(int(column[len("token_accuracy_step") :]) for column in metrics.columns
                    if column.startswith("token_accuracy_step"))  # fmt: skip
+    if not steps or "validation" not in metrics["split"].to_list():
+        return []  # a run without validation has no curve
     shown = sorted({steps[0], steps[len(steps) // 2 - 1], steps[-1]})
     names = " / ".join(str(step + 1) for step in shown)
     lines = [
@@ -73,15 +75,15 @@ def curve_lines(metrics_csv: Path, shipped_step: int) -> list[str]:
     ]
     by_split = {split: metrics.filter(pl.col("split") == split) for split in
                 ("validation", "validation_noisy")}  # fmt: skip
-    rows = zip(
-        by_split["validation"].iter_rows(named=True),
-        by_split["validation_noisy"].iter_rows(named=True),
-        strict=True,
-    )
-    for clean, noisy in rows:
+    noisy_by_step = {row["step"]: row for row in by_split["validation_noisy"].iter_rows(named=True)}
+    for clean in by_split["validation"].iter_rows(named=True):
+        noisy = noisy_by_step.get(clean["step"])
         cells = [f"{clean['step']:,}" + (" (this model)" if clean["step"] == shipped_step else ""),
                  f"{clean['cpu_seconds'] / 3600:.2f}"]  # fmt: skip
         for row in (clean, noisy):
+            if row is None:  # trained without noise: no noisy evaluation
+                cells += ["", ""]
+                continue
             accuracy = " / ".join(f"{row[f'token_accuracy_step{step}']:.3f}" for step in shown)
             cells += [accuracy, f"{row['aa_precision']:.3f} / {row['peptide_recall']:.3f}"]
         lines.append("| " + " | ".join(cells) + " |")
@@ -123,7 +125,8 @@ def card(
         "(process CPU time, all threads).",
         f"- Curriculum: clean share {train['curriculum']['clean_fraction_start']} -> "
         f"{train['curriculum']['clean_fraction_end']} over the first "
-        f"{train['curriculum']['clean_mix_fraction']:.0%} of the steps, noise strength "
+        f"{train['curriculum']['clean_mix_fraction']:.0%} of the run's {train['steps']:,} "
+        "steps, noise strength "
         f"{train['curriculum']['noise_strength_start']} -> "
         f"{train['curriculum']['noise_strength_end']} over the first "
         f"{train['curriculum']['noise_ramp_fraction']:.0%}; drafts on "

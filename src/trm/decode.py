@@ -130,7 +130,8 @@ class DecodedPeptide:
         Probability of each chosen token at its position.
     mass_error_ppm : float
         Observed minus theoretical, in ppm: (precursor mass corrected by the isotope
-        error - peptide mass) / peptide mass; positive when the precursor is heavier.
+        error - peptide mass) / corrected precursor mass; positive when the precursor is
+        heavier.
     isotope_error : int
         Isotope error that made the peptide fit (0 for greedy decoding).
     certified : bool
@@ -194,12 +195,12 @@ def _mass_error_ppm(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Smallest absolute ppm error over the isotope errors, and the isotope giving it;
     ``peptide_mass`` and ``precursor_mass`` broadcast. The error is the field's
-    observed minus theoretical: (isotope-corrected precursor mass - peptide mass) /
-    peptide mass."""
+    observed minus theoretical, over the observed (isotope-corrected) mass as in the
+    tolerance checks (:func:`mass_fits_precursor`), so an accepted peptide's error never
+    exceeds the tolerance."""
     isotopes = np.arange(isotope_errors[0], isotope_errors[1] + 1)
     corrected = np.asarray(precursor_mass)[..., None] - isotopes * C13_SPACING
-    theoretical = np.asarray(peptide_mass)[..., None]
-    errors = (corrected - theoretical) / theoretical * 1e6
+    errors = (corrected - np.asarray(peptide_mass)[..., None]) / corrected * 1e6
     best = np.argmin(np.abs(errors), axis=-1)
     return np.take_along_axis(errors, best[..., None], axis=-1)[..., 0], isotopes[best]
 
@@ -364,7 +365,7 @@ def greedy_decode(
         chosen = np.concatenate([ids[:n_tokens], np.zeros(len(ids) - n_tokens, dtype=ids.dtype)])
         picked = log_probs[row, np.arange(len(ids)), chosen]
         mass = vocabulary.masses[ids[:n_tokens]].sum() + WATER_MASS
-        error = (precursor_mass[row] - mass) / mass * 1e6
+        error = (precursor_mass[row] - mass) / precursor_mass[row] * 1e6
         results.append(
             DecodedPeptide(
                 token_ids=ids[:n_tokens].copy(),

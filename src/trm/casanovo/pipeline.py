@@ -266,9 +266,13 @@ def train_baseline(
     schedule = training_overrides(n_train, max_spectra, batch_size, n_validations)
     config = build_config(*config_overrides, architecture.overrides(), schedule)
     config_path = write_config(config, work_dir / "casanovo_train_config.yaml")
-    resume_from = _resumable_checkpoint(work_dir, [config_path, train_mgf, validation_mgf])
+    resume_from = _resumable_checkpoint(
+        work_dir,
+        [config_path, train_mgf, validation_mgf],
+        Path(executable or runner.DEFAULT_EXECUTABLE),
+    )
 
-    def attempt(resume: Path | None) -> runner.CasanovoRun:
+    def attempt(resume: Path | None, append_log: bool = False) -> runner.CasanovoRun:
         return runner.train(
             [train_mgf],
             [validation_mgf],
@@ -278,6 +282,7 @@ def train_baseline(
             executable=executable,
             threads=threads,
             resume_from=resume,
+            append_log=append_log,
         )
 
     try:
@@ -289,11 +294,13 @@ def train_baseline(
         # the time it had spent.
         log.warning("resuming from %s failed (%s); training afresh", resume_from.name, error)
         resume_from = None
-        run = attempt(None)
+        run = attempt(None, append_log=True)
     checkpoint_out = Path(checkpoint_out)
     checkpoint_out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(checkpoint_out) as partial:
         shutil.copyfile(run.output, partial)
+    # Finished: a rerun of this same training is a new run, not a resumption.
+    (work_dir / _RESUME_KEY).unlink(missing_ok=True)
     steps_per_epoch = math.ceil(n_train / schedule["train_batch_size"])
     summary = {
         "casanovo_version": CASANOVO_VERSION,
@@ -330,15 +337,18 @@ _TRAIN_ROOT = "casanovo_train"
 _RESUME_KEY = "resume_key.json"
 
 
-def _resumable_checkpoint(work_dir: Path, inputs: Sequence[Path]) -> Path | None:
+def _resumable_checkpoint(work_dir: Path, inputs: Sequence[Path], executable: Path) -> Path | None:
     """The checkpoint an interrupted attempt of this same training left in ``work_dir``.
 
-    An attempt records the SHA-256 of its config and MGF files in ``resume_key.json``
-    before Casanovo starts. A later attempt with identical files resumes from the newest
-    checkpoint (:func:`trm.casanovo.runner.latest_checkpoint`); with any file changed
-    (other data, budget or architecture) it starts afresh and the old checkpoints go.
+    An attempt records the SHA-256 of its config and MGF files, the Casanovo version and
+    executable in ``resume_key.json`` before Casanovo starts, and removes it when it
+    finishes. A later attempt with the same key resumes from the newest checkpoint
+    (:func:`trm.casanovo.runner.latest_checkpoint`); with anything changed (other data,
+    budget, architecture or Casanovo), or after a finished run, it starts afresh and the
+    old checkpoints go.
     """
     key = {path.name: _sha256(path) for path in inputs}
+    key.update(casanovo_version=CASANOVO_VERSION, executable=str(executable))
     key_path = work_dir / _RESUME_KEY
     previous = None
     if key_path.is_file():
@@ -357,11 +367,8 @@ def _resumable_checkpoint(work_dir: Path, inputs: Sequence[Path]) -> Path | None
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _reason_counts(skipped: pl.DataFrame) -> dict[str, int]:

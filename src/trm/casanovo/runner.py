@@ -292,6 +292,7 @@ def train(
     executable: str | os.PathLike[str] | None = None,
     threads: int | None = None,
     resume_from: str | os.PathLike[str] | None = None,
+    append_log: bool = False,
 ) -> CasanovoRun:
     """Run ``casanovo train`` from random weights on annotated MGF files, or resume it.
 
@@ -313,6 +314,8 @@ def train(
         from it (``--load_all_states``) and goes on to the end of the same schedule. The
         other checkpoints of the interrupted attempt are kept (the best one stays a
         candidate).
+    append_log : bool
+        Keep the console output of earlier attempts (always, when resuming).
 
     Returns
     -------
@@ -353,7 +356,7 @@ def train(
         console_log,
         threads,
         default_cache_home(executable),
-        append=resume_from is not None,
+        append=append_log or resume_from is not None,
     )
     best = output_dir / f"{root}.best.ckpt"
     if best.is_file():

@@ -3,7 +3,7 @@
 Only spectra with a label count. Matching is the field's mass-based rule of
 :mod:`trm.metrics` (I = L); a labelled spectrum that was not sequenced counts as a
 prediction of nothing (it lowers recall, not precision). The precision-coverage curve
-(:func:`trm.compare.precision_coverage`) takes the sequenced labelled spectra from the
+(:func:`trm.metrics.precision_coverage`) takes the sequenced labelled spectra from the
 most confident down; they are ordered by the raw score, which orders them as the calibrated
 score does (the calibration is non-decreasing) but without the calibration's ties.
 """

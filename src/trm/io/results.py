@@ -28,7 +28,7 @@ DENOVO_COLUMNS: dict[str, pl.DataType] = {
     "calc_mz": pl.Float64(),
     "rt": pl.Float64(),
     "residue_scores": pl.List(pl.Float64()),
-    "mass_error_ppm": pl.Float64(),  # observed - theoretical precursor mass, ppm of theoretical
+    "mass_error_ppm": pl.Float64(),  # observed - theoretical precursor mass, ppm of observed
     "isotope_error": pl.Int16(),
     "refinement_steps": pl.Int16(),
     # the exact search proved no peptide fitting the precursor scores higher under the model
@@ -148,7 +148,7 @@ def write_mztab(
     (``3-UNIMOD:4,0-UNIMOD:1``; ``CHEMMOD:<mass delta>`` for a combination without a
     Unimod entry), ``retention_time`` is filled (seconds), and two further columns carry
     what trm adds: ``opt_global_mass_error_ppm`` (observed minus theoretical precursor
-    mass, over theoretical, after the isotope correction) and ``opt_global_search_certified``.
+    mass, over observed, after the isotope correction) and ``opt_global_search_certified``.
 
     Parameters
     ----------

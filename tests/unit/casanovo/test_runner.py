@@ -40,8 +40,9 @@ def test_unimod_comes_with_pyopenms():
     assert obo is not None and obo.name == "unimod.obo"
 
 
-def _fake_casanovo_train(calls, fail_on_resume=False):
-    """Stands in for ``runner.train``: records the resume point, saves epoch checkpoints."""
+def _fake_casanovo_train(calls, fail_on_resume=False, killed=False):
+    """Stands in for ``runner.train``: records the resume point, saves an epoch checkpoint;
+    ``killed`` ends the attempt after that checkpoint, as a scheduler's kill would."""
 
     def train(train_mgfs, validation_mgfs, config_path, output_dir, root, resume_from=None, **_):
         calls.append(None if resume_from is None else Path(resume_from).name)
@@ -52,6 +53,8 @@ def _fake_casanovo_train(calls, fail_on_resume=False):
             raise runner.CasanovoError("Casanovo exited with status 1: truncated checkpoint")
         saved = Path(output_dir) / f"{root}.epoch=0-step=2.ckpt"
         saved.write_bytes(b"state")
+        if killed:
+            raise runner.CasanovoError("Casanovo exited with status -9")
         return runner.CasanovoRun(saved, 1.0, Path(output_dir) / "console.txt", 1.0)
 
     return train
@@ -77,24 +80,33 @@ def test_a_rerun_of_the_same_training_resumes_and_a_changed_one_starts_afresh(
     tmp_path, small_table, monkeypatch
 ):
     calls: list[str | None] = []
+    monkeypatch.setattr(runner, "train", _fake_casanovo_train(calls, killed=True))
+    with pytest.raises(runner.CasanovoError):
+        _train(tmp_path, small_table)
+    assert not (tmp_path / "baseline.ckpt").exists()
     monkeypatch.setattr(runner, "train", _fake_casanovo_train(calls))
-    first = _train(tmp_path, small_table)
-    assert first.summary["resumed_from"] is None
-    # As after a kill: the checkpoint is there, the outputs are not.
-    (tmp_path / "baseline.ckpt").unlink()
     again = _train(tmp_path, small_table)
     assert again.summary["resumed_from"] == "casanovo_train.epoch=0-step=2.ckpt"
+    # A finished training is not resumed by a rerun (--forcerun, a changed rule).
+    rerun = _train(tmp_path, small_table)
+    assert rerun.summary["resumed_from"] is None
+    # Nor an interrupted one whose budget changed.
+    monkeypatch.setattr(runner, "train", _fake_casanovo_train(calls, killed=True))
+    with pytest.raises(runner.CasanovoError):
+        _train(tmp_path, small_table)
+    monkeypatch.setattr(runner, "train", _fake_casanovo_train(calls))
     other_budget = _train(tmp_path, small_table, max_spectra=128)
     assert other_budget.summary["resumed_from"] is None
-    assert calls == [None, "casanovo_train.epoch=0-step=2.ckpt", None]
+    assert calls == [None, "casanovo_train.epoch=0-step=2.ckpt", None, None, None]
 
 
 def test_a_checkpoint_that_cannot_be_resumed_from_means_training_afresh(
     tmp_path, small_table, monkeypatch
 ):
     calls: list[str | None] = []
-    monkeypatch.setattr(runner, "train", _fake_casanovo_train(calls))
-    _train(tmp_path, small_table)
+    monkeypatch.setattr(runner, "train", _fake_casanovo_train(calls, killed=True))
+    with pytest.raises(runner.CasanovoError):
+        _train(tmp_path, small_table)
     monkeypatch.setattr(runner, "train", _fake_casanovo_train(calls, fail_on_resume=True))
     outcome = _train(tmp_path, small_table)
     assert calls == [None, "casanovo_train.epoch=0-step=2.ckpt", None]
