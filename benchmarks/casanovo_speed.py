@@ -44,7 +44,6 @@ import platform
 import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +54,7 @@ from trm.casanovo.config import Architecture, build_config
 from trm.casanovo.pipeline import sequence_spectra, train_baseline
 from trm.casanovo.runner import DEFAULT_EXECUTABLE, thread_environment
 from trm.chem import UnsupportedPeptideError, parse_peptidoform
+from trm.process import run_measured
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEMO_SPECTRA = PROJECT_ROOT / "resources" / "demo" / "mouse_hcd.mgf"
@@ -144,18 +144,14 @@ def time_casanovo(
 def time_trm(command: str, spectra: Path, threads: int, out_dir: Path, n_spectra: int):
     """Run the recursive model's command on the same spectra; spectra/s over the process."""
     formatted = command.format(spectra=shlex.quote(str(spectra)), threads=threads, out_dir=out_dir)
-    start = time.perf_counter()
-    process = subprocess.Popen(formatted, shell=True, env=thread_environment(threads))
-    _, status, usage = os.wait4(process.pid, 0)  # this process tree's own usage
-    seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise subprocess.CalledProcessError(os.waitstatus_to_exitcode(status), formatted)
-    cpu_seconds = usage.ru_utime + usage.ru_stime
-    return {"command": formatted, "seconds": round(seconds, 3), "n_spectra": n_spectra,
-            "spectra_per_second": round(n_spectra / seconds, 3),
-            "cpu_seconds": round(cpu_seconds, 3),
-            "cpu_seconds_per_spectrum": round(cpu_seconds / n_spectra, 5),
-            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}  # fmt: skip
+    run = run_measured(formatted, shell=True, env=thread_environment(threads))
+    if run.returncode != 0:
+        raise subprocess.CalledProcessError(run.returncode, formatted)
+    return {"command": formatted, "seconds": round(run.seconds, 3), "n_spectra": n_spectra,
+            "spectra_per_second": round(n_spectra / run.seconds, 3),
+            "cpu_seconds": round(run.cpu_seconds, 3),
+            "cpu_seconds_per_spectrum": round(run.cpu_seconds / n_spectra, 5),
+            "peak_rss_mb": round(run.peak_rss_mb, 1)}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,12 +38,12 @@ import dataclasses
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
+
+from trm.process import run_measured
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "resources" / "demo" / "mouse_hcd.mgf"
@@ -143,17 +143,13 @@ def run_denovo(
         "--beam-size", str(mode.beam_size), "--halt-threshold", mode.halt_threshold,
         "--threads", str(threads), "--batch-size", str(batch_size), "--uncalibrated",
     ]  # fmt: skip
-    started = time.perf_counter()
-    process = subprocess.Popen(command)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"trm denovo failed ({process.returncode}): {' '.join(command)}")
+    run = run_measured(command)
+    if run.returncode != 0:
+        raise RuntimeError(f"trm denovo failed ({run.returncode}): {' '.join(command)}")
     timing = json.loads((out / "timing.json").read_text())
-    timing["peak_rss_mb"] = usage.ru_maxrss / 1024  # kB on Linux
-    timing["process_seconds"] = wall
-    timing["cpu_seconds"] = usage.ru_utime + usage.ru_stime
+    timing["peak_rss_mb"] = run.peak_rss_mb
+    timing["process_seconds"] = run.seconds
+    timing["cpu_seconds"] = run.cpu_seconds
     return timing
 
 

@@ -78,6 +78,11 @@ KNOWN_MODIFICATIONS: tuple[ModificationDef, ...] = (
 _MOD_BY_NAME = {m.name: m for m in KNOWN_MODIFICATIONS}
 
 
+def modification(name: str) -> ModificationDef:
+    """The vocabulary's modification of this Unimod name (KeyError for another)."""
+    return _MOD_BY_NAME[name]
+
+
 @cache
 def unimod_accession(name: str) -> str | None:
     """Unimod accession (``UNIMOD:35``) of a modification of :data:`KNOWN_MODIFICATIONS`,

@@ -19,12 +19,12 @@ import importlib.util
 import logging
 import os
 import subprocess
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from trm.errors import TrmError
+from trm.process import MeasuredRun, run_measured
 
 log = logging.getLogger(__name__)
 
@@ -184,39 +184,27 @@ def _run(
     threads: int | None,
     cache_home: Path | None = None,
     append: bool = False,
-) -> tuple[float, float, float]:
-    """Run Casanovo; returns its wall-clock seconds, CPU seconds and peak RSS (MiB), the
-    last two of this process alone (its own resource usage, from ``wait4``).
+) -> MeasuredRun:
+    """Run Casanovo; returns its time, CPU time and peak RSS (:func:`trm.process.run_measured`).
 
     ``append`` keeps the console output of earlier attempts (a resumed training run).
     """
     log.info("running %s", " ".join(str(part) for part in command))
-    start = time.perf_counter()
     with console_log.open("a" if append else "w", encoding="utf-8") as handle:
-        process = subprocess.Popen(
+        run = run_measured(
             [str(part) for part in command],
             cwd=cwd,
             env=thread_environment(threads, cache_home),
             stdout=handle,
             stderr=subprocess.STDOUT,
         )
-        try:
-            _, status, usage = os.wait4(process.pid, 0)
-        except BaseException:
-            process.kill()
-            process.wait()
-            raise
-        process.returncode = os.waitstatus_to_exitcode(status)
-    seconds = time.perf_counter() - start
-    cpu_seconds = usage.ru_utime + usage.ru_stime
-    peak_rss_mb = usage.ru_maxrss / 1024  # KiB on Linux
-    if process.returncode != 0:
+    if run.returncode != 0:
         tail = console_log.read_text(encoding="utf-8", errors="replace").splitlines()
         raise CasanovoError(
-            f"Casanovo exited with status {process.returncode} (full output in "
+            f"Casanovo exited with status {run.returncode} (full output in "
             f"{console_log}):\n" + "\n".join(tail[-_ERROR_TAIL_LINES:])
         )
-    return seconds, cpu_seconds, peak_rss_mb
+    return run
 
 
 def sequence(
@@ -276,11 +264,11 @@ def sequence(
         root,
         "--force_overwrite",
     ]
-    seconds, cpu_seconds, peak_rss_mb = _run(command, output_dir, console_log, threads, cache)
+    run = _run(command, output_dir, console_log, threads, cache)
     mztab = output_dir / f"{root}.mztab"
     if not mztab.is_file():
         raise CasanovoError(f"Casanovo finished but wrote no {mztab} (see {console_log})")
-    return CasanovoRun(mztab, seconds, console_log, cpu_seconds, peak_rss_mb)
+    return CasanovoRun(mztab, run.seconds, console_log, run.cpu_seconds, run.peak_rss_mb)
 
 
 def train(
@@ -350,7 +338,7 @@ def train(
         ]
     )
     # Training writes no mzTab, so it needs no Unimod; the cache keeps it off the network.
-    seconds, cpu_seconds, peak_rss_mb = _run(
+    run = _run(
         command,
         output_dir,
         console_log,
@@ -360,11 +348,11 @@ def train(
     )
     best = output_dir / f"{root}.best.ckpt"
     if best.is_file():
-        return CasanovoRun(best, seconds, console_log, cpu_seconds, peak_rss_mb)
+        return CasanovoRun(best, run.seconds, console_log, run.cpu_seconds, run.peak_rss_mb)
     saved = sorted(output_dir.glob(f"{root}.epoch=*-step=*.ckpt"), key=lambda p: p.stat().st_mtime)
     if not saved:
         raise CasanovoError(f"Casanovo training saved no checkpoint in {output_dir}")
-    return CasanovoRun(saved[-1], seconds, console_log, cpu_seconds, peak_rss_mb)
+    return CasanovoRun(saved[-1], run.seconds, console_log, run.cpu_seconds, run.peak_rss_mb)
 
 
 def latest_checkpoint(

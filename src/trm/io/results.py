@@ -41,7 +41,6 @@ UNSEQUENCED_COLUMNS = ("spectrum_id", "run", "reason")
 _SCORE_TERM = "[MS, MS:1001143, search engine specific score for PSMs, ]"
 #: Casanovo's column for the peptide as ProForma (PSI-MS "proforma peptidoform sequence").
 PROFORMA_COLUMN = "opt_global_cv_MS:1003169_proforma_peptidoform_sequence"
-_MODIFICATIONS = {definition.name: definition for definition in chem.KNOWN_MODIFICATIONS}
 
 
 def _format_scores(scores: Sequence[float]) -> str:
@@ -108,7 +107,7 @@ def _modification_reference(name: str) -> str:
     """mzTab's name of a vocabulary modification: its Unimod accession, or for a
     combination without one, ``CHEMMOD:`` and its mass delta."""
     accession = chem.unimod_accession(name)
-    return accession if accession else f"CHEMMOD:{_MODIFICATIONS[name].mass:+.6f}"
+    return accession if accession else f"CHEMMOD:{chem.modification(name).mass:+.6f}"
 
 
 def _modifications_column(tokens: Sequence[str]) -> str:

@@ -76,13 +76,18 @@ def _train(tmp_path, table, max_spectra=64):
     )
 
 
+def _interrupted_training(tmp_path, table, monkeypatch, calls):
+    """A training killed after its first checkpoint, as by a scheduler."""
+    monkeypatch.setattr(runner, "train", _fake_casanovo_train(calls, killed=True))
+    with pytest.raises(runner.CasanovoError):
+        _train(tmp_path, table)
+
+
 def test_a_rerun_of_the_same_training_resumes_and_a_changed_one_starts_afresh(
     tmp_path, small_table, monkeypatch
 ):
     calls: list[str | None] = []
-    monkeypatch.setattr(runner, "train", _fake_casanovo_train(calls, killed=True))
-    with pytest.raises(runner.CasanovoError):
-        _train(tmp_path, small_table)
+    _interrupted_training(tmp_path, small_table, monkeypatch, calls)
     assert not (tmp_path / "baseline.ckpt").exists()
     monkeypatch.setattr(runner, "train", _fake_casanovo_train(calls))
     again = _train(tmp_path, small_table)
@@ -91,9 +96,7 @@ def test_a_rerun_of_the_same_training_resumes_and_a_changed_one_starts_afresh(
     rerun = _train(tmp_path, small_table)
     assert rerun.summary["resumed_from"] is None
     # Nor an interrupted one whose budget changed.
-    monkeypatch.setattr(runner, "train", _fake_casanovo_train(calls, killed=True))
-    with pytest.raises(runner.CasanovoError):
-        _train(tmp_path, small_table)
+    _interrupted_training(tmp_path, small_table, monkeypatch, calls)
     monkeypatch.setattr(runner, "train", _fake_casanovo_train(calls))
     other_budget = _train(tmp_path, small_table, max_spectra=128)
     assert other_budget.summary["resumed_from"] is None
@@ -104,9 +107,7 @@ def test_a_checkpoint_that_cannot_be_resumed_from_means_training_afresh(
     tmp_path, small_table, monkeypatch
 ):
     calls: list[str | None] = []
-    monkeypatch.setattr(runner, "train", _fake_casanovo_train(calls, killed=True))
-    with pytest.raises(runner.CasanovoError):
-        _train(tmp_path, small_table)
+    _interrupted_training(tmp_path, small_table, monkeypatch, calls)
     monkeypatch.setattr(runner, "train", _fake_casanovo_train(calls, fail_on_resume=True))
     outcome = _train(tmp_path, small_table)
     assert calls == [None, "casanovo_train.epoch=0-step=2.ckpt", None]
