@@ -9,7 +9,14 @@ from trm.errors import InputError
 
 #: Switches added after checkpoints were first written, with the value that reproduces an
 #: older checkpoint's architecture.
-_ADDED_LATER: dict[str, object] = {"fragment_evidence": False}
+_ADDED_LATER: dict[str, object] = {
+    "fragment_evidence": False,
+    "step_embedding": True,
+    "answer_update": "gated",
+}
+
+#: How a supervision step changes the answer (see :attr:`ModelConfig.answer_update`).
+ANSWER_UPDATES = ("gated", "replace")
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,12 @@ class ModelConfig:
         (:mod:`trm.model.evidence`).
     evidence_tolerance : float
         Width (Da) of the Gaussian kernel of that lookup.
+    step_embedding : bool
+        Add a learned embedding of the supervision step to the latent state at the start
+        of each step (off: every step runs the same function of its inputs).
+    answer_update : str
+        ``gated``: the gated residual ``y <- y + gate * delta``; ``replace``: the step's
+        output becomes the answer, ``y <- delta`` (the roadmap's ablation of the gate).
     max_length : int
         Answer positions: tokens of the longest peptide plus at least one end class.
     n_peaks : int
@@ -69,6 +82,8 @@ class ModelConfig:
     fragment_feedback: bool = True
     fragment_evidence: bool = True
     evidence_tolerance: float = 0.02
+    step_embedding: bool = True
+    answer_update: str = "gated"
     max_length: int = 32
     n_peaks: int = 150
     ff_multiplier: int = 4
@@ -84,6 +99,10 @@ class ModelConfig:
             raise InputError("hidden must be even for the sinusoidal m/z encoding")
         if not 0 <= self.no_grad_latent_steps < self.latent_steps:
             raise InputError("no_grad_latent_steps must lie in [0, latent_steps)")
+        if self.answer_update not in ANSWER_UPDATES:
+            raise InputError(
+                f"answer_update {self.answer_update!r}: choose one of {list(ANSWER_UPDATES)}"
+            )
         for name in ("supervision_steps", "latent_steps", "max_length", "n_peaks"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be positive")

@@ -196,7 +196,9 @@ class RecursiveCore(nn.Module):
         # answer receives the same update and they never separate.
         self.position_embedding = nn.Parameter(torch.randn(config.max_length, hidden))
         self.z_init = nn.Parameter(torch.zeros(hidden))
-        self.step_embedding = nn.Embedding(config.supervision_steps, hidden)
+        self.step_embedding = (
+            nn.Embedding(config.supervision_steps, hidden) if config.step_embedding else None
+        )
         # The answer enters the updates as the probability-weighted token embedding, so the
         # soft answer, not only its argmax, informs the next step.
         self.answer_embedding = nn.Linear(n_tokens, hidden, bias=False)
@@ -222,7 +224,7 @@ class RecursiveCore(nn.Module):
         self.latent_norm = nn.LayerNorm(hidden)
         self.answer_norm = nn.LayerNorm(hidden)
         self.answer_delta = nn.Linear(hidden, n_tokens)
-        self.answer_gate = nn.Linear(hidden, 1)
+        self.answer_gate = nn.Linear(hidden, 1) if config.answer_update == "gated" else None
         self.halt_norm = nn.LayerNorm(hidden)
         self.halt_head = nn.Linear(hidden, 1)
 
@@ -332,7 +334,8 @@ class RecursiveCore(nn.Module):
         """Gated residual answer update ``y <- y + gate * delta``.
 
         Predicting a change rather than a new answer makes each step a refinement, and the
-        per-position gate lets the model leave settled positions alone.
+        per-position gate lets the model leave settled positions alone. With
+        ``answer_update: replace`` the step's output is the new answer, ``y <- delta``.
 
         Parameters
         ----------
@@ -348,10 +351,12 @@ class RecursiveCore(nn.Module):
         torch.Tensor of shape (batch, max_length, n_tokens)
         """
         hidden = self.answer_norm(z + answer)
-        gate = torch.sigmoid(self.answer_gate(hidden))
         delta = self.answer_delta(hidden)
         if bonus is not None:
             delta = delta + bonus
+        if self.answer_gate is None:
+            return delta
+        gate = torch.sigmoid(self.answer_gate(hidden))
         return y + gate * delta
 
     def halt_logit(self, z: torch.Tensor) -> torch.Tensor:
@@ -361,7 +366,8 @@ class RecursiveCore(nn.Module):
     def supervision_step(
         self, carry: Carry, memory: EncodedSpectrum, step: int
     ) -> tuple[Carry, torch.Tensor]:
-        """One supervision step: step embedding, ``n`` latent steps, one answer step.
+        """One supervision step: step embedding (unless switched off), ``n`` latent steps,
+        one answer step.
 
         Returns
         -------
@@ -369,7 +375,9 @@ class RecursiveCore(nn.Module):
             The new state (attached to the graph of this step).
         halt_logit : torch.Tensor of shape (batch,)
         """
-        z = carry.z + self.step_embedding.weight[step]
+        z = carry.z
+        if self.step_embedding is not None:
+            z = z + self.step_embedding.weight[step]
         answer, bonus = self.answer_context(carry.y, memory)
         n_frozen = self.config.no_grad_latent_steps
         if n_frozen:

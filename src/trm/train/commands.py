@@ -86,6 +86,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "80%% to 0%% (default: %(default)s)",
     )
     parser.add_argument(
+        "--clean-fraction-end",
+        type=float,
+        default=defaults.curriculum.clean_fraction_end,
+        help="share of each batch left clean once the clean share has fallen, to the end "
+        "of the run (default: %(default)s)",
+    )
+    parser.add_argument(
         "--noise-ramp-fraction",
         type=float,
         default=defaults.curriculum.noise_ramp_fraction,
@@ -126,6 +133,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         default=defaults.loss.spectrum,
         help="weight of the spectrum-matching loss (default: off)",
+    )
+    parser.add_argument(
+        "--step-base",
+        type=float,
+        default=defaults.loss.step_base,
+        help="supervision step t weighs base**t in the loss (default: %(default)s)",
     )
     parser.add_argument(
         "--draft-fraction",
@@ -189,9 +202,12 @@ def run_pretrain(args: argparse.Namespace) -> None:
         curriculum=dataclasses.replace(
             base.curriculum,
             clean_mix_fraction=args.clean_mix_fraction,
+            clean_fraction_end=args.clean_fraction_end,
             noise_ramp_fraction=args.noise_ramp_fraction,
         ),
-        loss=dataclasses.replace(base.loss, spectrum=args.spectrum_loss_weight),
+        loss=dataclasses.replace(
+            base.loss, spectrum=args.spectrum_loss_weight, step_base=args.step_base
+        ),
         fitted_noise=None
         if args.noise_model is None
         else NoiseModelParameters.read(args.noise_model).to_dict(),

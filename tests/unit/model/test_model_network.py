@@ -197,3 +197,46 @@ def test_model_config_overrides_are_typed_and_checked():
         config.with_overrides(["hiden=3"])
     with pytest.raises(ValueError, match="'abc' is not a int"):
         config.with_overrides(["hidden=abc"])
+
+
+def test_ablation_switches_change_the_recursion(vocabulary, spectra):
+    base = dataclasses.replace(get_model_config("tiny"), max_length=12, n_peaks=24)
+    torch.manual_seed(0)
+    gated = build_model(base, vocabulary).eval()
+    plain = base.with_overrides(["step_embedding=false", "answer_update=replace"])
+    torch.manual_seed(0)
+    ablated = build_model(plain, vocabulary).eval()
+    # Without them the network has neither the step embedding nor the gate's weights.
+    hidden = base.hidden
+    removed = base.supervision_steps * hidden + hidden + 1
+    assert count_parameters(gated) - count_parameters(ablated) == removed
+    assert ablated.core.step_embedding is None and ablated.core.answer_gate is None
+    # Replacement: each step's answer is its own delta, whatever the answer before it was.
+    memory = ablated.encode(**spectra)
+    carry = ablated.core.initial_carry(5)
+    answer, bonus = ablated.core.answer_context(carry.y, memory)
+    z = torch.randn_like(carry.z)
+    shifted = carry.y + 3.0
+    assert_close(
+        ablated.core.answer_step(z, carry.y, answer, bonus),
+        ablated.core.answer_step(z, shifted, answer, bonus),
+    )
+    assert not torch.allclose(
+        gated.core.answer_step(z, carry.y, answer, bonus),
+        gated.core.answer_step(z, shifted, answer, bonus),
+    )
+    # Without step embeddings, a step is the same function of its inputs at every step.
+    first, _ = ablated.core.supervision_step(carry, memory, 0)
+    later, _ = ablated.core.supervision_step(carry, memory, 5)
+    assert_close(first.y, later.y)
+    with pytest.raises(ValueError, match="answer_update 'add'"):
+        base.with_overrides(["answer_update=add"])
+
+
+def test_checkpoints_from_before_the_ablation_switches_keep_their_architecture():
+    config = get_model_config("default")
+    older = {
+        k: v for k, v in config.to_dict().items() if k not in ("step_embedding", "answer_update")
+    }
+    restored = ModelConfig.from_dict(older)
+    assert restored.step_embedding is True and restored.answer_update == "gated"

@@ -88,3 +88,18 @@ def test_the_attempts_log_keeps_every_attempt(shards, tmp_path):
     assert text.count("trm pretrain: new attempt") == 2
     assert text.count(str(missing)) >= 2
     assert _pretrain(shards, tmp_path, "--steps", "1") == 0
+
+
+def test_ablation_settings_reach_the_checkpoint(shards, tmp_path):
+    """The flags the ablation benchmark varies are stored with the model they trained."""
+    from trm.train.checkpoint import read_checkpoint
+
+    assert _pretrain(
+        shards, tmp_path, "--steps", "2", "--step-base", "2", "--clean-fraction-end", "0.3",
+        "--set", "answer_update=replace", "--set", "step_embedding=false",
+    ) == 0  # fmt: skip
+    checkpoint = read_checkpoint(tmp_path / "pretrained.pt")
+    train, model = checkpoint["train_config"], checkpoint["model_config"]
+    assert train["loss"]["step_base"] == 2.0
+    assert train["curriculum"]["clean_fraction_end"] == 0.3
+    assert model["answer_update"] == "replace" and model["step_embedding"] is False
