@@ -31,6 +31,7 @@ rule pretrain:
         seed=config["pretrain"]["seed"],
         draft_fraction=config["pretrain"]["draft_fraction"],
         clean_mix_fraction=config["pretrain"]["clean_mix_fraction"],
+        clean_fraction_end=config["pretrain"]["clean_fraction_end"],
         noise_ramp_fraction=config["pretrain"]["noise_ramp_fraction"],
         noise=noise_model_option,
         init=init_option,
@@ -48,6 +49,7 @@ rule pretrain:
         " --eval-every {params.eval_every} --eval-spectra {params.eval_spectra}"
         " --seed {params.seed} --draft-fraction {params.draft_fraction}"
         " --clean-mix-fraction {params.clean_mix_fraction}"
+        " --clean-fraction-end {params.clean_fraction_end}"
         " --noise-ramp-fraction {params.noise_ramp_fraction}"
         " --instrument {input.instrument:q} {params.noise} {params.init}"
         " --device {params.device} --threads {threads} 2> {log:q}"

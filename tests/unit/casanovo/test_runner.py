@@ -113,3 +113,26 @@ def test_a_checkpoint_that_cannot_be_resumed_from_means_training_afresh(
     assert calls == [None, "casanovo_train.epoch=0-step=2.ckpt", None]
     assert outcome.summary["resumed_from"] is None
     assert (tmp_path / "baseline.ckpt").read_bytes() == b"state"
+
+
+def test_training_keeps_the_sparse_synthetic_spectra(tmp_path, small_table, monkeypatch):
+    """Casanovo's default min_peaks (20) would silently drop most MS2PIP spectra from
+    training; the training config lowers it, and a user's own setting still wins."""
+    import yaml
+
+    from trm.casanovo.config import Architecture
+    from trm.casanovo.pipeline import train_baseline
+
+    calls: list[str | None] = []
+    monkeypatch.setattr(runner, "train", _fake_casanovo_train(calls))
+    _train(tmp_path, small_table)
+    config = yaml.safe_load((tmp_path / "work" / "casanovo_train_config.yaml").read_text())
+    assert config["min_peaks"] == 1
+    shard = tmp_path / "train.parquet"
+    train_baseline(
+        [shard], [shard], tmp_path / "own.ckpt", tmp_path / "own",
+        Architecture(dim_model=32, n_head=2, dim_feedforward=64, n_layers=1),
+        max_spectra=64, config_overrides=[{"min_peaks": 5}],
+    )  # fmt: skip
+    config = yaml.safe_load((tmp_path / "own" / "casanovo_train_config.yaml").read_text())
+    assert config["min_peaks"] == 5
