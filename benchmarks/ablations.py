@@ -2,11 +2,14 @@
 
 Each arm is the shipped recipe (model size ``default``, the instrument's fitted noise
 model, curricula as shares of the run) with one thing changed. Every arm gets the same
-training budget in CPU seconds: a probe measures the arm's CPU seconds per optimisation
-step (at a quarter and at three quarters of the schedule, where the clean share and the
-noise differ), and the arm trains ``budget / cost`` steps, so that its learning-rate and
-curriculum schedules complete within the budget. An arm that is cheaper per step (T = 1)
-trains more steps.
+training budget in CPU seconds: a probe measures the CPU seconds per optimisation step
+(at a quarter and at three quarters of the schedule, where the clean share and the noise
+differ; the median of interleaved rounds, so that a busy moment of the machine does not
+fall on one arm), and the arm trains ``budget / cost`` steps, so that its learning-rate
+and curriculum schedules complete within the budget. An arm that is cheaper per step
+(T = 1) trains more steps. Arms whose change costs nothing measurable per step (the step
+weights, the step embedding, the gate) share the baseline's probe, so that they train
+exactly as many steps as it does.
 
 Each arm's final model (the weights' moving average, as shipped models are) is then
 evaluated by ``benchmarks/evaluate_model.py`` with the exact precursor-mass search
@@ -35,6 +38,7 @@ import csv
 import dataclasses
 import json
 import logging
+import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -77,6 +81,8 @@ class Arm:
     spectrum_loss_weight : float
     fitted_noise : bool
         Train with the fitted noise model (else the hand-set ramp).
+    same_cost_as : str or None
+        Arm whose probe this one shares (its change adds no measurable cost per step).
     """
 
     name: str
@@ -85,6 +91,7 @@ class Arm:
     step_base: float = LossWeights().step_base
     spectrum_loss_weight: float = 0.0
     fitted_noise: bool = True
+    same_cost_as: str | None = None
 
     def model_config(self, instrument_tolerance: float) -> ModelConfig:
         config = get_model_config("default").with_overrides(list(self.model_settings))
@@ -99,11 +106,17 @@ ARMS: tuple[Arm, ...] = (
         "T = 1 with the compute spent on depth instead (8 core blocks, one pass)",
         ("supervision_steps=1", "core_layers=8"),
     ),
-    Arm("no-step-embedding", "step embeddings on vs off", ("step_embedding=false",)),
+    Arm(
+        "no-step-embedding",
+        "step embeddings on vs off",
+        ("step_embedding=false",),
+        same_cost_as="baseline",
+    ),
     Arm(
         "replace-answer",
         "gated residual answer vs plain replacement",
         ("answer_update=replace",),
+        same_cost_as="baseline",
     ),
     Arm(
         "spectrum-loss",
@@ -111,8 +124,13 @@ ARMS: tuple[Arm, ...] = (
         spectrum_loss_weight=0.5,
     ),
     Arm("hand-set-noise", "fitted vs hand-set (ramp) noise", fitted_noise=False),
-    Arm("step-base-2", "step weight base 2 vs 1.25", step_base=2.0),
-    Arm("step-base-1", "step weight base 1 (uniform) vs 1.25", step_base=1.0),
+    Arm("step-base-2", "step weight base 2 vs 1.25", step_base=2.0, same_cost_as="baseline"),
+    Arm(
+        "step-base-1",
+        "step weight base 1 (uniform) vs 1.25",
+        step_base=1.0,
+        same_cost_as="baseline",
+    ),
 )
 
 
@@ -137,25 +155,36 @@ def train_config(arm: Arm, steps: int, noise: dict | None) -> TrainConfig:
     )
 
 
-def probe_cost(arm: Arm, args: argparse.Namespace, noise: dict, tolerance: float) -> float:
-    """CPU seconds per optimisation step of ``arm``, mid-curriculum, on one thread."""
-    vocabulary = Vocabulary()
-    config = arm.model_config(tolerance)
-    data = SpectrumDataset.from_shards(
-        args.shards / "train", limit=4096, **dataset_sizes(config, vocabulary)
-    )
-    schedule = 1000
-    trainer = Trainer(config, train_config(arm, schedule, noise), vocabulary)
-    seconds = []
-    for position in (schedule // 4, 3 * schedule // 4):
-        trainer.step = position
-        for _ in range(2):
-            trainer.train_step(data)
-        started = time.process_time()
-        for _ in range(args.probe_steps):
-            trainer.train_step(data)
-        seconds.append((time.process_time() - started) / args.probe_steps)
-    return sum(seconds) / len(seconds)
+class Probe:
+    """Times optimisation steps of one arm, mid-curriculum, on one thread."""
+
+    SCHEDULE = 1000
+
+    def __init__(self, arm: Arm, args: argparse.Namespace, noise: dict, tolerance: float):
+        vocabulary = Vocabulary()
+        config = arm.model_config(tolerance)
+        self.data = SpectrumDataset.from_shards(
+            args.shards / "train", limit=4096, **dataset_sizes(config, vocabulary)
+        )
+        self.trainer = Trainer(config, train_config(arm, self.SCHEDULE, noise), vocabulary)
+        self.steps = args.probe_steps
+        self.rounds: list[float] = []
+
+    def round(self) -> None:
+        """One measurement: CPU seconds per step at a quarter and three quarters."""
+        seconds = []
+        for position in (self.SCHEDULE // 4, 3 * self.SCHEDULE // 4):
+            self.trainer.step = position
+            self.trainer.train_step(self.data)  # warm-up
+            started = time.process_time()
+            for _ in range(self.steps):
+                self.trainer.train_step(self.data)
+            seconds.append((time.process_time() - started) / self.steps)
+        self.rounds.append(sum(seconds) / len(seconds))
+
+    @property
+    def cost(self) -> float:
+        return statistics.median(self.rounds)
 
 
 def _last_validation(metrics: Path) -> dict[str, dict[str, str]]:
@@ -290,7 +319,8 @@ def main() -> None:
     parser.add_argument("--budget-cpu-s", type=float, default=720.0)
     parser.add_argument("--arms", nargs="+", choices=[arm.name for arm in ARMS])
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--probe-steps", type=int, default=6)
+    parser.add_argument("--probe-steps", type=int, default=4)
+    parser.add_argument("--probe-rounds", type=int, default=3)
     parser.add_argument("--eval-spectra", type=int, default=1024)
     parser.add_argument("--n-synthetic", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
@@ -304,13 +334,24 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     plan_path = args.out / "plan.json"
     plan = json.loads(plan_path.read_text(encoding="utf-8")) if plan_path.exists() else {}
-    for arm in arms:
-        if arm.name not in plan:
-            cost = probe_cost(arm, args, noise, tolerance)
-            plan[arm.name] = {"cpu_s_per_step": cost, "steps": int(args.budget_cpu_s / cost)}
-            log.info("%s: %.3f CPU s per step -> %d steps", arm.name, cost,
-                     plan[arm.name]["steps"])  # fmt: skip
-            write_text(plan_path, json.dumps(plan, indent=2))
+    by_name = {arm.name: arm for arm in ARMS}
+    probed = sorted({arm.same_cost_as or arm.name for arm in arms if arm.name not in plan})
+    if probed:
+        probes = {name: Probe(by_name[name], args, noise, tolerance) for name in probed}
+        for _ in range(args.probe_rounds):
+            for probe in probes.values():
+                probe.round()
+        for arm in arms:
+            if arm.name not in plan:
+                probe = probes[arm.same_cost_as or arm.name]
+                plan[arm.name] = {
+                    "cpu_s_per_step": probe.cost,
+                    "probe_rounds": probe.rounds,
+                    "steps": int(args.budget_cpu_s / probe.cost),
+                }
+                log.info("%s: %.3f CPU s per step (rounds %s) -> %d steps", arm.name,
+                         probe.cost, probe.rounds, plan[arm.name]["steps"])  # fmt: skip
+        write_text(plan_path, json.dumps(plan, indent=2))
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         futures = [
             pool.submit(

@@ -37,6 +37,7 @@ def test_each_arm_differs_from_the_baseline_in_one_setting():
         assert model_changes == {s.split("=")[0] for s in arm.model_settings}, arm.name
         assert (arm.name == "baseline") == (not model_changes and not train_changes), arm.name
         assert count_parameters(build_model(model, vocabulary)) > 0
+        assert arm.same_cost_as in (None, *arms), arm.name
     assert (
         ablations.train_config(arms["hand-set-noise"], 100, {"fitted": True}).fitted_noise is None
     )
