@@ -46,7 +46,7 @@ from trm.atomic import atomic_output
 from trm.casanovo.config import Architecture, instrument_overrides
 from trm.casanovo.pipeline import TRAINING_PREPROCESSING, sequence_spectra, train_baseline
 from trm.chem import Vocabulary, parse_peptidoform
-from trm.compare import label_metrics, mark_precursor_mismatches
+from trm.compare import collapse, label_metrics, mark_precursor_mismatches
 from trm.instrument import load_instrument
 from trm.metrics import sequencing_metrics
 from trm.train.data import SpectrumDataset
@@ -107,6 +107,10 @@ def evaluation_sets(args: argparse.Namespace) -> dict[str, pl.DataFrame]:
 def score(results: pl.DataFrame, table: pl.DataFrame, instrument) -> dict:
     """AA precision and peptide recall of Casanovo's precursor-fitting answers."""
     vocabulary = Vocabulary()
+    # What it answered, fitting or not: a collapsed model repeats one peptide.
+    _, top_share = collapse(
+        results.filter(pl.col("status") == "sequenced")["casanovo_sequence"].to_list()
+    )
     results = mark_precursor_mismatches(
         results, instrument.precursor_tolerance_ppm, instrument.isotope_errors
     )
@@ -134,6 +138,11 @@ def score(results: pl.DataFrame, table: pl.DataFrame, instrument) -> dict:
         "n_spectra": labelled.height,
         "coverage": float(labelled["casanovo_peptide"].is_not_null().mean()),
         "n_precursor_mismatch": int((results["status"] == "precursor_mismatch").sum()),
+        "top_answer_share": top_share,
+        "collapsed": collapse(
+            labelled["casanovo_peptide"].drop_nulls().to_list(),
+            int((results["status"] == "precursor_mismatch").sum()),
+        )[0],
         **{key: metrics[key] for key in ("aa_precision", "peptide_recall", "pc_auc")},
     }
 
@@ -203,8 +212,9 @@ def markdown(rows: list[dict], budget: float) -> str:
         "",
         "| size (dim:layers) | CPU s per spectrum | spectra seen | held-out clean: AA prec. / "
         "pep. recall | held-out noisy: AA prec. / pep. recall | real dev: AA prec. / pep. "
-        "recall | answers not fitting the precursor (clean / noisy / dev) |",
-        "|---|---|---|---|---|---|---|",
+        "recall | answers not fitting the precursor (clean / noisy / dev) | most frequent "
+        "answer's share (clean / noisy / dev) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         cells = [
@@ -214,9 +224,13 @@ def markdown(rows: list[dict], budget: float) -> str:
         mismatches = " / ".join(
             str(row[s]["n_precursor_mismatch"]) for s in ("heldout_clean", "heldout_noisy", "dev")
         )
+        shares = " / ".join(
+            "-" if row[s].get("top_answer_share") is None else f"{row[s]['top_answer_share']:.2f}"
+            for s in ("heldout_clean", "heldout_noisy", "dev")
+        )
         lines.append(
             f"| {row['size']} | {row['cpu_s_per_training_spectrum']:.4f} "
-            f"| {row['spectra_seen']:,} | {' | '.join(cells)} | {mismatches} |"
+            f"| {row['spectra_seen']:,} | {' | '.join(cells)} | {mismatches} | {shares} |"
         )
     return "\n".join(lines) + "\n"
 
