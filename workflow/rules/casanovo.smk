@@ -26,6 +26,7 @@ rule casanovo_baseline:
         dim_feedforward=config["casanovo"]["dim_feedforward"],
         n_layers=config["casanovo"]["n_layers"],
         batch_size=config["casanovo"]["batch_size"],
+        validation_spectra=config["casanovo"]["validation_spectra"],
     shell:
         "python -m trm --attempts-log logs/casanovo_baseline/{wildcards.instrument}.attempts.log"
         " casanovo-train --data-dir {input.synthetic:q}"
@@ -34,7 +35,8 @@ rule casanovo_baseline:
         " --work-dir {params.work_dir:q} --max-spectra {params.budget}"
         " --dim-model {params.dim_model} --n-head {params.n_head}"
         " --dim-feedforward {params.dim_feedforward} --n-layers {params.n_layers}"
-        " --batch-size {params.batch_size} --threads {threads} 2> {log:q}"
+        " --batch-size {params.batch_size}"
+        " --max-validation-spectra {params.validation_spectra} --threads {threads} 2> {log:q}"
 
 
 rule casanovo:
