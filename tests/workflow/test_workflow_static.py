@@ -151,7 +151,7 @@ def test_the_demo_sequences_with_the_shipped_base_model(tmp_path):
     assert "--steps 0" in output
     # The Casanovo baseline's budget cannot follow a pretraining of 0 steps: it is given.
     config = workdir / "config" / "config.yaml"
-    config.write_text(config.read_text().replace("  train_spectra: 51200", "  train_spectra: 0"))
+    config.write_text(config.read_text().replace("  train_spectra: 27000", "  train_spectra: 0"))
     result = snakemake("-n", workdir=workdir)
     assert result.returncode != 0
     assert "set casanovo: train_spectra" in result.stdout + result.stderr
