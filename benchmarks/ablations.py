@@ -53,6 +53,7 @@ from trm.instrument import load_instrument
 from trm.model import count_parameters, get_model_config
 from trm.model.config import ModelConfig
 from trm.process import run_measured
+from trm.train.checkpoint import load_model
 from trm.train.config import TrainConfig
 from trm.train.data import SpectrumDataset, dataset_sizes
 from trm.train.loop import Trainer
@@ -132,6 +133,15 @@ ARMS: tuple[Arm, ...] = (
         same_cost_as="baseline",
     ),
 )
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The training data and evaluation sets, shared with ``casanovo_budget.py``."""
+    parser.add_argument("--shards", type=Path, required=True, help="train/ and validation/")
+    parser.add_argument("--heldout-shards", type=Path, required=True)
+    parser.add_argument("--noise-model", type=Path, required=True)
+    parser.add_argument("--instrument", type=Path, required=True)
+    parser.add_argument("--dev-split", type=Path, required=True)
 
 
 def write_text(path: Path, text: str) -> None:
@@ -240,8 +250,6 @@ def run_arm(arm: Arm, steps: int, cost: float, args: argparse.Namespace) -> dict
         raise RuntimeError(f"{arm.name}: evaluation failed (see {folder / 'evaluate.log'})")
     results = json.loads(evaluation_path.read_text(encoding="utf-8"))["results"]
     validation = _last_validation(folder / "metrics.csv")
-    from trm.train.checkpoint import load_model
-
     network, _ = load_model(model)
     n_steps = network.config.supervision_steps
     row: dict = {
@@ -311,11 +319,7 @@ def markdown(rows: list[dict], budget: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shards", type=Path, required=True, help="train/ and validation/")
-    parser.add_argument("--heldout-shards", type=Path, required=True)
-    parser.add_argument("--noise-model", type=Path, required=True)
-    parser.add_argument("--instrument", type=Path, required=True)
-    parser.add_argument("--dev-split", type=Path, required=True)
+    add_data_arguments(parser)
     parser.add_argument("--budget-cpu-s", type=float, default=720.0)
     parser.add_argument("--arms", nargs="+", choices=[arm.name for arm in ARMS])
     parser.add_argument("--jobs", type=int, default=2)

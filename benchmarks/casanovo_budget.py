@@ -42,7 +42,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from trm.atomic import atomic_output
 from trm.casanovo.config import Architecture, instrument_overrides
 from trm.casanovo.pipeline import TRAINING_PREPROCESSING, sequence_spectra, train_baseline
 from trm.chem import Vocabulary, parse_peptidoform
@@ -54,6 +53,7 @@ from trm.train.noise import FittedNoise, NoiseModelParameters
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from ablations import add_data_arguments, write_text  # noqa: E402
 from evaluate_model import noisy_copy  # noqa: E402
 
 log = logging.getLogger("casanovo_budget")
@@ -63,11 +63,6 @@ log = logging.getLogger("casanovo_budget")
 PROBES = (2048, 16384)
 #: Peaks per evaluation spectrum (the recursive model's default size reads 100).
 N_PEAKS = 100
-
-
-def write_json(path: Path, data: dict) -> None:
-    with atomic_output(path) as partial:
-        partial.write_text(json.dumps(data, indent=2), encoding="utf-8")
 
 
 def architecture(size: str) -> Architecture:
@@ -167,7 +162,7 @@ def run_size(size: str, args: argparse.Namespace, sets: dict[str, pl.DataFrame])
             max_spectra=n_spectra, batch_size=32, n_validations=1, max_validation_spectra=256,
             config_overrides=overrides, threads=1,
         )  # fmt: skip
-        write_json(summary_path, outcome.summary)
+        write_text(summary_path, json.dumps(outcome.summary, indent=2))
         shutil.rmtree(work, ignore_errors=True)
         return outcome.summary
 
@@ -201,7 +196,7 @@ def run_size(size: str, args: argparse.Namespace, sets: dict[str, pl.DataFrame])
         shutil.rmtree(folder / f"{name}.work", ignore_errors=True)
         row[name] = score(outcome.results, table, instrument)
         log.info("%s %s: %s", size, name, row[name])
-    write_json(result_path, row)
+    write_text(result_path, json.dumps(row, indent=2))
     return row
 
 
@@ -237,11 +232,7 @@ def markdown(rows: list[dict], budget: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shards", type=Path, required=True, help="train/ and validation/")
-    parser.add_argument("--heldout-shards", type=Path, required=True)
-    parser.add_argument("--noise-model", type=Path, required=True)
-    parser.add_argument("--instrument", type=Path, required=True)
-    parser.add_argument("--dev-split", type=Path, required=True)
+    add_data_arguments(parser)
     parser.add_argument("--budget-cpu-s", type=float, default=540.0)
     parser.add_argument("--sizes", nargs="+", default=["64:1", "128:2"])
     parser.add_argument("--n-synthetic", type=int, default=300)
@@ -255,8 +246,7 @@ def main() -> None:
     sets = evaluation_sets(args)
     rows = [run_size(size, args, sets) for size in args.sizes]
     text = markdown(rows, args.budget_cpu_s)
-    with atomic_output(args.out / "casanovo_budget.md") as partial:
-        partial.write_text(text, encoding="utf-8")
+    write_text(args.out / "casanovo_budget.md", text)
     sys.stdout.write(text)
 
 
