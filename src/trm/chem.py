@@ -242,6 +242,16 @@ def parse_peptidoform(proforma: str) -> tuple[list[str], int | None]:
         For a residue or modification outside :data:`KNOWN_MODIFICATIONS`, labile or
         unlocalised modifications, or a C-terminal modification.
     """
+    fast = _PLAIN_PEPTIDOFORM().fullmatch(proforma)
+    if fast is not None:
+        # Written as trm writes peptides (tokens_to_proforma): no need for the full parser,
+        # which costs about half a millisecond per peptide.
+        spellings = _TOKEN_SPELLINGS()
+        nterm, residues, charge_text = fast.groups()
+        tokens = [spellings[nterm]] if nterm else []
+        tokens += [spellings[t] for t in _RESIDUE_SPELLING().findall(residues)]
+        return tokens, int(charge_text) if charge_text else None
+
     from psm_utils import Peptidoform  # imported here: psm_utils is slow to import
 
     try:
@@ -271,6 +281,41 @@ def parse_peptidoform(proforma: str) -> tuple[list[str], int | None]:
         tokens.append(_residue_token(residue, _match_modification(mods[0], residue)))
     charge = props["charge_state"].charge if props.get("charge_state") else None
     return tokens, charge
+
+
+@cache
+def _TOKEN_SPELLINGS() -> dict[str, str]:  # noqa: N802 - a cached constant
+    """Every token's ProForma spelling (as :func:`tokens_to_proforma` writes it) -> the
+    token."""
+    spellings = {residue: residue for residue in STANDARD_RESIDUES}
+    for definition in KNOWN_MODIFICATIONS:
+        for target in definition.targets:
+            token = (
+                _nterm_token(definition)
+                if target == "N-term"
+                else _residue_token(target, definition)
+            )
+            spellings[_proforma_token(token)] = token
+    return spellings
+
+
+def _alternatives(spellings: Iterable[str]) -> str:
+    return "|".join(re.escape(s) for s in sorted(spellings, key=len, reverse=True))
+
+
+@cache
+def _RESIDUE_SPELLING() -> re.Pattern[str]:  # noqa: N802 - a cached constant
+    """One residue token, as ProForma."""
+    return re.compile(_alternatives(s for s in _TOKEN_SPELLINGS() if not s.endswith("-")))
+
+
+@cache
+def _PLAIN_PEPTIDOFORM() -> re.Pattern[str]:  # noqa: N802 - a cached constant
+    """A peptidoform made of vocabulary tokens only: optional N-terminal token,
+    residue tokens, optional ``/charge``."""
+    nterm = _alternatives(s for s in _TOKEN_SPELLINGS() if s.endswith("-"))
+    residue = _RESIDUE_SPELLING().pattern
+    return re.compile(f"({nterm})?((?:{residue})+)(?:/([0-9]+))?")
 
 
 def _proforma_token(token: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from pyteomics import mass
@@ -108,3 +110,20 @@ def test_every_token_writes_valid_proforma_that_parses_back(token):
     text = chem.tokens_to_proforma(tokens, charge=2)
     assert Peptidoform(text).theoretical_mass == pytest.approx(chem.peptide_mass(tokens), abs=1e-4)
     assert chem.parse_peptidoform(text) == (tokens, 2)
+
+
+def test_the_fast_path_parses_as_the_full_parser(monkeypatch):
+    """Peptides as trm writes them skip psm_utils' parser; the answer must not change."""
+    rng = np.random.default_rng(0)
+    nterm = [t for t in chem.DEFAULT_TOKENS if t.endswith("-")]
+    residues = [t for t in chem.DEFAULT_TOKENS if not t.endswith("-") and t != "<end>"]
+    texts = []
+    for _ in range(300):
+        tokens = [str(rng.choice(nterm))] if rng.random() < 0.3 else []
+        tokens += [str(t) for t in rng.choice(residues, size=int(rng.integers(1, 25)))]
+        charge = [None, 1, 2, 3][int(rng.integers(4))]
+        texts.append((chem.tokens_to_proforma(tokens, charge), (tokens, charge)))
+    fast = [chem.parse_peptidoform(text) for text, _ in texts]
+    monkeypatch.setattr(chem, "_PLAIN_PEPTIDOFORM", lambda: re.compile("(?!)"))
+    full = [chem.parse_peptidoform(text) for text, _ in texts]
+    assert fast == full == [expected for _, expected in texts]

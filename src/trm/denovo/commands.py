@@ -77,7 +77,10 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         "errors, charges, missing-charge policy",
     )
     parser.add_argument(
-        "--threads", type=_positive_int, default=1, help="CPU threads for torch (default: 1)"
+        "--threads",
+        type=_positive_int,
+        default=1,
+        help="CPU threads; on the CPU each sequences its own batch of spectra (default: 1)",
     )
     parser.add_argument(
         "--device",
@@ -318,13 +321,13 @@ def run_calibrate(args: argparse.Namespace) -> None:
     """``trm calibrate``."""
     from trm.atomic import atomic_outputs
     from trm.denovo.calibrate import calibrate_dataset
-    from trm.denovo.inference import Sequencer
+    from trm.denovo.inference import Sequencer, parallel_plan
     from trm.denovo.output import write_json
     from trm.train.checkpoint import load_model, read_checkpoint, save_checkpoint
 
-    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     device = _device(args.device)
+    workers = parallel_plan(args.threads, device)
     instrument = load_instrument(args.instrument)
     checkpoint = read_checkpoint(args.model)
     model, vocabulary = load_model(args.model, map_location=device)
@@ -340,6 +343,7 @@ def run_calibrate(args: argparse.Namespace) -> None:
         device,
         args.batch_size,
         fragment_tolerance_da=instrument.fragment_tolerance_da,
+        workers=workers,
     )
     source = (
         " ".join(p.name for p in args.labels)
@@ -421,7 +425,7 @@ def run_denovo(args: argparse.Namespace) -> None:
     """``trm denovo``."""
     from trm.atomic import atomic_outputs
     from trm.denovo.evaluation import labelled_metrics, read_labels, save_precision_coverage_plot
-    from trm.denovo.inference import Sequencer, steps_histogram
+    from trm.denovo.inference import Sequencer, parallel_plan, steps_histogram
     from trm.denovo.output import write_json
     from trm.denovo.run import sequence_file
     from trm.io.results import write_denovo_tsv, write_mztab, write_unsequenced
@@ -432,8 +436,8 @@ def run_denovo(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     if (args.metrics is not None or args.plot is not None) and args.labels is None:
         raise TrmError("--metrics and --plot need --labels")
-    torch.set_num_threads(args.threads)
     device = _device(args.device)
+    workers = parallel_plan(args.threads, device)
     instrument = load_instrument(args.instrument)
     checkpoint = read_checkpoint(args.model)
     settings, calibration = _inference_settings(args, checkpoint, instrument)
@@ -450,6 +454,7 @@ def run_denovo(args: argparse.Namespace) -> None:
         args.batch_size,
         fragment_tolerance_da=instrument.fragment_tolerance_da,
         rescorer=rescorer,
+        workers=workers,
     )
     outcome = sequence_file(
         args.spectra, run, sequencer, instrument, calibration, batch_size=args.batch_size
@@ -514,6 +519,7 @@ def run_denovo(args: argparse.Namespace) -> None:
             "seconds_search": sequencer.times.decode,
             "seconds_rescoring": sequencer.times.rescore,
             "threads": args.threads,
+            "workers": workers,
             "device": str(device),
             "batch_size": args.batch_size,
             "beam_size": settings.decoding.beam_size,

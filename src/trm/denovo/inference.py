@@ -26,7 +26,9 @@ Raw scores (:func:`raw_scores`), before calibration:
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -175,9 +177,28 @@ def raw_scores(kind: str, predictions: Predictions) -> np.ndarray:
     return np.sqrt(peptide * halt)
 
 
+def parallel_plan(threads: int, device: torch.device) -> int:
+    """Set torch's thread count for sequencing with ``threads`` CPU threads; returns the
+    number of :class:`Sequencer` workers.
+
+    On the CPU the threads become workers that each sequence their own batch on one torch
+    thread: the model is small, so one batch's matrix products gain little from a second
+    thread, while whole batches are independent (``benchmarks/results/denovo_speed_shipped.md``
+    compares the two). On a GPU one worker drives the device and torch gets the threads.
+    """
+    if threads < 1:
+        raise ValueError(f"threads must be positive, got {threads}")
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+        return threads
+    torch.set_num_threads(threads)
+    return 1
+
+
 @dataclass
 class StageTimes:
-    """Seconds spent in the model, the search and the rescoring, summed over calls."""
+    """Seconds spent in the model, the search and the rescoring, summed over calls (and
+    over workers, so with several workers their sum exceeds the wall time)."""
 
     model: float = 0.0
     decode: float = 0.0
@@ -204,6 +225,9 @@ class Sequencer:
         differs from the trained one by more than :data:`TOLERANCE_WARNING_RATIO`.
     rescorer : Rescorer, optional
         Chooses the answer among the search's candidates (``raw_score`` ``rescored``).
+    workers : int
+        Batches sequenced at once, each in its own thread (torch and numpy release the
+        GIL); see :func:`parallel_plan` for how ``--threads`` becomes workers.
     """
 
     def __init__(
@@ -215,9 +239,12 @@ class Sequencer:
         batch_size: int = 256,
         fragment_tolerance_da: float | None = None,
         rescorer: Rescorer | None = None,
+        workers: int = 1,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch size must be positive, got {batch_size}")
+        if workers < 1:
+            raise ValueError(f"workers must be positive, got {workers}")
         if settings.raw_score == "rescored" and rescorer is None:
             raise ValueError("the raw score 'rescored' needs a rescorer (from trm calibrate)")
         self.model = model.eval()
@@ -226,7 +253,9 @@ class Sequencer:
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.rescorer = rescorer if settings.raw_score == "rescored" else None
+        self.workers = workers
         self.times = StageTimes()
+        self._times_lock = threading.Lock()
         trained = model.config.evidence_tolerance
         self.fragment_tolerance_da = (
             trained if fragment_tolerance_da is None else float(fragment_tolerance_da)
@@ -261,6 +290,7 @@ class Sequencer:
         counts: np.ndarray,
         precursor_mass: np.ndarray,
         charge: np.ndarray,
+        workers: int | None = None,
     ) -> Predictions:
         """Sequence spectra given as arrays, ``batch_size`` at a time.
 
@@ -274,22 +304,31 @@ class Sequencer:
             Neutral precursor masses (Da).
         charge : numpy.ndarray of shape (n,)
             Precursor charges.
+        workers : int, optional
+            Batches sequenced at once (default: the sequencer's ``workers``; 1 where the
+            caller already runs batches in parallel).
 
         Returns
         -------
         Predictions
         """
-        parts = [
-            self._predict_batch(
-                mz[start : start + self.batch_size],
-                intensity[start : start + self.batch_size],
-                counts[start : start + self.batch_size],
-                np.asarray(precursor_mass[start : start + self.batch_size], dtype=np.float64),
-                np.asarray(charge[start : start + self.batch_size], dtype=np.int64),
+
+        def one(start: int) -> Predictions:
+            end = start + self.batch_size
+            return self._predict_batch(
+                mz[start:end],
+                intensity[start:end],
+                counts[start:end],
+                np.asarray(precursor_mass[start:end], dtype=np.float64),
+                np.asarray(charge[start:end], dtype=np.int64),
             )
-            for start in range(0, len(counts), self.batch_size)
-        ]
-        return Predictions.concatenate(parts)
+
+        starts = range(0, len(counts), self.batch_size)
+        workers = min(self.workers if workers is None else workers, len(starts))
+        if workers <= 1:
+            return Predictions.concatenate([one(start) for start in starts])
+        with ThreadPoolExecutor(workers) as pool:
+            return Predictions.concatenate(list(pool.map(one, starts)))
 
     def _predict_batch(
         self,
@@ -348,11 +387,12 @@ class Sequencer:
             present=present,
         ).choose(self.rescorer)
         finished = time.perf_counter()
-        self.times.model += decoding_started - started
-        self.times.decode += rescoring_started - decoding_started
-        self.times.rescore += finished - rescoring_started
-        self.times.spectra += len(counts)
-        self.times.steps.extend(steps.tolist())
+        with self._times_lock:
+            self.times.model += decoding_started - started
+            self.times.decode += rescoring_started - decoding_started
+            self.times.rescore += finished - rescoring_started
+            self.times.spectra += len(counts)
+            self.times.steps.extend(steps.tolist())
         return predictions
 
 

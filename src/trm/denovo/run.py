@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -257,7 +259,8 @@ def _sequence_rows(
     charge = table.get_column("charge").to_numpy().astype(np.int64)
     precursor_mz = table.get_column("precursor_mz").to_numpy().astype(np.float64)
     precursor_mass = np.asarray(mz_to_mass(precursor_mz, charge), dtype=np.float64)
-    predictions = sequencer.predict(mz, intensity, counts, precursor_mass, charge)
+    # One batch per worker: sequence_file runs the batches of a file in parallel.
+    predictions = sequencer.predict(mz, intensity, counts, precursor_mass, charge, workers=1)
     raw = raw_scores(sequencer.settings.raw_score, predictions)
     score = calibration(raw) if calibration is not None else raw
     indexes = table.get_column(_INDEX).to_list()
@@ -361,7 +364,8 @@ def sequence_file(
     sequencer, instrument, calibration
         See :func:`sequence_batch`.
     batch_size : int
-        Spectra read (and sequenced) at a time.
+        Spectra read (and sequenced) at a time; the sequencer's workers each sequence a
+        batch while the next ones are read, and results are kept in input order.
     progress_seconds : float
         Least time between two progress lines in the log.
 
@@ -377,25 +381,46 @@ def sequence_file(
     started = last_report = time.perf_counter()
     sequenced: list[pl.DataFrame] = []
     unsequenced: list[pl.DataFrame] = []
-    n_spectra = n_sequenced = 0
+    n_spectra = n_done = n_sequenced = 0
     spectra_refs: dict[str, str] = {}
-    for batch in iter_input_batches(path, batch_size, run):
-        if "native_id" in batch.columns:
-            spectra_refs.update(zip(batch["spectrum_id"], batch["native_id"], strict=True))
-        result = sequence_batch(batch, sequencer, instrument, calibration, offset=n_spectra)
+    # Batches in flight, oldest first: one per worker plus the one being read.
+    pending: deque[Future[BatchResult]] = deque()
+
+    def collect() -> None:
+        nonlocal n_done, n_sequenced, last_report
+        result = pending.popleft().result()
         sequenced.append(result.sequenced)
         unsequenced.append(result.unsequenced)
-        n_spectra += batch.height
+        n_done += result.sequenced.height + result.unsequenced.height
         n_sequenced += result.sequenced.height
         now = time.perf_counter()
         if now - last_report >= progress_seconds:
             last_report = now
             log.info(
                 "%d spectra done (%d sequenced), %.1f spectra/s",
-                n_spectra,
+                n_done,
                 n_sequenced,
-                n_spectra / (now - started),
+                n_done / (now - started),
             )
+
+    with ThreadPoolExecutor(sequencer.workers) as pool:
+        try:
+            for batch in iter_input_batches(path, batch_size, run):
+                if "native_id" in batch.columns:
+                    spectra_refs.update(zip(batch["spectrum_id"], batch["native_id"], strict=True))
+                pending.append(
+                    pool.submit(
+                        sequence_batch, batch, sequencer, instrument, calibration, n_spectra
+                    )
+                )
+                n_spectra += batch.height
+                while len(pending) > sequencer.workers:
+                    collect()
+            while pending:
+                collect()
+        finally:
+            for future in pending:
+                future.cancel()
     seconds = time.perf_counter() - started
     table = (
         pl.concat(sequenced, how="vertical") if sequenced else pl.DataFrame(schema=_RESULT_SCHEMA)

@@ -16,6 +16,7 @@ carry is detached in between, so the gradient of step ``t`` flows through step `
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -85,6 +86,58 @@ class EncodedSpectrum:
             self.precursor_mass[index],
             None if self.peaks is None else self.peaks.select(index),
         )
+
+
+@dataclass
+class FragmentCache:
+    """The ion features of the last supervision step, per spectrum, for inference.
+
+    They depend on the argmax answer's residue masses only (and on the spectrum), and
+    after the first few steps most answers no longer change: recomputing them only for
+    the spectra whose answer changed gives the same values for a fraction of the cost
+    of the ion lookups.
+
+    Attributes
+    ----------
+    residue_masses : torch.Tensor of shape (batch, max_length), or None before the first
+        step: the argmax answer the features belong to.
+    context, bonus : torch.Tensor, or None
+        As :meth:`RecursiveCore.fragment_context` returned them for those answers.
+    """
+
+    residue_masses: torch.Tensor | None = None
+    context: torch.Tensor | None = None
+    bonus: torch.Tensor | None = None
+
+    def lookup(
+        self,
+        residue_masses: torch.Tensor,
+        compute: Callable[[torch.Tensor | None], tuple[torch.Tensor | None, torch.Tensor | None]],
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The features of ``residue_masses``; ``compute(rows)`` gives them for the rows
+        (a tensor of indices, or None for the whole batch) that are not cached."""
+        if self.residue_masses is None:
+            self.context, self.bonus = compute(None)
+        else:
+            rows = torch.nonzero((residue_masses != self.residue_masses).any(dim=1)).squeeze(1)
+            if rows.numel() == residue_masses.shape[0]:
+                self.context, self.bonus = compute(None)
+            elif rows.numel():
+                context, bonus = compute(rows)
+                if context is not None:
+                    self.context[rows] = context
+                if bonus is not None:
+                    self.bonus[rows] = bonus
+        self.residue_masses = residue_masses
+        return self.context, self.bonus
+
+    def select(self, keep: torch.Tensor) -> None:
+        """Keep the rows ``keep`` only (spectra that halted leave the batch)."""
+        if self.residue_masses is None:
+            return
+        self.residue_masses = self.residue_masses[keep]
+        self.context = None if self.context is None else self.context[keep]
+        self.bonus = None if self.bonus is None else self.bonus[keep]
 
 
 @dataclass
@@ -236,7 +289,7 @@ class RecursiveCore(nn.Module):
         return Carry(z=z, y=y)
 
     def answer_context(
-        self, y: torch.Tensor, memory: EncodedSpectrum
+        self, y: torch.Tensor, memory: EncodedSpectrum, cache: FragmentCache | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """What the latent and answer updates see of the current answer.
 
@@ -257,6 +310,9 @@ class RecursiveCore(nn.Module):
         ----------
         y : torch.Tensor of shape (batch, max_length, n_tokens)
         memory : EncodedSpectrum
+        cache : FragmentCache, optional
+            At inference: the ion features of the previous step, recomputed only for the
+            spectra whose argmax answer changed.
 
         Returns
         -------
@@ -266,17 +322,52 @@ class RecursiveCore(nn.Module):
         """
         context = self.answer_embedding(torch.softmax(y.float(), dim=-1).to(y.dtype))
         residue_masses = self.token_masses[y.argmax(dim=-1)]
+        if cache is None:
+            fragments, bonus = self.fragment_context(residue_masses, memory, context.dtype)
+        else:
+            fragments, bonus = cache.lookup(
+                residue_masses,
+                lambda rows: self.fragment_context(
+                    residue_masses if rows is None else residue_masses[rows],
+                    memory if rows is None else memory.select(rows),
+                    context.dtype,
+                ),
+            )
+        if fragments is not None:
+            context = context + fragments
+        return context, bonus
+
+    def fragment_context(
+        self, residue_masses: torch.Tensor, memory: EncodedSpectrum, dtype: torch.dtype
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The part of :meth:`answer_context` that the argmax answer alone fixes.
+
+        Parameters
+        ----------
+        residue_masses : torch.Tensor of shape (batch, max_length)
+            Mass of the argmax token at each position.
+        memory : EncodedSpectrum
+        dtype : torch.dtype
+            Of the context it is added to.
+
+        Returns
+        -------
+        context : torch.Tensor of shape (batch, max_length, hidden), or None
+            The ion features (fragment feedback and evidence); None with neither.
+        bonus : torch.Tensor of shape (batch, max_length, n_tokens), or None
+        """
+        context = None
         if self.config.fragment_feedback:
             b_ions, y_ions = self.answer_fragments(residue_masses, memory.precursor_mass)
-            context = context + self.b_ion_projection(self.mass_encoding(b_ions))
+            context = self.b_ion_projection(self.mass_encoding(b_ions))
             context = context + self.y_ion_projection(self.mass_encoding(y_ions))
         bonus = None
         if self.evidence is not None:
             features = self.evidence.features(
                 memory.peaks, residue_masses, self.token_masses, memory.precursor_mass
             )
-            bonus, evidence_context = self.evidence(features.to(context.dtype))
-            context = context + evidence_context
+            bonus, evidence_context = self.evidence(features.to(dtype))
+            context = evidence_context if context is None else context + evidence_context
         return context, bonus
 
     def answer_fragments(
@@ -364,10 +455,14 @@ class RecursiveCore(nn.Module):
         return self.halt_head(self.halt_norm(z).mean(dim=1)).squeeze(-1)
 
     def supervision_step(
-        self, carry: Carry, memory: EncodedSpectrum, step: int
+        self,
+        carry: Carry,
+        memory: EncodedSpectrum,
+        step: int,
+        cache: FragmentCache | None = None,
     ) -> tuple[Carry, torch.Tensor]:
         """One supervision step: step embedding (unless switched off), ``n`` latent steps,
-        one answer step.
+        one answer step (``cache``: see :meth:`answer_context`).
 
         Returns
         -------
@@ -378,7 +473,7 @@ class RecursiveCore(nn.Module):
         z = carry.z
         if self.step_embedding is not None:
             z = z + self.step_embedding.weight[step]
-        answer, bonus = self.answer_context(carry.y, memory)
+        answer, bonus = self.answer_context(carry.y, memory, cache)
         n_frozen = self.config.no_grad_latent_steps
         if n_frozen:
             with torch.no_grad():
@@ -503,8 +598,9 @@ class PeptideTRM(nn.Module):
         halt_probability = logits.new_zeros(batch)
         steps_used = torch.zeros(batch, dtype=torch.long, device=mz.device)
         active = torch.arange(batch, device=mz.device)
+        cache = FragmentCache()
         for step in range(n_steps):
-            carry, halt_logit = self.core.supervision_step(carry, memory, step)
+            carry, halt_logit = self.core.supervision_step(carry, memory, step, cache)
             probability = torch.sigmoid(halt_logit.float())
             logits[active] = carry.y.to(logits.dtype)
             halt_probability[active] = probability.to(halt_probability.dtype)
@@ -518,4 +614,5 @@ class PeptideTRM(nn.Module):
                 active = active[going_on]
                 memory = memory.select(going_on)
                 carry = Carry(z=carry.z[going_on], y=carry.y[going_on])
+                cache.select(going_on)
         return Refinement(logits=logits, halt_probability=halt_probability, steps_used=steps_used)

@@ -230,3 +230,57 @@ def test_profile_spectra_are_listed_not_sequenced(model_path, tmp_path):
         REASON_PROFILE
     ]
     assert "scan=2" not in result.sequenced["spectrum_id"].to_list()
+
+
+def test_workers_sequence_a_file_as_one_worker_does(model_path, sample, instrument_path):
+    """Batches run in parallel threads; the results, in input order, must not change."""
+    import torch
+
+    from trm.denovo.inference import parallel_plan
+    from trm.denovo.run import sequence_file
+
+    model, vocabulary = load_model(model_path)
+    settings = InferenceSettings(DecodingSettings(beam_size=4), halt_threshold=None)
+    instrument = load_instrument(instrument_path)
+    assert parallel_plan(3, torch.device("cpu")) == 3 and torch.get_num_threads() == 1
+    outcomes = [
+        sequence_file(
+            sample.path,
+            "sample",
+            Sequencer(model, vocabulary, settings, batch_size=3, workers=workers),
+            instrument,
+            calibration=None,
+            batch_size=3,
+        )
+        for workers in (1, 3)
+    ]
+    one, three = outcomes
+    assert one.n_spectra == three.n_spectra == len(sample.ms2_ids)
+    assert one.sequenced["spectrum_id"].to_list() == three.sequenced["spectrum_id"].to_list()
+    assert one.sequenced["peptide"].to_list() == three.sequenced["peptide"].to_list()
+    np.testing.assert_allclose(
+        one.sequenced["raw_score"].to_numpy(), three.sequenced["raw_score"].to_numpy(), rtol=1e-4
+    )
+    assert one.unsequenced.equals(three.unsequenced)
+    ids = [*three.sequenced["spectrum_id"], *three.unsequenced["spectrum_id"]]
+    assert sorted(ids) == sorted(sample.ms2_ids)
+
+
+def test_predict_with_workers_keeps_the_order(model_path):
+    model, vocabulary = load_model(model_path)
+    settings = InferenceSettings(DecodingSettings(beam_size=4), halt_threshold=None)
+    peptides = random_peptides(10, seed=3)
+    table = theoretical_table(peptides, seed=4, charge=2)
+    mz, intensity, counts = spectrum_arrays(table, model.config.n_peaks)
+    charge = table["charge"].to_numpy()
+    mass = mz_to_mass(table["precursor_mz"].to_numpy(), charge)
+    runs = [
+        Sequencer(model, vocabulary, settings, batch_size=3, workers=workers).predict(
+            mz, intensity, counts, mass, charge
+        )
+        for workers in (1, 4)
+    ]
+    assert [d and list(d.token_ids) for d in runs[0].decoded] == [
+        d and list(d.token_ids) for d in runs[1].decoded
+    ]
+    np.testing.assert_allclose(runs[0].halt_probability, runs[1].halt_probability, rtol=1e-5)

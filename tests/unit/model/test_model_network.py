@@ -240,3 +240,36 @@ def test_checkpoints_from_before_the_ablation_switches_keep_their_architecture()
     }
     restored = ModelConfig.from_dict(older)
     assert restored.step_embedding is True and restored.answer_update == "gated"
+
+
+def test_the_fragment_cache_recomputes_only_changed_answers(tiny_model, spectra):
+    """At inference the ion features of an unchanged argmax answer are reused."""
+    from trm.model.network import FragmentCache
+
+    core = tiny_model.core
+    with torch.no_grad():
+        memory = tiny_model.encode(**spectra)
+        first = torch.randn(5, tiny_model.config.max_length, tiny_model.config.n_tokens)
+        second = first.clone()
+        second[[1, 3], 2] = -first[[1, 3], 2]  # a different argmax at one position
+        cache = FragmentCache()
+        seen: list[object] = []
+        original = core.fragment_context
+
+        def counting(residue_masses, memory_, dtype):
+            seen.append(residue_masses.shape[0])
+            return original(residue_masses, memory_, dtype)
+
+        core.fragment_context = counting
+        try:
+            for y in (first, second):
+                cached, cached_bonus = core.answer_context(y, memory, cache)
+                fresh, fresh_bonus = core.answer_context(y, memory)
+                assert_close(cached, fresh)
+                assert_close(cached_bonus, fresh_bonus)
+        finally:
+            del core.fragment_context
+    changed = int((first.argmax(-1) != second.argmax(-1)).any(dim=1).sum())
+    assert changed == 2
+    # cached call, fresh call; cached call (changed rows only), fresh call
+    assert seen == [5, 5, changed, 5]
