@@ -426,6 +426,95 @@ def _bound(
     return (constant - lam * prefix_mass[..., None].astype(np.float32)).min(axis=-1)
 
 
+def _keep_feasible(
+    priority: np.ndarray,
+    mass: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    feasibility: MassFeasibility,
+    slots: int,
+    keep: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``keep`` prefixes of highest priority that can still be completed to fit.
+
+    Completability (the knapsack test) is the costly part, so it is asked in order of
+    priority: first of the ``2 * (keep + 1)`` best of each spectrum, then, for spectra
+    where that did not find ``keep + 1`` completable ones, of all. The answer is the one
+    testing every prefix would give.
+
+    Parameters
+    ----------
+    priority : numpy.ndarray of shape (B, W)
+        Score so far plus completion bound; -inf for dead prefixes.
+    mass : numpy.ndarray of shape (B, W)
+        Their residue masses.
+    low, high : numpy.ndarray of shape (B, I)
+        Residue-mass windows per isotope error.
+    feasibility : MassFeasibility
+    slots : int
+        Positions left for residues.
+    keep : int
+        Prefixes to keep (at most W).
+
+    Returns
+    -------
+    best : numpy.ndarray of shape (B, keep)
+        Columns of the kept prefixes (any columns where fewer are completable).
+    kept_priority : numpy.ndarray of shape (B, keep)
+        Their priorities; -inf in the slots of none.
+    dropped : numpy.ndarray of shape (B,)
+        Highest priority of a completable prefix not kept (-inf for none).
+    """
+    batch, width = priority.shape
+
+    def completable(rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        candidate = mass[rows[:, None], columns]
+        possible = np.zeros(candidate.shape, dtype=bool)
+        for isotope in range(low.shape[1]):
+            possible |= feasibility.fillable(
+                low[rows, isotope, None] - candidate, high[rows, isotope, None] - candidate, slots
+            )
+        return possible & np.isfinite(priority[rows[:, None], columns])
+
+    def choose(rows: np.ndarray, columns: np.ndarray) -> None:
+        # ``columns`` in descending priority: keep the first ``keep`` completable ones.
+        ok = completable(rows, columns)
+        rank = np.cumsum(ok, axis=1)
+        kept = ok & (rank <= keep)
+        slot = np.argsort(~kept, axis=1, kind="stable")[:, :keep]
+        chosen = np.take_along_axis(columns, slot, axis=1)
+        best[rows] = chosen
+        kept_priority[rows] = np.where(
+            np.take_along_axis(kept, slot, axis=1), priority[rows[:, None], chosen], -np.inf
+        )
+        following = ok & (rank == keep + 1)
+        after = np.take_along_axis(columns, following.argmax(axis=1)[:, None], axis=1)[:, 0]
+        dropped[rows] = np.where(following.any(axis=1), priority[rows, after], -np.inf)
+        found[rows] = rank[:, -1] if rank.shape[1] else 0
+
+    def by_priority(rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        values = priority[rows[:, None], columns]
+        return np.take_along_axis(columns, np.argsort(-values, axis=1, kind="stable"), axis=1)
+
+    best = np.zeros((batch, keep), dtype=np.int64)
+    kept_priority = np.full((batch, keep), -np.inf)
+    dropped = np.full(batch, -np.inf)
+    found = np.zeros(batch, dtype=np.int64)
+    rows = np.arange(batch)
+    first = min(width, 2 * (keep + 1))
+    if first < width:
+        columns = np.argpartition(-priority, first - 1, axis=1)[:, :first]
+        choose(rows, by_priority(rows, columns))
+        # Spectra whose first look found too few: the rest of their prefixes may hold more
+        # (only finite priorities can).
+        again = (found < keep + 1) & (np.isfinite(priority).sum(axis=1) > first)
+        rows = rows[again]
+    if rows.size:
+        columns = np.broadcast_to(np.arange(width), (rows.size, width))
+        choose(rows, by_priority(rows, columns))
+    return best, kept_priority, dropped
+
+
 def _search_once(
     log_probs: np.ndarray,
     precursor_mass: np.ndarray,
@@ -526,27 +615,18 @@ def _search_once(
         flat = flat.reshape(batch, -1)
         ext_score = child_score.reshape(batch, -1)[rows[:, None], flat]
         ext_mass = child_mass.reshape(batch, -1)[rows[:, None], flat]
-        feasible = np.isfinite(ext_score)
-        possible = np.zeros_like(feasible)
-        for isotope in range(low.shape[1]):
-            possible |= feasibility.fillable(
-                low[:, isotope, None] - ext_mass, high[:, isotope, None] - ext_mass, slots
-            )
-        feasible &= possible
         priority = ext_score + _bound(bounds[:, position + 1], ext_mass, union_low, union_high)
-        priority = np.where(feasible, priority, -np.inf)
         width = priority.shape[1]
         keep = min(beam, width)
-        best = np.argpartition(-priority, keep - 1, axis=1)[:, :keep]
+        best, kept_priority, dropped = _keep_feasible(
+            priority, ext_mass, low, high, feasibility, slots, keep
+        )
         if keep < width:
-            dropped = priority.copy()
-            dropped[rows[:, None], best] = -np.inf
             # The bound is computed in float32: a margin keeps the certificate safe.
-            pruned = np.maximum(pruned, dropped.max(axis=1) + BOUND_MARGIN)
+            pruned = np.maximum(pruned, dropped + BOUND_MARGIN)
         top = flat[rows[:, None], best]
         parent, token_index = np.divmod(top, len(tokens))
         chosen = tokens[token_index]
-        kept_priority = priority[rows[:, None], best]
         new_scores = np.full((batch, beam), -np.inf)
         new_scores[:, :keep] = np.where(
             np.isfinite(kept_priority),

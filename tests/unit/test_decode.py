@@ -226,3 +226,35 @@ def test_search_equals_brute_force_when_certified(beam_size, max_beam_size):
         assert n_certified == 40  # an exhaustive beam always certifies
     else:
         assert n_certified > 0
+
+
+def test_keeping_prefixes_asks_the_knapsack_in_priority_order_with_the_same_answer():
+    """The search tests completability of the best prefixes first; what it keeps, and the
+    bound of what it drops, must be what testing every prefix gives."""
+    from trm.decode import _keep_feasible
+
+    masses = tuple(sorted({float(m) for m in VOCABULARY.masses[1:] if m > 60}))
+    feasibility = MassFeasibility(masses, max_residues=12)
+    rng = np.random.default_rng(3)
+    batch, width, keep, slots = 40, 120, 8, 3
+    priority = rng.normal(size=(batch, width))
+    priority[rng.random((batch, width)) < 0.2] = -np.inf
+    mass = rng.uniform(100, 900, size=(batch, width))
+    low = rng.uniform(300, 1200, size=(batch, 1)) + np.array([0.0, -chem.C13_SPACING])
+    high = low + 0.02
+    best, kept_priority, dropped = _keep_feasible(
+        priority, mass, low, high, feasibility, slots, keep
+    )
+    possible = np.zeros((batch, width), dtype=bool)
+    for isotope in range(2):
+        possible |= feasibility.fillable(
+            low[:, isotope, None] - mass, high[:, isotope, None] - mass, slots
+        )
+    masked = np.where(possible, priority, -np.inf)
+    expected = -np.sort(-masked, axis=1)
+    assert (np.isfinite(masked).sum(axis=1) < keep).any()  # some spectra keep fewer
+    np.testing.assert_array_equal(np.sort(kept_priority, axis=1)[:, ::-1], expected[:, :keep])
+    np.testing.assert_array_equal(dropped, expected[:, keep])
+    finite = np.isfinite(kept_priority)
+    rows = np.nonzero(finite)[0]
+    np.testing.assert_array_equal(priority[rows, best[finite]], kept_priority[finite])
