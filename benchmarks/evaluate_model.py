@@ -25,6 +25,9 @@ coverage (spectra with a precursor-fitting answer), certified (answers the searc
 best), AA precision over answered residues, AA recall, peptide recall over all spectra,
 and the precision-coverage AUC ranking answers by the mode's raw score.
 
+``--candidate-ranks N`` adds, per data set, how often the true peptide is among the exact
+search's best k candidates (k up to N): the most any re-ranking of them could reach.
+
 Usage::
 
     python benchmarks/evaluate_model.py --model model.pt \\
@@ -191,6 +194,34 @@ def evaluate(
     }
 
 
+def candidate_ranks(sequencer: Sequencer, dataset: SpectrumDataset, peaks, n: int) -> dict:
+    """Share of spectra whose true peptide is among the exact search's best k candidates
+    (k = 1, 2, 4, ... n; mass-based matching, I = L): how much any re-ranking of the
+    search's candidates could gain, and so whether the limit is the ranking or the
+    model's answer distribution."""
+    vocabulary = sequencer.vocabulary
+    mz, intensity, counts = peaks
+    predictions = sequencer.predict(mz, intensity, counts, dataset.precursor_mass, dataset.charge)
+    ranks = []
+    for candidates, tokens in zip(predictions.candidates, dataset.tokens, strict=True):
+        truth = vocabulary.decode(tokens)
+        rank = next(
+            (
+                index
+                for index, candidate in enumerate(candidates)
+                if sequencing_metrics(
+                    [vocabulary.decode(candidate.token_ids)], [truth], vocabulary
+                ).peptide_recall
+                == 1.0
+            ),
+            None,
+        )
+        ranks.append(n if rank is None else rank)
+    ranks = np.asarray(ranks)
+    ks = [k for k in (1, 2, 4, 8, 16, 32, 64, 128, 256) if k < n] + [n]
+    return {"n_spectra": len(ranks), **{f"in_top_{k}": float((ranks < k).mean()) for k in ks}}
+
+
 def _final_log_probs(sequencer, mz, intensity, counts, dataset) -> np.ndarray:
     model = sequencer.model
     outputs = []
@@ -222,6 +253,14 @@ def main() -> None:
     parser.add_argument("--beam-size", type=int, default=16)
     parser.add_argument("--max-beam-size", type=int, default=64)
     parser.add_argument("--halt-threshold", type=float, default=None)
+    parser.add_argument(
+        "--candidate-ranks",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also report how often the true peptide is among the search's best N "
+        "candidates (0: not)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -278,6 +317,25 @@ def main() -> None:
                 name, mode, row["n_spectra"], row["coverage"], row["certified"],
                 row["aa_precision"], row["peptide_recall"], row["pc_auc"],
             )  # fmt: skip
+    if args.candidate_ranks > 0:
+        settings = InferenceSettings(
+            decoding=DecodingSettings(
+                precursor_tolerance_ppm=instrument.precursor_tolerance_ppm,
+                isotope_errors=instrument.isotope_errors,
+                beam_size=args.beam_size,
+                max_beam_size=max(args.max_beam_size, args.beam_size),
+                n_candidates=args.candidate_ranks,
+            ),
+            halt_threshold=args.halt_threshold,
+        )
+        for name, (data, peaks) in sets.items():
+            sequencer = Sequencer(
+                model, vocabulary, settings, fragment_tolerance_da=instrument.fragment_tolerance_da
+            )
+            row = candidate_ranks(sequencer, data, peaks, args.candidate_ranks)
+            results[f"{name}/candidates"] = row
+            shares = ", ".join(f"{k[7:]} {v:.3f}" for k, v in row.items() if k != "n_spectra")
+            log.info("%-16s true peptide among the best k candidates: %s", name, shares)
     if args.out is not None:
         args.out.write_text(json.dumps({"model": args.model.name, "results": results}, indent=2))
 

@@ -1,0 +1,46 @@
+"""benchmarks/evaluate_model.py: where the true peptide ranks among the search's candidates."""
+
+from __future__ import annotations
+
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+
+from tests.conftest import PROJECT_ROOT
+from trm.chem import Vocabulary
+from trm.decode import DecodedPeptide
+
+sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
+
+import evaluate_model  # noqa: E402
+
+
+def test_candidate_ranks_counts_the_true_peptide_among_the_best_k():
+    vocabulary = Vocabulary()
+
+    def peptide(text: str) -> DecodedPeptide:
+        ids = np.array([vocabulary.tokens.index(t) for t in text])
+        return DecodedPeptide(ids, 0.0, np.ones(len(ids)), 0.0, 0)
+
+    truth = ["PEPTIDE", "PEPTLDE", "AAAAK", "GGGGR"]  # the second matches by I = L
+    candidates = [
+        [peptide("PEPTIDE"), peptide("PEPTDIE")],
+        [peptide("PEPTDIE"), peptide("PEPTIDE")],
+        [peptide("AAAGK"), peptide("GAAAK"), peptide("AAAKA"), peptide("AAAAK")],
+        [],
+    ]
+
+    class Fake:
+        pass
+
+    sequencer = Fake()
+    sequencer.vocabulary = vocabulary
+    sequencer.predict = lambda *args: SimpleNamespace(candidates=candidates)
+    dataset = SimpleNamespace(
+        tokens=np.stack([vocabulary.encode(list(p), 12) for p in truth]),
+        precursor_mass=np.zeros(4),
+        charge=np.full(4, 2),
+    )
+    ranks = evaluate_model.candidate_ranks(sequencer, dataset, (None, None, None), 4)
+    assert ranks == {"n_spectra": 4, "in_top_1": 0.25, "in_top_2": 0.5, "in_top_4": 0.75}
