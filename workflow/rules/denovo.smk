@@ -44,13 +44,19 @@ rule denovo:
         batch_size=config["denovo"]["batch_size"],
         beam_size=config["denovo"]["beam_size"],
         halt_threshold=config["denovo"]["halt_threshold"] or "none",
+        refinement_steps=(
+            f"--refinement-steps {config['denovo']['refinement_steps']}"
+            if config["denovo"].get("refinement_steps")
+            else ""
+        ),
     shell:
         "python -m trm denovo --spectra {input.spectra:q} --model {input.model:q}"
         " --instrument {input.instrument:q} --run {wildcards.sample}"
         " --denovo {output.denovo:q} --mztab {output.mztab:q}"
         " --unsequenced {output.unsequenced:q} --timing {output.timing:q}"
         " --batch-size {params.batch_size} --beam-size {params.beam_size}"
-        " --halt-threshold {params.halt_threshold} --threads {threads} 2> {log:q}"
+        " --halt-threshold {params.halt_threshold} {params.refinement_steps}"
+        " --threads {threads} 2> {log:q}"
 
 
 rule evaluate:

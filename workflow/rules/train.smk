@@ -153,10 +153,15 @@ rule calibrate:
         max_spectra=config["calibrate"]["max_spectra"],
         beam_size=config["denovo"]["beam_size"],
         halt_threshold=config["denovo"]["halt_threshold"] or "none",
+        refinement_steps=(
+            f"--refinement-steps {config['denovo']['refinement_steps']}"
+            if config["denovo"].get("refinement_steps")
+            else ""
+        ),
         spectra=calibration_spectra_option,
     shell:
         "python -m trm calibrate --model {input.model:q} {params.spectra}"
         " --instrument {input.instrument:q} --out {output.model:q}"
         " --report {output.report:q} --max-spectra {params.max_spectra}"
         " --beam-size {params.beam_size} --halt-threshold {params.halt_threshold}"
-        " --threads {threads} 2> {log:q}"
+        " {params.refinement_steps} --threads {threads} 2> {log:q}"

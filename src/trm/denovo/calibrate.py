@@ -372,7 +372,7 @@ def calibrate_dataset(
     calibration = IsotonicCalibration.fit(raw, right)
     calibrated = calibration(raw)
     cross_validated = cross_validated_probabilities(raw, right, seed)
-    n_steps = sequencer.model.config.supervision_steps
+    n_steps = sequencer.settings.refinement_steps or sequencer.model.config.supervision_steps
     reasons: dict[str, int] = {}
     for reason in predictions.reasons:
         if reason is not None:

@@ -155,6 +155,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(default: %(default)s)",
     )
     calibrate.add_argument(
+        "--refinement-steps",
+        type=_positive_int,
+        help="supervision steps at inference; more than the model was trained with refine "
+        "further at proportional cost (default: as trained)",
+    )
+    calibrate.add_argument(
         "--min-residues",
         type=_positive_int,
         default=DecodingSettings().min_residues,
@@ -223,6 +229,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=_halt_threshold,
         default=argparse.SUPPRESS,
         help="early-exit threshold of the halting probability, or 'none' (default: as calibrated)",
+    )
+    denovo.add_argument(
+        "--refinement-steps",
+        type=_positive_int,
+        default=argparse.SUPPRESS,
+        help="supervision steps at inference; more than the model was trained with refine "
+        "further at proportional cost (default: as calibrated)",
     )
     denovo.add_argument(
         "--uncalibrated",
@@ -335,6 +348,7 @@ def run_calibrate(args: argparse.Namespace) -> None:
     settings = InferenceSettings(
         decoding=_decoding(instrument, args.beam_size, args.min_residues),
         halt_threshold=args.halt_threshold,
+        refinement_steps=args.refinement_steps,
     )
     sequencer = Sequencer(
         model,
@@ -408,6 +422,7 @@ def _inference_settings(
         ),
         halt_threshold=halt,
         raw_score=calibrated.raw_score,
+        refinement_steps=getattr(args, "refinement_steps", calibrated.refinement_steps),
     )
     if calibration is not None:
         changed = settings.differences(calibrated)
@@ -525,10 +540,13 @@ def run_denovo(args: argparse.Namespace) -> None:
             "beam_size": settings.decoding.beam_size,
             "fragment_tolerance_da": sequencer.fragment_tolerance_da,
             "halt_threshold": settings.halt_threshold,
+            "refinement_steps": settings.refinement_steps or model.config.supervision_steps,
             "raw_score": settings.raw_score,
             "calibrated": calibration is not None,
             "mean_refinement_steps": mean_steps,
-            "steps_histogram": steps_histogram(steps, config.supervision_steps),
+            "steps_histogram": steps_histogram(
+                steps, settings.refinement_steps or config.supervision_steps
+            ),
             "model": {
                 "path": str(args.model),
                 "parameters": count_parameters(model),

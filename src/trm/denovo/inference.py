@@ -349,6 +349,7 @@ class Sequencer:
             torch.from_numpy(precursor_mass.astype(np.float32)).to(device),
             torch.from_numpy(charge).to(device),
             halt_threshold=self.settings.halt_threshold,
+            max_steps=self.settings.refinement_steps,
         )
         log_probs = torch.log_softmax(refinement.logits.float(), dim=-1).cpu().numpy()
         halt = refinement.halt_probability.float().cpu().numpy()

@@ -48,21 +48,33 @@ class InferenceSettings:
         Early exit once the halting probability reaches it; None runs all steps.
     raw_score : str
         One of :data:`RAW_SCORE_KINDS`.
+    refinement_steps : int or None
+        Supervision steps run at inference (at most, with early exit); None: as many as
+        the model was trained with. More steps than trained refine further (the steps past
+        the trained ones reuse the last step's embedding), at proportional cost.
     """
 
     decoding: DecodingSettings = DecodingSettings()
     halt_threshold: float | None = 0.9
     raw_score: str = "peptide"
+    refinement_steps: int | None = None
 
     def __post_init__(self) -> None:
         if self.raw_score not in RAW_SCORE_KINDS:
             raise InputError(f"raw score must be one of {RAW_SCORE_KINDS}, not {self.raw_score!r}")
+        if self.refinement_steps is not None and self.refinement_steps < 1:
+            raise InputError(f"refinement steps must be positive, got {self.refinement_steps}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types, for the model file (``weights_only`` loadable) and JSON."""
         decoding = dataclasses.asdict(self.decoding)
         decoding["isotope_errors"] = list(self.decoding.isotope_errors)
-        return {**decoding, "halt_threshold": self.halt_threshold, "raw_score": self.raw_score}
+        return {
+            **decoding,
+            "halt_threshold": self.halt_threshold,
+            "raw_score": self.raw_score,
+            "refinement_steps": self.refinement_steps,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InferenceSettings:
@@ -83,10 +95,12 @@ class InferenceSettings:
             min_residues=int(data["min_residues"]),
         )  # fmt: skip
         threshold = data.get("halt_threshold")
+        steps = data.get("refinement_steps")
         return cls(
             decoding=decoding,
             halt_threshold=None if threshold is None else float(threshold),
             raw_score=str(data.get("raw_score", "peptide")),
+            refinement_steps=None if steps is None else int(steps),
         )
 
     def differences(self, other: InferenceSettings) -> list[str]:

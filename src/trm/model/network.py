@@ -472,7 +472,8 @@ class RecursiveCore(nn.Module):
         """
         z = carry.z
         if self.step_embedding is not None:
-            z = z + self.step_embedding.weight[step]
+            # Steps past the trained ones (inference only) reuse the last embedding.
+            z = z + self.step_embedding.weight[min(step, self.config.supervision_steps - 1)]
         answer, bonus = self.answer_context(carry.y, memory, cache)
         n_frozen = self.config.no_grad_latent_steps
         if n_frozen:
@@ -582,15 +583,17 @@ class PeptideTRM(nn.Module):
         halt_threshold : float, optional
             Stop a spectrum when the halting probability reaches this; None runs every step.
         max_steps : int, optional
-            At most this many supervision steps (default: the configured ``T``).
+            At most this many supervision steps (default: the configured ``T``). More than
+            ``T`` refine further: the recursion is the same function at every step, and
+            steps past ``T`` reuse the last step embedding.
 
         Returns
         -------
         Refinement
         """
         n_steps = self.config.supervision_steps if max_steps is None else max_steps
-        if not 1 <= n_steps <= self.config.supervision_steps:
-            raise ValueError(f"max_steps must lie in [1, {self.config.supervision_steps}]")
+        if n_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, got {n_steps}")
         batch = mz.shape[0]
         memory = self.encode(mz, intensity, peak_mask, precursor_mass, charge)
         carry = self.core.initial_carry(batch)

@@ -227,3 +227,17 @@ def test_parquet_spectrum_table_input(tmp_path, calibrated, instrument_path, val
     assert status == 0
     total = read_tsv(paths["denovo"]).height + read_tsv(paths["unsequenced"]).height
     assert total == 20
+
+
+def test_more_refinement_steps_than_trained(tmp_path, sample, calibrated, instrument_path, caplog):
+    """--refinement-steps past the trained T: every spectrum refines that long, the timing
+    says so, and the calibrated model warns that it was calibrated with other settings."""
+    status, paths = run_denovo(
+        sample.path, calibrated[0], instrument_path, tmp_path,
+        "--refinement-steps", "5", "--halt-threshold", "none",
+    )  # fmt: skip
+    assert status == 0
+    timing = json.loads(paths["timing"].read_text())
+    assert timing["refinement_steps"] == 5 and timing["mean_refinement_steps"] == 5
+    assert {k for k, n in timing["steps_histogram"].items() if n} == {"5"}
+    assert "refinement_steps: 5 vs None" in caplog.text

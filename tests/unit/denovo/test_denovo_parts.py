@@ -53,6 +53,12 @@ def test_halt_threshold_and_settings_round_trip():
     assert InferenceSettings.from_dict(settings.to_dict()) == settings
     other = InferenceSettings(DecodingSettings(beam_size=8), halt_threshold=None)
     assert other.differences(settings) == ["beam_size: 8 vs 4"]
+    longer = InferenceSettings(DecodingSettings(beam_size=4), None, refinement_steps=16)
+    assert InferenceSettings.from_dict(longer.to_dict()) == longer
+    assert longer.differences(settings) == ["refinement_steps: 16 vs None"]
+    old = settings.to_dict()
+    del old["refinement_steps"]  # a model calibrated before the setting existed
+    assert InferenceSettings.from_dict(old) == settings
 
 
 def test_roc_auc_counts_ties_half():

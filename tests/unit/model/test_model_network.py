@@ -98,7 +98,21 @@ def test_refine_max_steps(tiny_model, spectra):
     refined = tiny_model.refine(**spectra, max_steps=1)
     assert_close(refined.logits, tiny_model(**spectra)[0].logits)
     with pytest.raises(ValueError, match="max_steps"):
-        tiny_model.refine(**spectra, max_steps=99)
+        tiny_model.refine(**spectra, max_steps=0)
+
+
+def test_refine_beyond_the_trained_steps_reuses_the_last_step_embedding(tiny_model, spectra):
+    trained = tiny_model.config.supervision_steps
+    longer = tiny_model.refine(**spectra, max_steps=trained + 2)
+    assert longer.steps_used.tolist() == [trained + 2] * 5
+    # The same as continuing the recursion by hand with the last embedding.
+    with torch.no_grad():
+        memory = tiny_model.encode(**spectra)
+        carry = tiny_model.core.initial_carry(5)
+        for step in range(trained + 2):
+            carry, _ = tiny_model.core.supervision_step(carry, memory, min(step, trained - 1))
+    assert_close(longer.logits, carry.y, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(longer.logits, tiny_model.refine(**spectra).logits)
 
 
 def test_config_checks():
