@@ -50,7 +50,7 @@ import torch
 
 from trm.chem import C13_SPACING, WATER_MASS, Vocabulary
 from trm.decode import DecodedPeptide, DecodingSettings, _mass_error_ppm
-from trm.denovo.commands import RESCORER_KEY
+from trm.denovo.commands import INFERENCE_KEY, RESCORER_KEY
 from trm.denovo.inference import Sequencer, raw_scores
 from trm.denovo.settings import InferenceSettings
 from trm.instrument import load_instrument
@@ -254,6 +254,13 @@ def main() -> None:
     parser.add_argument("--max-beam-size", type=int, default=64)
     parser.add_argument("--halt-threshold", type=float, default=None)
     parser.add_argument(
+        "--refinement-steps",
+        type=int,
+        default=None,
+        help="supervision steps at inference (default: as the model file was calibrated, "
+        "else as trained)",
+    )
+    parser.add_argument(
         "--candidate-ranks",
         type=int,
         default=0,
@@ -270,6 +277,9 @@ def main() -> None:
     checkpoint = read_checkpoint(args.model)
     rescorer = Rescorer.from_dict(checkpoint[RESCORER_KEY]) if RESCORER_KEY in checkpoint else None
     model, vocabulary = load_model(args.model)
+    refinement_steps = args.refinement_steps
+    if refinement_steps is None and INFERENCE_KEY in checkpoint:
+        refinement_steps = InferenceSettings.from_dict(checkpoint[INFERENCE_KEY]).refinement_steps
     config = model.config
     sizes = {
         "vocabulary": vocabulary,
@@ -304,6 +314,7 @@ def main() -> None:
                 max_beam_size=max(args.max_beam_size, args.beam_size),
             ),
             halt_threshold=args.halt_threshold,
+            refinement_steps=refinement_steps,
         )
         for name, (data, peaks) in sets.items():
             sequencer = Sequencer(
@@ -327,6 +338,7 @@ def main() -> None:
                 n_candidates=args.candidate_ranks,
             ),
             halt_threshold=args.halt_threshold,
+            refinement_steps=refinement_steps,
         )
         for name, (data, peaks) in sets.items():
             sequencer = Sequencer(
