@@ -57,11 +57,15 @@ class Mode:
     beam_size: int
     halt_threshold: str
     sure_halting_head: bool = False
+    #: Supervision steps at inference (None: as trained).
+    refinement_steps: int | None = None
 
 
 MODES: tuple[Mode, ...] = (
     Mode("search16, no exit", 16, "none"),
     Mode("search16, exit 0.9", 16, "0.9"),
+    Mode("search16, 16 steps", 16, "none", refinement_steps=16),
+    Mode("search16, 32 steps", 16, "none", refinement_steps=32),
     Mode("greedy, no exit", 0, "none"),
     Mode("greedy, exit 0.9", 0, "0.9"),
     Mode("search16, exit@1 (emulated)", 16, "0.9", sure_halting_head=True),
@@ -143,6 +147,8 @@ def run_denovo(
         "--beam-size", str(mode.beam_size), "--halt-threshold", mode.halt_threshold,
         "--threads", str(threads), "--batch-size", str(batch_size), "--uncalibrated",
     ]  # fmt: skip
+    if mode.refinement_steps is not None:
+        command += ["--refinement-steps", str(mode.refinement_steps)]
     run = run_measured(command)
     if run.returncode != 0:
         raise RuntimeError(f"trm denovo failed ({run.returncode}): {' '.join(command)}")
