@@ -235,6 +235,7 @@ def _final_log_probs(sequencer, mz, intensity, counts, dataset) -> np.ndarray:
             torch.from_numpy(dataset.precursor_mass[start:end].astype(np.float32)),
             torch.from_numpy(dataset.charge[start:end]),
             halt_threshold=sequencer.settings.halt_threshold,
+            max_steps=sequencer.settings.refinement_steps,
         )
         outputs.append(torch.log_softmax(refinement.logits.float(), dim=-1).numpy())
     return np.concatenate(outputs).astype(np.float64)
