@@ -348,7 +348,7 @@ def run_calibrate(args: argparse.Namespace) -> None:
     settings = InferenceSettings(
         decoding=_decoding(instrument, args.beam_size, args.min_residues),
         halt_threshold=args.halt_threshold,
-        refinement_steps=args.refinement_steps,
+        refinement_steps=_beyond_trained(args.refinement_steps, checkpoint),
     )
     sequencer = Sequencer(
         model,
@@ -390,6 +390,13 @@ def run_calibrate(args: argparse.Namespace) -> None:
     log.info("wrote %s and %s", args.out, args.report)
 
 
+def _beyond_trained(steps: int | None, checkpoint: dict[str, Any]) -> int | None:
+    """``--refinement-steps`` as stored: None when it is the number the model was trained
+    with, so that asking for it explicitly is no change of settings."""
+    trained = checkpoint.get("model_config", {}).get("supervision_steps")
+    return None if steps == trained else steps
+
+
 def _inference_settings(
     args: argparse.Namespace, checkpoint: dict[str, Any], instrument: InstrumentSettings
 ) -> tuple[InferenceSettings, Any]:
@@ -422,7 +429,9 @@ def _inference_settings(
         ),
         halt_threshold=halt,
         raw_score=calibrated.raw_score,
-        refinement_steps=getattr(args, "refinement_steps", calibrated.refinement_steps),
+        refinement_steps=_beyond_trained(
+            getattr(args, "refinement_steps", calibrated.refinement_steps), checkpoint
+        ),
     )
     if calibration is not None:
         changed = settings.differences(calibrated)

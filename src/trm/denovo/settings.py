@@ -22,6 +22,9 @@ from trm.instrument import (  # noqa: F401 - part of this module's interface
     load_instrument,
 )
 
+#: Most refinement steps a run may ask for (results store the count as a 16-bit integer).
+MAX_STEPS = 1024
+
 #: Raw scores ``trm calibrate`` can calibrate (see :func:`trm.denovo.inference.raw_scores`).
 RAW_SCORE_KINDS: tuple[str, ...] = ("peptide", "halt", "combined", "rescored")
 
@@ -62,8 +65,10 @@ class InferenceSettings:
     def __post_init__(self) -> None:
         if self.raw_score not in RAW_SCORE_KINDS:
             raise InputError(f"raw score must be one of {RAW_SCORE_KINDS}, not {self.raw_score!r}")
-        if self.refinement_steps is not None and self.refinement_steps < 1:
-            raise InputError(f"refinement steps must be positive, got {self.refinement_steps}")
+        if self.refinement_steps is not None and not 1 <= self.refinement_steps <= MAX_STEPS:
+            raise InputError(
+                f"refinement steps must lie in [1, {MAX_STEPS}], got {self.refinement_steps}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types, for the model file (``weights_only`` loadable) and JSON."""

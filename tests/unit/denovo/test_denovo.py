@@ -241,3 +241,15 @@ def test_more_refinement_steps_than_trained(tmp_path, sample, calibrated, instru
     assert timing["refinement_steps"] == 5 and timing["mean_refinement_steps"] == 5
     assert {k for k, n in timing["steps_histogram"].items() if n} == {"5"}
     assert "refinement_steps: 5 vs None" in caplog.text
+
+
+def test_asking_for_the_trained_steps_is_no_change(
+    tmp_path, sample, calibrated, instrument_path, caplog
+):
+    trained = json.loads(calibrated[1].read_text())["supervision_steps"]
+    status, _ = run_denovo(
+        sample.path, calibrated[0], instrument_path, tmp_path,
+        "--refinement-steps", str(trained), "--halt-threshold", "none",
+    )  # fmt: skip
+    assert status == 0
+    assert "refinement_steps" not in caplog.text
