@@ -39,6 +39,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import time
@@ -302,26 +303,29 @@ def main() -> None:
                 "precursor_mz", "charge", "mz", "intensity", "peptide"))  # fmt: skip
         data = SpectrumDataset.from_table(pl.concat(tables), **sizes)
         sets[f"dev_{args.dev_part}"] = (data, (data.mz, data.intensity, data.n_peaks))
+    settings = InferenceSettings(
+        decoding=DecodingSettings(
+            precursor_tolerance_ppm=instrument.precursor_tolerance_ppm,
+            isotope_errors=instrument.isotope_errors,
+            beam_size=args.beam_size,
+            max_beam_size=max(args.max_beam_size, args.beam_size),
+        ),
+        halt_threshold=args.halt_threshold,
+        refinement_steps=refinement_steps,
+    )
+
+    def sequencer(settings: InferenceSettings) -> Sequencer:
+        return Sequencer(
+            model, vocabulary, settings, fragment_tolerance_da=instrument.fragment_tolerance_da
+        )
+
     results = {}
     for mode in args.modes:
         if mode == "search+rescore" and rescorer is None:
             log.warning("%s has no rescorer (run trm calibrate): skipping %s", args.model, mode)
             continue
-        settings = InferenceSettings(
-            decoding=DecodingSettings(
-                precursor_tolerance_ppm=instrument.precursor_tolerance_ppm,
-                isotope_errors=instrument.isotope_errors,
-                beam_size=args.beam_size,
-                max_beam_size=max(args.max_beam_size, args.beam_size),
-            ),
-            halt_threshold=args.halt_threshold,
-            refinement_steps=refinement_steps,
-        )
         for name, (data, peaks) in sets.items():
-            sequencer = Sequencer(
-                model, vocabulary, settings, fragment_tolerance_da=instrument.fragment_tolerance_da
-            )
-            results[f"{name}/{mode}"] = evaluate(sequencer, rescorer, mode, data, peaks)
+            results[f"{name}/{mode}"] = evaluate(sequencer(settings), rescorer, mode, data, peaks)
             row = results[f"{name}/{mode}"]
             log.info(
                 "%-16s %-15s n %4d coverage %.3f certified %.3f AA precision %.3f peptide "
@@ -330,22 +334,12 @@ def main() -> None:
                 row["aa_precision"], row["peptide_recall"], row["pc_auc"],
             )  # fmt: skip
     if args.candidate_ranks > 0:
-        settings = InferenceSettings(
-            decoding=DecodingSettings(
-                precursor_tolerance_ppm=instrument.precursor_tolerance_ppm,
-                isotope_errors=instrument.isotope_errors,
-                beam_size=args.beam_size,
-                max_beam_size=max(args.max_beam_size, args.beam_size),
-                n_candidates=args.candidate_ranks,
-            ),
-            halt_threshold=args.halt_threshold,
-            refinement_steps=refinement_steps,
+        wide = dataclasses.replace(
+            settings,
+            decoding=dataclasses.replace(settings.decoding, n_candidates=args.candidate_ranks),
         )
         for name, (data, peaks) in sets.items():
-            sequencer = Sequencer(
-                model, vocabulary, settings, fragment_tolerance_da=instrument.fragment_tolerance_da
-            )
-            row = candidate_ranks(sequencer, data, peaks, args.candidate_ranks)
+            row = candidate_ranks(sequencer(wide), data, peaks, args.candidate_ranks)
             results[f"{name}/candidates"] = row
             shares = ", ".join(f"{k[7:]} {v:.3f}" for k, v in row.items() if k != "n_spectra")
             log.info("%-16s true peptide among the best k candidates: %s", name, shares)
