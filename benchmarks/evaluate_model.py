@@ -28,6 +28,10 @@ and the precision-coverage AUC ranking answers by the mode's raw score.
 ``--candidate-ranks N`` adds, per data set, how often the true peptide is among the exact
 search's best k candidates (k up to N): the most any re-ranking of them could reach.
 
+``--breakdown`` adds AA precision and peptide recall per peptide length (residues of the
+true peptide, :data:`LENGTH_BINS`) and per precursor charge: sets of different length mixes
+(a library of long synthetic peptides, a lab's short tryptic ones) compare only by length.
+
 Usage::
 
     python benchmarks/evaluate_model.py --model model.pt \\
@@ -65,6 +69,8 @@ log = logging.getLogger("evaluate_model")
 
 MODES = ("beam", "search", "search+rescore")
 NOISE_SEED = 11
+#: Peptide length groups of ``--breakdown``: (label, fewest residues, most residues).
+LENGTH_BINS = (("<=8", 0, 8), ("9-11", 9, 11), ("12-15", 12, 15), ("16+", 16, 10_000))
 
 
 def plain_beam(
@@ -150,8 +156,9 @@ def evaluate(
     mode: str,
     dataset: SpectrumDataset,
     peaks: tuple[np.ndarray, ...],
+    by_group: bool = False,
 ) -> dict:
-    """Metrics of one mode on one data set."""
+    """Metrics of one mode on one data set (``by_group``: with :func:`breakdown`)."""
     vocabulary = sequencer.vocabulary
     mz, intensity, counts = peaks
     started = time.process_time()
@@ -180,6 +187,7 @@ def evaluate(
     ]
     answered = ~np.isnan(scores)
     _, _, pc_auc = precision_coverage(correct, scores[answered].tolist(), len(dataset))
+    groups = breakdown(predicted, truth, dataset.charge, vocabulary) if by_group else None
     return {
         "n_spectra": len(dataset),
         "coverage": float(answered.mean()),
@@ -192,7 +200,49 @@ def evaluate(
         "seconds_model": sequencer.times.model,
         "seconds_search": sequencer.times.decode,
         "seconds_rescoring": sequencer.times.rescore,
+        **({} if groups is None else {"breakdown": groups}),
     }
+
+
+def breakdown(
+    predicted: list[list[str]], truth: list[list[str]], charge: np.ndarray, vocabulary: Vocabulary
+) -> dict[str, dict[str, float]]:
+    """AA precision and peptide recall per true peptide length and per precursor charge.
+
+    Parameters
+    ----------
+    predicted, truth : list of list of str
+        Tokens of each answer (empty where none) and of each true peptide.
+    charge : numpy.ndarray of shape (n,)
+    vocabulary : Vocabulary
+
+    Returns
+    -------
+    dict
+        ``{"length <=8": {"n_spectra", "aa_precision", "peptide_recall"}, ...,
+        "charge 2": {...}, ...}``; groups without spectra are left out.
+    """
+    residues = np.array([sum(not token.endswith("-") for token in t) for t in truth])
+    charge = np.asarray(charge)
+    groups = {
+        f"length {label}": (residues >= low) & (residues <= high)
+        for label, low, high in LENGTH_BINS
+    }
+    groups.update({f"charge {z}": charge == z for z in sorted(set(charge.tolist()))})
+    result = {}
+    for name, members in groups.items():
+        rows = np.flatnonzero(members)
+        if not len(rows):
+            continue
+        metrics = sequencing_metrics(
+            [predicted[i] for i in rows], [truth[i] for i in rows], vocabulary
+        )
+        result[name] = {
+            "n_spectra": len(rows),
+            "aa_precision": metrics.aa_precision,
+            "peptide_recall": metrics.peptide_recall,
+        }
+    return result
 
 
 def candidate_ranks(sequencer: Sequencer, dataset: SpectrumDataset, peaks, n: int) -> dict:
@@ -270,6 +320,11 @@ def main() -> None:
         help="also report how often the true peptide is among the search's best N "
         "candidates (0: not)",
     )
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also report AA precision and peptide recall per peptide length and charge",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -325,14 +380,20 @@ def main() -> None:
             log.warning("%s has no rescorer (run trm calibrate): skipping %s", args.model, mode)
             continue
         for name, (data, peaks) in sets.items():
-            results[f"{name}/{mode}"] = evaluate(sequencer(settings), rescorer, mode, data, peaks)
-            row = results[f"{name}/{mode}"]
+            row = evaluate(sequencer(settings), rescorer, mode, data, peaks, args.breakdown)
+            results[f"{name}/{mode}"] = row
             log.info(
                 "%-16s %-15s n %4d coverage %.3f certified %.3f AA precision %.3f peptide "
                 "recall %.3f PC AUC %.3f",
                 name, mode, row["n_spectra"], row["coverage"], row["certified"],
                 row["aa_precision"], row["peptide_recall"], row["pc_auc"],
             )  # fmt: skip
+            for group, values in row.get("breakdown", {}).items():
+                log.info(
+                    "%-16s %-15s   %-12s n %4d AA precision %.3f peptide recall %.3f",
+                    name, mode, group, values["n_spectra"], values["aa_precision"],
+                    values["peptide_recall"],
+                )  # fmt: skip
     if args.candidate_ranks > 0:
         wide = dataclasses.replace(
             settings,

@@ -6,6 +6,7 @@ import sys
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from tests.conftest import PROJECT_ROOT
 from trm.chem import Vocabulary
@@ -44,3 +45,17 @@ def test_candidate_ranks_counts_the_true_peptide_among_the_best_k():
     )
     ranks = evaluate_model.candidate_ranks(sequencer, dataset, (None, None, None), 4)
     assert ranks == {"n_spectra": 4, "in_top_1": 0.25, "in_top_2": 0.5, "in_top_4": 0.75}
+
+
+def test_breakdown_groups_by_true_length_and_charge():
+    vocabulary = Vocabulary()
+    truth = [list("PEPTIDEK"), ["[Acetyl]-", *"PEPTIDEK"], list("PEPTIDEKAAAAAAAK"), list("AAAAAK")]
+    predicted = [list("PEPTIDEK"), [], list("PEPTIDEKAAAAAAGK"), list("AAAAAK")]
+    groups = evaluate_model.breakdown(predicted, truth, np.array([2, 2, 3, 2]), vocabulary)
+    # The N-terminal modification is no residue: both 8-residue peptides are "<=8".
+    assert set(groups) == {"length <=8", "length 16+", "charge 2", "charge 3"}
+    assert groups["length <=8"]["n_spectra"] == 3
+    assert groups["length <=8"]["peptide_recall"] == pytest.approx(2 / 3)
+    assert groups["length 16+"]["peptide_recall"] == 0.0
+    assert groups["charge 3"]["n_spectra"] == 1
+    assert groups["charge 2"]["aa_precision"] == 1.0
