@@ -12,9 +12,11 @@ script compares the two sets as the model meets them, one row per precursor char
   (:func:`trm.synth.annotate.annotate_spectrum` at the instrument's fragment tolerance).
 
 Synthetic spectra: ``--n-synthetic`` spectra of ``--shards`` (a split of ``trm
-synthetic``) under ``--noise-model`` at full strength, drawn as
-``benchmarks/evaluate_model.py`` draws its noisy held-out set (fixed seed), every noise
-peak kept. Real spectra: tables with known peptides (``benchmarks/dev_data.py``'s, or
+synthetic``) under ``--noise-model`` at full strength (``noisy_copy`` of
+``benchmarks/evaluate_model.py``, fixed seed). The top-peak figures come from spectra
+prepared as in training (the clean peaks cut to ``--n-peaks``, the noise drawn onto them,
+the most intense ``--n-peaks`` kept); the peak counts from a second draw that keeps every
+noise peak. Real spectra: tables with known peptides (``benchmarks/dev_data.py``'s, or
 ``trm labels``').
 
 Usage::
@@ -49,8 +51,8 @@ from evaluate_model import noisy_copy  # noqa: E402
 
 log = logging.getLogger("training_mix")
 
-#: Peaks kept per spectrum when reading: wide enough for every peak of a real spectrum or
-#: a noisy synthetic one (the noise draws at most a few hundred).
+#: Peaks kept per spectrum when counting them: wider than the real spectra here and than
+#: the noise draws (a few hundred); a warning says when a spectrum reaches it.
 READ_WIDTH = 2000
 #: Longest answer and largest charge read (the shipped model's limits).
 MAX_LENGTH, MAX_CHARGE = 32, 10
@@ -111,21 +113,26 @@ def dataset_rows(
     vocabulary: Vocabulary,
     n_peaks: int,
     tolerance: float,
+    total_peaks: np.ndarray | None = None,
 ) -> list[tuple[int, int, int, float]]:
-    """One ``(charge, peaks, b/y peaks, b/y share)`` row per spectrum of a data set."""
+    """One ``(charge, peaks, b/y peaks, b/y share)`` row per spectrum of a data set
+    (``total_peaks``: the peak counts to report instead of those of ``peaks``)."""
     mz, intensity, counts = peaks
+    if int(np.max(counts if total_peaks is None else total_peaks, initial=0)) >= READ_WIDTH:
+        log.warning("spectra with %d peaks or more: their counts are cut there", READ_WIDTH)
     rows = []
     for index in range(len(data)):
         count = int(counts[index])
         charge = int(data.charge[index])
-        rows.append((charge, *spectrum_row(
+        total, by, share = spectrum_row(
             mz[index, :count].astype(np.float64),
             intensity[index, :count].astype(np.float64),
             vocabulary.decode(data.tokens[index]),
             charge,
             n_peaks,
             tolerance,
-        )))  # fmt: skip
+        )
+        rows.append((charge, total if total_peaks is None else int(total_peaks[index]), by, share))
     return rows
 
 
@@ -140,7 +147,7 @@ def markdown(results: dict[str, dict[str, dict[str, float]]], n_peaks: int) -> s
         for charge, row in summary.items():
             lines.append(
                 f"| {name} | {charge} | {row['spectra']} | {row['share']:.2f} | "
-                f"{row['median_peaks']:.0f} | {row['median_by_peaks_top']:.0f} | "
+                f"{row['median_peaks']:g} | {row['median_by_peaks_top']:g} | "
                 f"{row['median_by_intensity_top']:.3f} |"
             )
     return "\n".join(lines)
@@ -166,8 +173,13 @@ def main() -> None:
         "n_peaks": READ_WIDTH,
         "max_charge": MAX_CHARGE,
     }
-    synthetic = SpectrumDataset.from_shards(args.shards, limit=args.n_synthetic, **sizes)
     noise = FittedNoise(NoiseModelParameters.read(args.noise_model), vocabulary)
+    # As in training: clean peaks cut to n_peaks, noise drawn onto them, top n_peaks kept.
+    synthetic = SpectrumDataset.from_shards(
+        args.shards, limit=args.n_synthetic, **{**sizes, "n_peaks": args.n_peaks}
+    )
+    wide = SpectrumDataset.from_shards(args.shards, limit=args.n_synthetic, **sizes)
+    wide_counts = noisy_copy(wide, noise)[2]
     tables = [
         pl.read_parquet(path).select("precursor_mz", "charge", "mz", "intensity", "peptide")
         for path in args.real
@@ -175,7 +187,8 @@ def main() -> None:
     real = SpectrumDataset.from_table(pl.concat(tables), **sizes)
     results = {
         "synthetic + noise": by_charge(dataset_rows(
-            synthetic, noisy_copy(synthetic, noise), vocabulary, args.n_peaks, tolerance)),
+            synthetic, noisy_copy(synthetic, noise), vocabulary, args.n_peaks, tolerance,
+            wide_counts)),
         "real": by_charge(dataset_rows(
             real, (real.mz, real.intensity, real.n_peaks), vocabulary, args.n_peaks, tolerance)),
     }  # fmt: skip
