@@ -6,8 +6,8 @@ script compares the two sets as the model meets them, one row per precursor char
 
 * the share of spectra of that charge;
 * the median number of peaks;
-* among the model's most intense ``--n-peaks`` peaks (the cut of
-  :func:`trm.train.data.top_peaks`, the same in training and de novo): the median number
+* among the model's most intense ``--n-peaks`` peaks (cut by
+  :func:`trm.train.data.top_peaks`, as in training and de novo): the median number
   of b/y fragment peaks and their median share of that intensity
   (:func:`trm.synth.annotate.annotate_spectrum` at the instrument's fragment tolerance).
 
@@ -42,7 +42,7 @@ import torch
 from trm.chem import Vocabulary
 from trm.instrument import load_instrument
 from trm.synth.annotate import CATEGORY_INDEX, annotate_spectrum
-from trm.train.data import SpectrumDataset
+from trm.train.data import SpectrumDataset, top_peaks
 from trm.train.noise import FittedNoise, NoiseModelParameters
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -80,8 +80,9 @@ def spectrum_row(
     tolerance : float
         Fragment m/z tolerance (Da).
     """
-    keep = np.sort(np.argsort(-intensity, kind="stable")[:n_peaks])
-    kept_mz, kept_intensity = mz[keep], intensity[keep]
+    kept_mz, kept_intensity, count = top_peaks([mz], [intensity], n_peaks)
+    kept_mz = kept_mz[0, : count[0]].astype(np.float64)
+    kept_intensity = kept_intensity[0, : count[0]].astype(np.float64)
     order = np.argsort(kept_mz, kind="stable")
     kept_mz, kept_intensity = kept_mz[order], kept_intensity[order]
     annotation = annotate_spectrum(kept_mz, kept_intensity, tokens, charge, tolerance)
