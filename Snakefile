@@ -26,6 +26,7 @@ include: "workflow/rules/noise.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/denovo.smk"
 include: "workflow/rules/casanovo.smk"
+include: "workflow/rules/compare.smk"
 
 
 rule all:

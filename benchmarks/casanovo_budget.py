@@ -12,14 +12,14 @@ For each size (``DIM:LAYERS``: embedding width, encoder and decoder layers each;
    a held-out proteome, clean and under the fitted noise at full strength (the same
    draw), and the real dev spectra. Answers whose peptide does not fit the precursor
    (instrument tolerance and isotope errors) do not count as answers, as for the
-   recursive model's exact search (:func:`trm.compare.mark_precursor_mismatches`).
+   recursive model's exact search (:func:`trm.compare.comparison.mark_precursor_mismatches`).
    Casanovo's ``min_peaks`` is 1 in training and here (its default, 20, would drop most
    synthetic spectra, which carry 24 peaks at the median).
 
 Casanovo trains on the synthetic spectra as they are (it has no noise curriculum); the
 recursive model trains on them under the fitted noise model.
 
-Metrics from the one metrics core (:func:`trm.compare.label_metrics`): AA precision over
+Metrics from the one metrics core (:func:`trm.compare.comparison.label_metrics`): AA precision over
 answered residues, peptide recall over all spectra.
 
     python benchmarks/casanovo_budget.py --shards SYNTH --heldout-shards HELDOUT/test \\
@@ -45,9 +45,9 @@ import polars as pl
 from trm.casanovo.config import Architecture, instrument_overrides
 from trm.casanovo.pipeline import TRAINING_PREPROCESSING, sequence_spectra, train_baseline
 from trm.chem import Vocabulary, parse_peptidoform
-from trm.compare import collapse, label_metrics, mark_precursor_mismatches
+from trm.compare.comparison import collapse, label_metrics, mark_precursor_mismatches
 from trm.instrument import load_instrument
-from trm.metrics import sequencing_metrics
+from trm.metrics import match_peptides
 from trm.train.data import SpectrumDataset
 from trm.train.noise import FittedNoise, NoiseModelParameters
 
@@ -101,7 +101,6 @@ def evaluation_sets(args: argparse.Namespace) -> dict[str, pl.DataFrame]:
 
 def score(results: pl.DataFrame, table: pl.DataFrame, instrument) -> dict:
     """AA precision and peptide recall of Casanovo's precursor-fitting answers."""
-    vocabulary = Vocabulary()
     # What it answered, fitting or not: a collapsed model repeats one peptide.
     _, top_share = collapse(
         results.filter(pl.col("status") == "sequenced")["casanovo_sequence"].to_list()
@@ -126,9 +125,9 @@ def score(results: pl.DataFrame, table: pl.DataFrame, instrument) -> dict:
             correct.append(None)
             continue
         tokens, truth = parse_peptidoform(answer)[0], parse_peptidoform(expected)[0]
-        correct.append(sequencing_metrics([tokens], [truth], vocabulary).peptide_recall == 1)
+        correct.append(match_peptides(tokens, truth)[1])
     labelled = labelled.with_columns(pl.Series("casanovo_correct", correct, dtype=pl.Boolean))
-    metrics, _ = label_metrics(labelled, "casanovo", vocabulary=vocabulary)
+    metrics, _ = label_metrics(labelled, "casanovo")
     return {
         "n_spectra": labelled.height,
         "coverage": float(labelled["casanovo_peptide"].is_not_null().mean()),

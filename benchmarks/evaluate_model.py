@@ -15,7 +15,7 @@ Decoding modes (``--modes``):
     The decoder before the exact search, kept here as the baseline: a beam of 16 over
     positions, pruning only prefixes heavier than the precursor allows.
 ``search``
-    The exact precursor-mass search (:func:`trm.decode.search`) with the model's score.
+    The exact precursor-mass search (:func:`trm.denovo.decode.search`) with the model's score.
 ``search+rescore``
     The same, the answer chosen among the candidates by the model file's rescorer
     (a model from ``trm calibrate`` with raw score ``rescored``).
@@ -53,14 +53,14 @@ import numpy as np
 import polars as pl
 import torch
 
-from trm.chem import C13_SPACING, WATER_MASS, Vocabulary
-from trm.decode import DecodedPeptide, DecodingSettings, _mass_error_ppm
+from trm.chem import C13_SPACING, WATER_MASS, Vocabulary, precursor_mass_error_ppm
 from trm.denovo.commands import INFERENCE_KEY, RESCORER_KEY
+from trm.denovo.decode import DecodedPeptide, DecodingSettings
 from trm.denovo.inference import Sequencer, raw_scores
+from trm.denovo.rescore import Rescorer
 from trm.denovo.settings import InferenceSettings
 from trm.instrument import load_instrument
-from trm.metrics import precision_coverage, sequencing_metrics
-from trm.rescore import Rescorer
+from trm.metrics import match_peptides, precision_coverage, sequencing_metrics
 from trm.train.checkpoint import load_model, read_checkpoint
 from trm.train.data import SpectrumDataset
 from trm.train.noise import FittedNoise, NoiseModelParameters
@@ -102,7 +102,7 @@ def plain_beam(
     for position in range(length + 1):
         if position > 0:
             closing = scores + suffix_end[:, position : position + 1]
-            errors, isotopes = _mass_error_ppm(
+            errors, isotopes = precursor_mass_error_ppm(
                 masses + WATER_MASS, precursor, settings.isotope_errors
             )
             fits = (np.abs(errors) <= settings.precursor_tolerance_ppm) & (residues >= 4)
@@ -179,15 +179,11 @@ def evaluate(
         decoded, scores = chosen.decoded, raw_scores("rescored", chosen)
     truth = [vocabulary.decode(row) for row in dataset.tokens]
     predicted = [[] if d is None else vocabulary.decode(d.token_ids) for d in decoded]
-    metrics = sequencing_metrics(predicted, truth, vocabulary)
-    correct = [
-        sequencing_metrics([p], [t], vocabulary).peptide_recall == 1.0
-        for p, t in zip(predicted, truth, strict=True)
-        if p
-    ]
+    metrics = sequencing_metrics(predicted, truth)
+    correct = [match_peptides(p, t)[1] for p, t in zip(predicted, truth, strict=True) if p]
     answered = ~np.isnan(scores)
     _, _, pc_auc = precision_coverage(correct, scores[answered].tolist(), len(dataset))
-    groups = breakdown(predicted, truth, dataset.charge, vocabulary) if by_group else None
+    groups = breakdown(predicted, truth, dataset.charge) if by_group else None
     return {
         "n_spectra": len(dataset),
         "coverage": float(answered.mean()),
@@ -205,7 +201,7 @@ def evaluate(
 
 
 def breakdown(
-    predicted: list[list[str]], truth: list[list[str]], charge: np.ndarray, vocabulary: Vocabulary
+    predicted: list[list[str]], truth: list[list[str]], charge: np.ndarray
 ) -> dict[str, dict[str, float]]:
     """AA precision and peptide recall per true peptide length and per precursor charge.
 
@@ -234,9 +230,7 @@ def breakdown(
         rows = np.flatnonzero(members)
         if not len(rows):
             continue
-        metrics = sequencing_metrics(
-            [predicted[i] for i in rows], [truth[i] for i in rows], vocabulary
-        )
+        metrics = sequencing_metrics([predicted[i] for i in rows], [truth[i] for i in rows])
         result[name] = {
             "n_spectra": len(rows),
             "aa_precision": metrics.aa_precision,
@@ -260,10 +254,7 @@ def candidate_ranks(sequencer: Sequencer, dataset: SpectrumDataset, peaks, n: in
             (
                 index
                 for index, candidate in enumerate(candidates)
-                if sequencing_metrics(
-                    [vocabulary.decode(candidate.token_ids)], [truth], vocabulary
-                ).peptide_recall
-                == 1.0
+                if match_peptides(vocabulary.decode(candidate.token_ids), truth)[1]
             ),
             None,
         )

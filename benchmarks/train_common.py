@@ -19,7 +19,8 @@ import numpy as np
 import polars as pl
 from pyteomics import fasta, parser
 
-from trm.chem import Vocabulary, fragment_mz, mass_to_mz, parse_peptidoform, peptide_mass
+from trm.chem import Vocabulary, mass_to_mz, parse_peptidoform, peptide_mass
+from trm.fragments import fragment_charges, fragment_mz
 from trm.io.table import SPECTRUM_SCHEMA
 from trm.train.data import SpectrumDataset
 
@@ -56,7 +57,7 @@ def theoretical_table(peptides: list[str], seed: int) -> pl.DataFrame:
     for index, peptide in enumerate(peptides):
         tokens, _ = parse_peptidoform(peptide)
         charge = int(rng.choice([2, 3], p=[0.7, 0.3]))
-        ions = fragment_mz(tokens, charges=(1, 2) if charge > 2 else (1,))
+        ions = fragment_mz(tokens, charges=fragment_charges(charge))
         mz, intensity = [], []
         for name, values in ions.items():
             low, high = (0.2, 1.0) if name.startswith("y") else (0.05, 0.6)

@@ -1,5 +1,9 @@
 """The one way trm writes an output: to a temporary file beside it, renamed at the end.
 
+The writers of plain JSON and TSV outputs (:func:`write_json`, :func:`write_tsv`) sit here
+too; they write where they are told, which inside :func:`atomic_outputs` is the temporary
+path.
+
 A job that fails (or is killed) while writing leaves the previous file, or none, and no
 temporary file behind: never a partial output that a workflow would take as finished.
 """
@@ -7,10 +11,13 @@ temporary file behind: never a partial output that a workflow would take as fini
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 
 def _umask() -> int:
@@ -65,3 +72,24 @@ def atomic_outputs(paths: Sequence[str | os.PathLike[str]]) -> Iterator[list[Pat
         raise ValueError(f"output paths must be distinct: {[str(t) for t in targets]}")
     with contextlib.ExitStack() as stack:
         yield [stack.enter_context(atomic_output(target)) for target in targets]
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe copy: NaN and infinities become null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def write_json(data: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Write ``data`` as indented JSON (NaN and infinities written as null) to ``path``."""
+    Path(path).write_text(json.dumps(_plain(data), indent=2) + "\n", encoding="utf-8")
+
+
+def write_tsv(table: Any, path: str | os.PathLike[str]) -> None:
+    """Write a polars DataFrame as a tab-separated table (nulls as empty fields) to ``path``."""
+    table.write_csv(path, separator="\t", null_value="")

@@ -124,9 +124,16 @@ def _nterm_token(modification: ModificationDef) -> str:
     return f"[{modification.name}]-"
 
 
+@cache
 def token_mass(token: str) -> float:
     """Monoisotopic mass (Da) of a residue token (``M[Oxidation]``) or of an N-terminal
-    modification token (``[Acetyl]-``)."""
+    modification token (``[Acetyl]-``): the project's one mass table.
+
+    Raises
+    ------
+    KeyError
+        For a token that is no residue or modification of :data:`KNOWN_MODIFICATIONS`.
+    """
     nterm = re.fullmatch(r"\[(.+)\]-", token)
     if nterm:
         return _MOD_BY_NAME[nterm.group(1)].mass
@@ -351,51 +358,30 @@ def mz_to_mass(mz: float | np.ndarray, charge: int | np.ndarray) -> np.ndarray:
     return np.asarray(mz) * np.asarray(charge) - np.asarray(charge) * PROTON_MASS
 
 
-def fragment_mz(tokens: Sequence[str], charges: Sequence[int] = (1,)) -> dict[str, np.ndarray]:
-    """Theoretical b and y ion m/z of a tokenised peptide.
-
-    Returns
-    -------
-    dict
-        ``{"b1": array, "y1": array, "b2": ...}`` for each charge: arrays of shape
-        (n_residues - 1,), b ions from the N-terminus (b1, b2, ...), y ions likewise from
-        the C-terminus (y1, y2, ...). An N-terminal modification adds to every b ion.
-    """
-    masses = np.array([token_mass(t) for t in tokens], dtype=np.float64)
-    nterm = np.array([t.endswith("-") for t in tokens])
-    nterm_delta = masses[nterm].sum()
-    residue_masses = masses[~nterm]
-    prefix = np.cumsum(residue_masses)[:-1] + nterm_delta
-    suffix = np.cumsum(residue_masses[::-1])[:-1] + WATER_MASS
-    out: dict[str, np.ndarray] = {}
-    for z in charges:
-        out[f"b{z}"] = (prefix + z * PROTON_MASS) / z
-        out[f"y{z}"] = (suffix + z * PROTON_MASS) / z
-    return out
+def mass_fits_precursor(
+    peptide_mass: float | np.ndarray,
+    precursor_mass: float | np.ndarray,
+    tolerance_ppm: float,
+    isotope_errors: tuple[int, int],
+) -> np.ndarray:
+    """Whether a peptide mass fits a neutral precursor mass within ``tolerance_ppm`` after
+    one of the isotope errors (13C spacings) in the inclusive range; broadcasts."""
+    isotopes = np.arange(isotope_errors[0], isotope_errors[1] + 1)
+    corrected = np.asarray(precursor_mass, dtype=np.float64)[..., None] - isotopes * C13_SPACING
+    error = (np.asarray(peptide_mass, dtype=np.float64)[..., None] - corrected) / corrected
+    return (np.abs(error) * 1e6 <= tolerance_ppm).any(axis=-1)
 
 
-def fragment_mz_torch(residue_masses, charge: int = 1):  # noqa: ANN001, ANN201
-    """b and y ion m/z from per-position residue masses, differentiable.
-
-    Parameters
-    ----------
-    residue_masses : torch.Tensor of shape (batch, length)
-        Mass of each position (0 after the peptide end; N-terminal modification masses
-        may sit in the first positions, they only shift b ions).
-    charge : int
-        Fragment charge.
-
-    Returns
-    -------
-    b, y : torch.Tensor of shape (batch, length)
-        ``b[:, i]`` is the b ion of the first ``i + 1`` positions; ``y[:, i]`` the y ion of
-        all positions after ``i``. Entries past the peptide end repeat the full mass and
-        should be masked by the caller.
-    """
-    import torch
-
-    prefix = torch.cumsum(residue_masses, dim=1)
-    total = prefix[:, -1:]
-    b = (prefix + charge * PROTON_MASS) / charge
-    y = (total - prefix + WATER_MASS + charge * PROTON_MASS) / charge
-    return b, y
+def precursor_mass_error_ppm(
+    peptide_mass: np.ndarray, precursor_mass: np.ndarray, isotope_errors: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest absolute ppm error over the isotope errors, and the isotope giving it;
+    ``peptide_mass`` and ``precursor_mass`` broadcast. The error is the field's
+    observed minus theoretical, over the observed (isotope-corrected) mass as in the
+    tolerance checks (:func:`mass_fits_precursor`), so an accepted peptide's error never
+    exceeds the tolerance."""
+    isotopes = np.arange(isotope_errors[0], isotope_errors[1] + 1)
+    corrected = np.asarray(precursor_mass)[..., None] - isotopes * C13_SPACING
+    errors = (corrected - np.asarray(peptide_mass)[..., None]) / corrected * 1e6
+    best = np.argmin(np.abs(errors), axis=-1)
+    return np.take_along_axis(errors, best[..., None], axis=-1)[..., 0], isotopes[best]

@@ -25,8 +25,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "trm.train.commands",
     "trm.train.finetune_commands",
     "trm.denovo.commands",
-    "trm.evaluate",
+    "trm.denovo.evaluate_commands",
     "trm.casanovo.commands",
+    "trm.compare.commands",
 )
 
 log = logging.getLogger("trm")

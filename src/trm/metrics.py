@@ -12,21 +12,18 @@ both peptides have the same number of residues.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from trm.chem import Vocabulary
+from trm.chem import token_mass
 
 #: Largest difference (Da) between the prefix masses of two residues that match.
 CUMULATIVE_MASS_TOLERANCE_DA = 0.5
 #: Largest difference (Da) between the masses of two residues that match.
 RESIDUE_MASS_TOLERANCE_DA = 0.1
-
-
-def _token_masses(vocabulary: Vocabulary) -> dict[str, float]:
-    return dict(zip(vocabulary.tokens, vocabulary.masses.tolist(), strict=True))
 
 
 def _walk(
@@ -132,11 +129,19 @@ class SequencingMetrics:
     n_spectra: int
 
 
+def match_peptides(predicted: Sequence[str], truth: Sequence[str]) -> tuple[np.ndarray, bool]:
+    """:func:`match_residues` of two token lists, masses from :func:`trm.chem.token_mass`.
+
+    Raises
+    ------
+    KeyError
+        For a token outside the known residues and modifications.
+    """
+    return match_residues([token_mass(t) for t in predicted], [token_mass(t) for t in truth])
+
+
 def sequencing_metrics(
-    predicted: Sequence[Sequence[str]],
-    truth: Sequence[Sequence[str]],
-    vocabulary: Vocabulary | None = None,
-    token_masses: Mapping[str, float] | None = None,
+    predicted: Sequence[Sequence[str]], truth: Sequence[Sequence[str]]
 ) -> SequencingMetrics:
     """Amino-acid precision/recall and peptide recall over a set of spectra.
 
@@ -145,10 +150,6 @@ def sequencing_metrics(
     predicted, truth : sequence of sequence of str
         Token lists (see :func:`trm.chem.parse_peptidoform`) per spectrum; an empty
         predicted list means no prediction.
-    vocabulary : Vocabulary, optional
-        Token masses come from it (default: the default vocabulary).
-    token_masses : mapping, optional
-        Overrides ``vocabulary`` with an explicit token -> mass (Da) table.
 
     Returns
     -------
@@ -156,11 +157,6 @@ def sequencing_metrics(
     """
     if len(predicted) != len(truth):
         raise ValueError("predicted and truth must list the same spectra")
-    masses = (
-        dict(token_masses)
-        if token_masses is not None
-        else _token_masses(vocabulary or Vocabulary())
-    )
     n_matched = n_predicted = n_true = n_peptides = n_with_prediction = 0
     for predicted_tokens, true_tokens in zip(predicted, truth, strict=True):
         n_predicted += len(predicted_tokens)
@@ -168,9 +164,7 @@ def sequencing_metrics(
         if not predicted_tokens:
             continue
         n_with_prediction += 1
-        matches, peptide_match = match_residues(
-            [masses[t] for t in predicted_tokens], [masses[t] for t in true_tokens]
-        )
+        matches, peptide_match = match_peptides(predicted_tokens, true_tokens)
         n_matched += int(matches.sum())
         n_peptides += int(peptide_match)
     return SequencingMetrics(
@@ -215,3 +209,44 @@ def precision_coverage(
     coverage = counts / n_spectra
     auc = float(np.trapezoid(np.r_[precision[0], precision], np.r_[0.0, coverage]))
     return coverage, precision, auc
+
+
+def precision_coverage_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], summary=None):  # noqa: ANN001, ANN201
+    """A matplotlib figure with each tool's precision-coverage curve (Agg backend).
+
+    Parameters
+    ----------
+    curves : mapping
+        Tool -> (coverage, precision), from :func:`summarize`.
+    summary : dict, optional
+        :func:`summarize` output, for the AUCs in the legend.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5, 4), layout="constrained")
+    axes = figure.add_subplot()
+    labels = {"trm": "recursive model (trm)", "casanovo": "Casanovo"}
+    for tool, (coverage, precision) in curves.items():
+        label = labels.get(tool, tool)
+        if (summary or {}).get(tool, {}).get("collapsed"):
+            label += " — collapsed"
+        auc = (summary or {}).get(tool, {}).get("pc_auc")
+        if auc is not None and not math.isnan(auc):
+            label += f" (AUC {auc:.3f})"
+        axes.plot(coverage, precision, label=label)
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1.02)
+    axes.set_xlabel("coverage (share of labelled spectra)")
+    axes.set_ylabel("peptide precision")
+    if not any(len(c) for c, _ in curves.values()):
+        axes.text(0.5, 0.5, "no labelled spectra", ha="center", va="center")
+    else:
+        axes.legend(loc="lower left")
+    return figure

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import PROJECT_ROOT
 from trm.chem import Vocabulary
-from trm.decode import DecodedPeptide
+from trm.denovo.decode import DecodedPeptide
 
 sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
 
@@ -48,10 +48,9 @@ def test_candidate_ranks_counts_the_true_peptide_among_the_best_k():
 
 
 def test_breakdown_groups_by_true_length_and_charge():
-    vocabulary = Vocabulary()
     truth = [list("PEPTIDEK"), ["[Acetyl]-", *"PEPTIDEK"], list("PEPTIDEKAAAAAAAK"), list("AAAAAK")]
     predicted = [list("PEPTIDEK"), [], list("PEPTIDEKAAAAAAGK"), list("AAAAAK")]
-    groups = evaluate_model.breakdown(predicted, truth, np.array([2, 2, 3, 2]), vocabulary)
+    groups = evaluate_model.breakdown(predicted, truth, np.array([2, 2, 3, 2]))
     # The N-terminal modification is no residue: both 8-residue peptides are "<=8".
     assert set(groups) == {"length <=8", "length 16+", "charge 2", "charge 3"}
     assert groups["length <=8"]["n_spectra"] == 3

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import PROJECT_ROOT
-from trm.chem import fragment_mz
+from trm.fragments import fragment_mz
 
 sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
 

@@ -54,37 +54,6 @@ def test_peptide_mass_matches_pyteomics():
     assert chem.peptide_mass(tokens) == pytest.approx(expected, abs=1e-6)
 
 
-@pytest.mark.parametrize("sequence", ["PEPTIDEK", "LGGNEQVTR", "GTFIIDPGGVIR"])
-def test_fragment_mz_matches_pyteomics(sequence):
-    tokens, _ = chem.parse_peptidoform(sequence)
-    fragments = chem.fragment_mz(tokens, charges=(1, 2))
-    for z in (1, 2):
-        b = [mass.fast_mass(sequence[:i], ion_type="b", charge=z) for i in range(1, len(sequence))]
-        y = [mass.fast_mass(sequence[-i:], ion_type="y", charge=z) for i in range(1, len(sequence))]
-        np.testing.assert_allclose(fragments[f"b{z}"], b, atol=1e-6)
-        np.testing.assert_allclose(fragments[f"y{z}"], y, atol=1e-6)
-
-
-def test_nterm_modification_shifts_b_ions_only():
-    plain = chem.fragment_mz(list("PEPTIDEK"))
-    acetyl = chem.fragment_mz(["[Acetyl]-", *"PEPTIDEK"])
-    delta = chem.KNOWN_MODIFICATIONS[3].mass
-    np.testing.assert_allclose(acetyl["b1"] - plain["b1"], delta, atol=1e-9)
-    np.testing.assert_allclose(acetyl["y1"], plain["y1"], atol=1e-9)
-
-
-def test_fragment_mz_torch_agrees_with_numpy():
-    torch = pytest.importorskip("torch")
-    vocabulary = chem.Vocabulary()
-    tokens = list("LGGNEQVTR")
-    ids = vocabulary.encode(tokens, max_length=12)
-    masses = torch.as_tensor(vocabulary.masses[ids])[None, :]
-    b, y = chem.fragment_mz_torch(masses, charge=1)
-    expected = chem.fragment_mz(tokens)
-    np.testing.assert_allclose(b[0, : len(tokens) - 1].numpy(), expected["b1"], atol=1e-6)
-    np.testing.assert_allclose(y[0, : len(tokens) - 1].numpy(), expected["y1"][::-1], atol=1e-6)
-
-
 def test_vocabulary_round_trip_and_limits():
     vocabulary = chem.Vocabulary()
     tokens = ["[Acetyl]-", "M[Oxidation]", "P", "E", "K"]

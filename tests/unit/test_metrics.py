@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from trm.chem import Vocabulary
-from trm.metrics import match_residues, sequencing_metrics
-
-VOCABULARY = Vocabulary()
-MASSES = dict(zip(VOCABULARY.tokens, VOCABULARY.masses.tolist(), strict=True))
+from trm.chem import token_mass
+from trm.metrics import match_peptides, match_residues, sequencing_metrics
 
 
 def masses(sequence: str) -> list[float]:
-    return [MASSES[residue] for residue in sequence]
+    return [token_mass(residue) for residue in sequence]
 
 
 def test_identical_peptides_match_fully():
@@ -48,7 +45,7 @@ def test_same_mass_pair_does_not_match_a_single_residue():
 def test_sequencing_metrics_counts():
     predicted = [list("PEPTLDEK"), list("PETPIDEK"), [], list("AAAAK")]
     truth = [list("PEPTIDEK"), list("PEPTIDEK"), list("GGK"), list("AAAAK")]
-    metrics = sequencing_metrics(predicted, truth, VOCABULARY)
+    metrics = sequencing_metrics(predicted, truth)
     matched = 8 + 6 + 0 + 5
     assert metrics.aa_precision == pytest.approx(matched / (8 + 8 + 5))
     assert metrics.aa_recall == pytest.approx(matched / (8 + 8 + 3 + 5))
@@ -59,11 +56,19 @@ def test_sequencing_metrics_counts():
 
 def test_modified_tokens_use_their_masses():
     oxidised = ["P", "E", "M[Oxidation]", "K"]
-    metrics = sequencing_metrics([["P", "E", "M", "K"]], [oxidised], VOCABULARY)
+    metrics = sequencing_metrics([["P", "E", "M", "K"]], [oxidised])
     assert metrics.peptide_recall == 0.0
     assert metrics.aa_recall == pytest.approx(3 / 4)
 
 
 def test_mismatched_lengths_of_lists_raise():
     with pytest.raises(ValueError, match="same spectra"):
-        sequencing_metrics([["K"]], [], VOCABULARY)
+        sequencing_metrics([["K"]], [])
+
+
+def test_tokens_outside_the_model_vocabulary_have_their_masses():
+    # an unmodified C (samples without alkylation) is no model token but a residue
+    matches, peptide = match_peptides(list("PEPCK"), list("PEPCK"))
+    assert matches.all() and peptide
+    _, peptide = match_peptides(list("PEPCK"), ["P", "E", "P", "C[Carbamidomethyl]", "K"])
+    assert not peptide

@@ -1,23 +1,42 @@
-rule labels:
+
+
+
+rule calibrate:
     input:
-        unpack(label_sources),
+        model=calibration_model,
+        synthetic="results/synthetic/{instrument}",
+        instrument=instrument_file,
+        noise=training_noise_model,
+        labels=calibration_labels,
     output:
-        table="results/labels/{sample}.parquet",
-        skipped="results/labels/{sample}.skipped.tsv",
+        model="results/models/{instrument}/model.pt",
+        report="results/models/{instrument}/calibration.json",
     log:
-        "logs/labels/{sample}.log",
+        "logs/calibrate/{instrument}.log",
+    benchmark:
+        "logs/benchmarks/calibrate/{instrument}.tsv"
     conda:
         "../../envs/trm.yaml"
-    threads: 1
+    threads: config["threads"]["denovo"]
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=4000,
+        runtime=60,
     params:
-        identifications=identifications_option,
+        max_spectra=config["calibrate"]["max_spectra"],
+        beam_size=config["denovo"]["beam_size"],
+        halt_threshold=config["denovo"]["halt_threshold"] or "none",
+        refinement_steps=(
+            f"--refinement-steps {config['denovo']['refinement_steps']}"
+            if config["denovo"].get("refinement_steps")
+            else ""
+        ),
+        spectra=calibration_spectra_option,
     shell:
-        "python -m trm labelled-spectra {input.spectra:q} {output.table:q}"
-        " {params.identifications} --skipped {output.skipped:q} --run {wildcards.sample}"
-        " 2> {log:q}"
+        "python -m trm calibrate --model {input.model:q} {params.spectra}"
+        " --instrument {input.instrument:q} --out {output.model:q}"
+        " --report {output.report:q} --max-spectra {params.max_spectra}"
+        " --beam-size {params.beam_size} --halt-threshold {params.halt_threshold}"
+        " {params.refinement_steps} --threads {threads} 2> {log:q}"
 
 
 rule denovo:

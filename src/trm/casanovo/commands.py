@@ -1,14 +1,12 @@
-"""Subcommands ``casanovo-sequence``, ``casanovo-train``, ``compare`` and ``compare-samples``.
+"""Subcommands ``casanovo-sequence`` and ``casanovo-train``.
 
 Each takes explicit paths, so a Snakemake rule is one call and every step also runs by
-hand. File reading and writing happen here; the work is in :mod:`trm.casanovo.pipeline`
-and :mod:`trm.compare`.
+hand. File reading and writing happen here; the work is in :mod:`trm.casanovo.pipeline`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any
 import polars as pl
 import yaml
 
+from trm.atomic import atomic_output, atomic_outputs, write_json, write_tsv
 from trm.casanovo.config import Architecture, instrument_overrides
 from trm.casanovo.runner import DEFAULT_EXECUTABLE
 from trm.errors import InputError
@@ -128,59 +127,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_casanovo_options(train)
     train.set_defaults(func=run_train)
 
-    compare = subparsers.add_parser(
-        "compare",
-        help="compare the recursive model with Casanovo on one sample",
-        description="Write comparison.tsv (one row per spectrum), a summary JSON and a "
-        "precision-coverage plot.",
-    )
-    compare.add_argument("--trm-denovo", type=Path, required=True, help="denovo.tsv")
-    compare.add_argument("--trm-unsequenced", type=Path, help="unsequenced.tsv")
-    compare.add_argument(
-        "--casanovo", type=Path, required=True, help="casanovo.tsv (casanovo-sequence --results)"
-    )
-    compare.add_argument(
-        "--spectra",
-        type=Path,
-        help="spectrum table (.parquet): labels (column peptide) and the full set of spectra",
-    )
-    compare.add_argument(
-        "--instrument",
-        type=Path,
-        help="instrument YAML: Casanovo answers that do not fit their precursor within its "
-        "tolerance (and isotope errors) count apart, as Casanovo's own filter would drop them",
-    )
-    compare.add_argument(
-        "--finetune-split",
-        type=Path,
-        help="trm finetune's split table: the spectra it trained or selected on count as "
-        "unlabelled, for both tools",
-    )
-    compare.add_argument(
-        "--trm-timing",
-        type=Path,
-        help="TRM timing: JSON (spectra_per_second, or seconds + n_spectra) or a Snakemake "
-        "benchmark TSV",
-    )
-    compare.add_argument("--casanovo-timing", type=Path, help="casanovo-sequence --summary JSON")
-    compare.add_argument("--table", type=Path, required=True, help="output: comparison.tsv")
-    compare.add_argument("--summary-out", type=Path, required=True, help="output: comparison.json")
-    compare.add_argument("--plot", type=Path, required=True, help="output: precision-coverage PNG")
-    compare.set_defaults(func=run_compare)
-
-    samples = subparsers.add_parser(
-        "compare-samples",
-        help="one table of every sample's comparison summary",
-    )
-    samples.add_argument(
-        "--summaries", type=Path, nargs="+", required=True, help="comparison.json files"
-    )
-    samples.add_argument(
-        "--names", nargs="+", help="sample names, in order (default: each file's folder name)"
-    )
-    samples.add_argument("--out", type=Path, required=True, help="output TSV")
-    samples.set_defaults(func=run_compare_samples)
-
 
 def _instrument(path: Path | None) -> dict[str, Any]:
     if path is None:
@@ -206,19 +152,8 @@ def _read_spectra(path: Path, run: str | None) -> pl.DataFrame:
     raise InputError(f"{path}: expected a .parquet spectrum table or an mzML/mzXML/MGF file")
 
 
-def _write_json(data: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-
-
-def _write_tsv(table: pl.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table.write_csv(path, separator="\t", null_value="")
-
-
 def run_sequence(args: argparse.Namespace) -> None:
     """``trm casanovo-sequence``."""
-    from trm.atomic import atomic_outputs
     from trm.casanovo.pipeline import sequence_spectra
     from trm.io.spectra import apply_missing_charge_policy
 
@@ -248,8 +183,8 @@ def run_sequence(args: argparse.Namespace) -> None:
                 shutil.copyfile(outcome.mztab, mztab)
             else:
                 mztab.write_text("", encoding="utf-8")
-            _write_tsv(outcome.results, results)
-            _write_json(outcome.summary, summary)
+            write_tsv(outcome.results, results)
+            write_json(outcome.summary, summary)
     finally:
         if not args.keep_work_dir:
             shutil.rmtree(work_dir, ignore_errors=True)
@@ -283,84 +218,5 @@ def run_train(args: argparse.Namespace) -> None:
         executable=args.executable,
         threads=args.threads,
     )
-    _write_json(outcome.summary, args.summary)
-
-
-def run_compare(args: argparse.Namespace) -> None:
-    """``trm compare``."""
-    from trm import compare
-
-    denovo = pl.read_csv(args.trm_denovo, separator="\t", infer_schema_length=0)
-    denovo = denovo.with_columns(pl.col("score").cast(pl.Float64()))
-    unsequenced = (
-        pl.read_csv(args.trm_unsequenced, separator="\t", infer_schema_length=0)
-        if args.trm_unsequenced is not None
-        else None
-    )
-    trm = compare.trm_results_table(denovo, unsequenced)
-    casanovo = pl.read_csv(args.casanovo, separator="\t", schema_overrides={"score": pl.Float64})
-    if args.instrument is not None:
-        instrument = _instrument(args.instrument)
-        casanovo = compare.mark_precursor_mismatches(
-            casanovo, instrument["precursor_tolerance_ppm"], instrument["isotope_errors"]
-        )
-    labels = (
-        pl.read_parquet(args.spectra, columns=["run", "spectrum_id", "peptide"])
-        if args.spectra is not None
-        else None
-    )
-    held_out = None
-    if labels is not None and args.finetune_split is not None:
-        from trm.io.labels import spectra_used_for_finetuning
-
-        used = set()
-        for run in labels.get_column("run").unique().drop_nulls().to_list():
-            used |= {(run, s) for s in spectra_used_for_finetuning(args.finetune_split, run)}
-        seen = pl.Series(
-            [(r, s) in used for r, s in zip(labels["run"], labels["spectrum_id"], strict=True)]
-        )
-        n_labelled = int(labels["peptide"].is_not_null().sum())
-        # Spectra the fine-tuned model learned from count as unlabelled for both tools.
-        labels = labels.with_columns(
-            pl.when(seen).then(None).otherwise(pl.col("peptide")).alias("peptide")
-        )
-        held_out = {
-            "split_table": args.finetune_split.name,
-            "labelled": n_labelled,
-            "used_for_finetuning": n_labelled - int(labels["peptide"].is_not_null().sum()),
-        }
-    table = compare.comparison_table(trm, casanovo, labels)
-    speeds = {
-        "trm": compare.read_speed(args.trm_timing, int((trm["status"] == "sequenced").sum()))
-        if args.trm_timing
-        else None,
-        "casanovo": compare.read_speed(args.casanovo_timing) if args.casanovo_timing else None,
-    }
-    summary, curves = compare.summarize(table, speeds)
-    if held_out is not None:
-        summary["held_out"] = held_out
-    _write_tsv(table, args.table)
-    _write_json(summary, args.summary_out)
-    figure = compare.precision_coverage_figure(curves, summary)
-    args.plot.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(args.plot, dpi=150)
-    log.info(
-        "compared %d spectra: agreement %s on %d sequenced by both",
-        summary["n_spectra"],
-        summary["agreement_rate"],
-        summary["n_both_sequenced"],
-    )
-
-
-def run_compare_samples(args: argparse.Namespace) -> None:
-    """``trm compare-samples``."""
-    from trm.compare import summary_row
-
-    names = args.names or [path.parent.name for path in args.summaries]
-    if len(names) != len(args.summaries):
-        raise InputError("give one name per summary file")
-    rows = [
-        summary_row(name, json.loads(path.read_text(encoding="utf-8")))
-        for name, path in zip(names, args.summaries, strict=True)
-    ]
-    _write_tsv(pl.DataFrame(rows), args.out)
+    with atomic_output(args.summary) as summary:
+        write_json(outcome.summary, summary)

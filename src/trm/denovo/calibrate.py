@@ -6,7 +6,7 @@ matching of ``trm denovo`` (:class:`trm.denovo.inference.Sequencer`). A peptide 
 when it matches the label by the field's mass-based rule (:func:`trm.metrics.match_residues`:
 every residue matches, same length, I = L).
 
-1. The rescorer (:class:`trm.rescore.Rescorer`) is fitted on every candidate of every
+1. The rescorer (:class:`trm.denovo.rescore.Rescorer`) is fitted on every candidate of every
    spectrum: which of the search's candidates is the right peptide, from the model's
    score and the spectrum match.
 2. Each raw score of :data:`~trm.denovo.settings.RAW_SCORE_KINDS` is measured on the
@@ -17,7 +17,7 @@ every residue matches, same length, I = L).
    cross-validated by spectrum too. ``auto`` keeps ``peptide`` unless another kind's
    precision-coverage AUC is higher by :data:`AUTO_MARGIN`.
 3. An isotonic map from the chosen raw score to the fraction of right answers
-   (:class:`trm.calibration.IsotonicCalibration`) is fitted and stored with the model,
+   (:class:`trm.denovo.calibration.IsotonicCalibration`) is fitted and stored with the model,
    with the rescorer and the inference settings.
 """
 
@@ -29,13 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from trm.calibration import IsotonicCalibration
 from trm.chem import Vocabulary
-from trm.decode import DecodedPeptide
+from trm.denovo.calibration import IsotonicCalibration
+from trm.denovo.decode import DecodedPeptide
 from trm.denovo.inference import Predictions, Sequencer, raw_scores, steps_histogram
+from trm.denovo.rescore import Rescorer
 from trm.denovo.settings import RAW_SCORE_KINDS
-from trm.metrics import match_residues, precision_coverage
-from trm.rescore import Rescorer
+from trm.metrics import match_peptides, precision_coverage
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,8 @@ def peptides_correct(
         if peptide is None:
             continue
         true_ids = truth[row][truth[row] != vocabulary.pad_id]
-        _, correct[row] = match_residues(
-            vocabulary.masses[peptide.token_ids].tolist(), vocabulary.masses[true_ids].tolist()
+        _, correct[row] = match_peptides(
+            vocabulary.decode(peptide.token_ids), vocabulary.decode(true_ids)
         )
     return correct
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from trm.decode import DecodingSettings
+from trm.denovo.decode import DecodingSettings
 from trm.denovo.settings import (
     RAW_SCORE_KINDS,
     InferenceSettings,
@@ -332,10 +332,9 @@ _LABEL_COLUMNS = ("precursor_mz", "charge", "mz", "intensity", "peptide")
 
 def run_calibrate(args: argparse.Namespace) -> None:
     """``trm calibrate``."""
-    from trm.atomic import atomic_outputs
+    from trm.atomic import atomic_outputs, write_json
     from trm.denovo.calibrate import calibrate_dataset
     from trm.denovo.inference import Sequencer, parallel_plan
-    from trm.denovo.output import write_json
     from trm.train.checkpoint import load_model, read_checkpoint, save_checkpoint
 
     torch.manual_seed(args.seed)
@@ -401,7 +400,7 @@ def _inference_settings(
     args: argparse.Namespace, checkpoint: dict[str, Any], instrument: InstrumentSettings
 ) -> tuple[InferenceSettings, Any]:
     """The settings to sequence with, and the calibration (None with --uncalibrated)."""
-    from trm.calibration import IsotonicCalibration
+    from trm.denovo.calibration import IsotonicCalibration
 
     stored = checkpoint.get(INFERENCE_KEY)
     calibration = None
@@ -447,14 +446,13 @@ def _inference_settings(
 
 def run_denovo(args: argparse.Namespace) -> None:
     """``trm denovo``."""
-    from trm.atomic import atomic_outputs
+    from trm.atomic import atomic_outputs, write_json
     from trm.denovo.evaluation import labelled_metrics, read_labels, save_precision_coverage_plot
     from trm.denovo.inference import Sequencer, parallel_plan, steps_histogram
-    from trm.denovo.output import write_json
+    from trm.denovo.rescore import Rescorer
     from trm.denovo.run import sequence_file
     from trm.io.results import write_denovo_tsv, write_mztab, write_unsequenced
     from trm.model import count_parameters, inference_flops
-    from trm.rescore import Rescorer
     from trm.train.checkpoint import load_model, read_checkpoint
 
     started = time.perf_counter()
@@ -505,7 +503,7 @@ def run_denovo(args: argparse.Namespace) -> None:
         write_unsequenced(outcome.unsequenced_table(), paths[str(args.unsequenced)])
         if labels is not None:
             metrics, coverage, precision = labelled_metrics(
-                outcome.sequenced, outcome.unsequenced, labels, vocabulary
+                outcome.sequenced, outcome.unsequenced, labels
             )
             metrics = {
                 "run": run,

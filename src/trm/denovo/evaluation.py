@@ -17,10 +17,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from trm.chem import UnsupportedPeptideError, Vocabulary, parse_peptidoform, peptide_mass
-from trm.compare import precision_coverage_figure
+from trm.chem import UnsupportedPeptideError, parse_peptidoform
 from trm.errors import InputError
-from trm.metrics import match_residues, precision_coverage, sequencing_metrics
+from trm.metrics import (
+    match_peptides,
+    precision_coverage,
+    precision_coverage_figure,
+    sequencing_metrics,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +88,6 @@ def labelled_metrics(
     sequenced: pl.DataFrame,
     unsequenced: pl.DataFrame,
     labels: pl.DataFrame,
-    vocabulary: Vocabulary,
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """Amino-acid and peptide metrics and the precision-coverage curve.
 
@@ -96,7 +99,6 @@ def labelled_metrics(
         ``spectrum_id``.
     labels : polars.DataFrame
         From :func:`read_labels`.
-    vocabulary : Vocabulary
 
     Returns
     -------
@@ -108,7 +110,6 @@ def labelled_metrics(
         The full curve.
     """
     label_of = dict(zip(labels["spectrum_id"].to_list(), labels["label"].to_list(), strict=True))
-    masses = dict(zip(vocabulary.tokens, vocabulary.masses.tolist(), strict=True))
     n_unusable = 0
     truth_cache: dict[str, list[str] | None] = {}
 
@@ -116,10 +117,7 @@ def labelled_metrics(
         if label not in truth_cache:
             try:
                 tokens, _ = parse_peptidoform(label)
-                for token in tokens:
-                    # A label may hold a token the model cannot predict (unmodified C).
-                    masses.setdefault(token, peptide_mass([token]) - peptide_mass([]))
-            except (UnsupportedPeptideError, KeyError):
+            except UnsupportedPeptideError:
                 tokens = None
             truth_cache[label] = tokens
         return truth_cache[label]
@@ -140,7 +138,7 @@ def labelled_metrics(
             continue
         predicted.append(tokens)
         truth.append(true)
-        _, match = match_residues([masses[t] for t in tokens], [masses[t] for t in true])
+        _, match = match_peptides(tokens, true)
         correct.append(match)
         scores.append(raw)
     n_sequenced = len(predicted)
@@ -154,7 +152,7 @@ def labelled_metrics(
             continue
         predicted.append([])
         truth.append(true)
-    metrics = sequencing_metrics(predicted, truth, token_masses=masses)
+    metrics = sequencing_metrics(predicted, truth)
     coverage, precision, auc = precision_coverage(correct, scores, len(truth))
     result = {
         "n_labelled": len(truth),

@@ -4,8 +4,8 @@ Peaks are cut to the ``n_peaks`` most intense exactly as in training
 (:func:`trm.train.data.top_peaks`), the model refines its answer with optional early exit
 through the halting head (:meth:`trm.model.PeptideTRM.refine`) and its fragment-evidence
 lookup at the instrument's fragment tolerance, the exact precursor-mass search
-(:func:`trm.decode.search`) finds the best few peptides that fit the precursor, and
-spectrum-match rescoring (:mod:`trm.rescore`) picks among them when the model file has a
+(:func:`trm.denovo.decode.search`) finds the best few peptides that fit the precursor, and
+spectrum-match rescoring (:mod:`trm.denovo.rescore`) picks among them when the model file has a
 fitted rescorer. Greedy decoding (beam size 0) skips the search.
 
 Raw scores (:func:`raw_scores`), before calibration:
@@ -20,7 +20,7 @@ Raw scores (:func:`raw_scores`), before calibration:
     Their geometric mean.
 ``rescored``
     The rescorer's probability that the answer is right, from the model's score and the
-    spectrum match (:data:`trm.rescore.FEATURES`).
+    spectrum match (:data:`trm.denovo.rescore.FEATURES`).
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ import polars as pl
 import torch
 
 from trm.chem import Vocabulary
-from trm.decode import REASON_EMPTY, DecodedPeptide, greedy_decode, search
+from trm.denovo.decode import REASON_EMPTY, DecodedPeptide, greedy_decode, search
+from trm.denovo.rescore import FEATURES, Rescorer, match_features
 from trm.denovo.settings import RAW_SCORE_KINDS, InferenceSettings
 from trm.model import PeptideTRM
-from trm.rescore import FEATURES, Rescorer, match_features
 from trm.train.data import list_column_arrays, top_peaks
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class Predictions:
     candidates : list of list of DecodedPeptide
         The fitting peptides the search kept, best model score first.
     features : numpy.ndarray of shape (n, n_candidates, len(FEATURES))
-        Spectrum-match features of the candidates (:func:`trm.rescore.match_features`).
+        Spectrum-match features of the candidates (:func:`trm.denovo.rescore.match_features`).
     present : numpy.ndarray of shape (n, n_candidates), bool
     rescored : numpy.ndarray of shape (n,)
         The rescorer's probability of the answer; NaN without rescorer or answer.

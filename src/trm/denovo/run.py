@@ -13,7 +13,7 @@ each in input order.
 Scores: ``raw_score`` is the model's own confidence (see :mod:`trm.denovo.inference`),
 ``score`` its calibrated probability of being fully correct, and ``q_value`` the expected
 share of wrong peptides among those scoring at least as high in this sample
-(:func:`trm.calibration.q_values_from_probabilities`).
+(:func:`trm.denovo.calibration.q_values_from_probabilities`).
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from trm.calibration import IsotonicCalibration, q_values_from_probabilities
 from trm.chem import WATER_MASS, Vocabulary, mass_to_mz, mz_to_mass, tokens_to_proforma
+from trm.denovo.calibration import IsotonicCalibration, q_values_from_probabilities
 from trm.denovo.inference import Sequencer, raw_scores, spectrum_arrays
 from trm.denovo.settings import InstrumentSettings
 from trm.instrument import ELECTRON_ACTIVATIONS

@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from trm.decode import DecodingSettings
+from trm.denovo.decode import DecodingSettings
 from trm.errors import InputError
 from trm.instrument import (  # noqa: F401 - part of this module's interface
     MISSING_CHARGE_POLICIES,

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from trm.chem import PROTON_MASS, WATER_MASS
+from trm.chem import WATER_MASS
+from trm.fragments import complement, ion_mz
 from trm.model.layers import relative_intensity
 
 #: Fragment m/z predicted per (position, candidate): b, y (N-anchored), y, b (C-anchored),
@@ -133,8 +134,10 @@ def candidate_fragments(
     precursor = precursor_mass.float()[:, None, None]
     b_n = prefix[..., None] + mass  # residues through i, N-anchored
     y_c = suffix[..., None] + mass + WATER_MASS  # residues from i, C-anchored
-    neutral = torch.stack([b_n, precursor - b_n, y_c, precursor - y_c], dim=-1)
-    return torch.cat([neutral + PROTON_MASS, (neutral + 2 * PROTON_MASS) / 2], dim=-1)
+    neutral = torch.stack(
+        [b_n, complement(b_n, precursor), y_c, complement(y_c, precursor)], dim=-1
+    )
+    return torch.cat([ion_mz(neutral, 1), ion_mz(neutral, 2)], dim=-1)
 
 
 class FragmentEvidence(nn.Module):

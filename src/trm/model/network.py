@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from trm.chem import PROTON_MASS, fragment_mz_torch
+from trm.fragments import cleavage_masses, ion_mz, singly_charged_complement
 from trm.model.config import ModelConfig
 from trm.model.evidence import FragmentEvidence, PeakIndex
 from trm.model.layers import (
@@ -388,8 +388,8 @@ class RecursiveCore(nn.Module):
             ``b_ions[:, i]``: m/z of the prefix through position ``i``; ``y_ions[:, i]``:
             m/z of the rest of the precursor.
         """
-        b_ions, _ = fragment_mz_torch(residue_masses, charge=1)
-        return b_ions, precursor_mass.float()[:, None] - b_ions + 2 * PROTON_MASS
+        b_ions = ion_mz(cleavage_masses(residue_masses)[0], 1)
+        return b_ions, singly_charged_complement(b_ions, precursor_mass.float()[:, None])
 
     def latent_step(
         self, z: torch.Tensor, answer: torch.Tensor, memory: EncodedSpectrum

@@ -31,14 +31,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trm.chem import (
-    C13_SPACING,
-    CO_MASS,
-    NH3_MASS,
-    PROTON_MASS,
-    WATER_MASS,
-    peptide_mass,
-    token_mass,
+from trm import fragments as fragments_module
+from trm.chem import C13_SPACING, peptide_mass, token_mass
+from trm.fragments import (
+    A_ION_LOSS,
+    NEUTRAL_LOSSES,
+    SERIES_B,
+    Fragments,
+    fragment_charges,
+    ion_mz,
+    nearest_peaks,
+    theoretical_fragments,
 )
 
 #: Peak categories, in order of precedence.
@@ -53,95 +56,13 @@ CATEGORIES: tuple[str, ...] = (
 )
 CATEGORY_INDEX: dict[str, int] = {name: i for i, name in enumerate(CATEGORIES)}
 
-#: Ion series codes of :class:`Fragments` (0 is kept for "no fragment").
-SERIES_B, SERIES_Y = 1, 2
-
-
-def fragment_charges(precursor_charge: int) -> tuple[int, ...]:
-    """Fragment charges considered for a precursor charge: 1..min(z - 1, 2), at least 1."""
-    return tuple(range(1, max(1, min(int(precursor_charge) - 1, 2)) + 1))
-
-
-@dataclass
-class Fragments:
-    """Theoretical b and y ions of a peptide.
-
-    Attributes
-    ----------
-    mz : numpy.ndarray of shape (n,)
-    series : numpy.ndarray of shape (n,), int8
-        :data:`SERIES_B` or :data:`SERIES_Y`.
-    number : numpy.ndarray of shape (n,), int16
-        Residues in the fragment (b3 -> 3).
-    charge : numpy.ndarray of shape (n,), int8
-    """
-
-    mz: np.ndarray
-    series: np.ndarray
-    number: np.ndarray
-    charge: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.mz)
-
-
-def theoretical_fragments(tokens: Sequence[str], charges: Sequence[int]) -> Fragments:
-    """b and y ions of a tokenised peptide at the given fragment charges.
-
-    An N-terminal modification token adds its mass to every b ion.
-    """
-    masses = np.array([token_mass(t) for t in tokens], dtype=np.float64)
-    nterm = np.array([t.endswith("-") for t in tokens], dtype=bool)
-    residues = masses[~nterm]
-    prefix = np.cumsum(residues)[:-1] + masses[nterm].sum()
-    suffix = np.cumsum(residues[::-1])[:-1] + WATER_MASS
-    numbers = np.arange(1, len(residues), dtype=np.int16)
-    parts = []
-    for z in charges:
-        parts.append(((prefix + z * PROTON_MASS) / z, SERIES_B, numbers, z))
-        parts.append(((suffix + z * PROTON_MASS) / z, SERIES_Y, numbers, z))
-    return Fragments(
-        mz=np.concatenate([p[0] for p in parts]),
-        series=np.concatenate([np.full(len(p[0]), p[1], dtype=np.int8) for p in parts]),
-        number=np.concatenate([p[2] for p in parts]),
-        charge=np.concatenate([np.full(len(p[0]), p[3], dtype=np.int8) for p in parts]),
-    )
-
 
 def immonium_mz(token: str) -> float | None:
     """m/z of a residue token's immonium ion (residue - CO + H+); None for an N-terminal
     modification token."""
     if token.endswith("-"):
         return None
-    return token_mass(token) - CO_MASS + PROTON_MASS
-
-
-def nearest_peaks(
-    peaks_mz: np.ndarray, query: np.ndarray, tolerance: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Index of the nearest peak of each query m/z and whether it lies within tolerance.
-
-    Parameters
-    ----------
-    peaks_mz : numpy.ndarray of shape (n_peaks,), ascending
-    query : numpy.ndarray of shape (n_queries,)
-    tolerance : float
-        Largest accepted |peak - query| (Da).
-
-    Returns
-    -------
-    index : numpy.ndarray of shape (n_queries,), int64 (0 when there is no peak)
-    found : numpy.ndarray of shape (n_queries,), bool
-    """
-    if len(peaks_mz) == 0 or len(query) == 0:
-        return np.zeros(len(query), dtype=np.int64), np.zeros(len(query), dtype=bool)
-    right = np.clip(np.searchsorted(peaks_mz, query), 1, len(peaks_mz) - 1)
-    left = right - 1
-    if len(peaks_mz) == 1:
-        left = right = np.zeros_like(right)
-    use_left = np.abs(peaks_mz[left] - query) <= np.abs(peaks_mz[right] - query)
-    index = np.where(use_left, left, right)
-    return index, np.abs(peaks_mz[index] - query) <= tolerance
+    return fragments_module.immonium_mz(token_mass(token))
 
 
 @dataclass
@@ -245,10 +166,12 @@ def annotate_spectrum(
     isotope_peak = _claim(mz, free, fragments.mz + C13_SPACING / charge, tolerance, matched)
     category[isotope_peak[isotope_peak >= 0]] = CATEGORY_INDEX["isotope"]
     is_b = fragments.series == SERIES_B
-    a_peak = _claim(mz, free, fragments.mz - CO_MASS / charge, tolerance, is_b)
+    a_peak = _claim(mz, free, fragments.mz - A_ION_LOSS / charge, tolerance, is_b)
     category[a_peak[a_peak >= 0]] = CATEGORY_INDEX["a"]
-    loss_h2o_peak = _claim(mz, free, fragments.mz - WATER_MASS / charge, tolerance, matched)
-    loss_nh3_peak = _claim(mz, free, fragments.mz - NH3_MASS / charge, tolerance, matched)
+    loss_h2o_peak, loss_nh3_peak = (
+        _claim(mz, free, fragments.mz - loss / charge, tolerance, matched)
+        for loss in NEUTRAL_LOSSES
+    )
     for peaks in (loss_h2o_peak, loss_nh3_peak):
         category[peaks[peaks >= 0]] = CATEGORY_INDEX["loss"]
 
@@ -256,11 +179,11 @@ def annotate_spectrum(
     precursor_kind = np.full(n_peaks, -1, dtype=np.int8)
     kinds, queries = [], []
     for c in range(int(precursor_charge), 0, -1):
-        for loss, delta in enumerate((0.0, WATER_MASS, NH3_MASS)):
+        for loss, delta in enumerate((0.0, *NEUTRAL_LOSSES)):
             kind = 3 * (int(precursor_charge) - c) + loss
             for isotope in range(3):
                 kinds.append(kind)
-                queries.append((neutral - delta + isotope * C13_SPACING + c * PROTON_MASS) / c)
+                queries.append(ion_mz(neutral - delta + isotope * C13_SPACING, c))
     peaks = _claim(mz, free, np.array(queries), tolerance)
     for kind, peak in zip(kinds, peaks, strict=True):
         if peak >= 0:

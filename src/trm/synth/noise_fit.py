@@ -36,21 +36,14 @@ import polars as pl
 
 from trm.chem import (
     C13_SPACING,
-    PROTON_MASS,
     UnsupportedPeptideError,
+    mass_fits_precursor,
     mz_to_mass,
     parse_peptidoform,
     peptide_mass,
 )
-from trm.decode import mass_fits_precursor
-from trm.synth.annotate import (
-    CATEGORIES,
-    CATEGORY_INDEX,
-    SERIES_B,
-    SERIES_Y,
-    annotate_spectrum,
-    immonium_mz,
-)
+from trm.fragments import SERIES_B, SERIES_Y, ion_mz, ion_neutral_mass
+from trm.synth.annotate import CATEGORIES, CATEGORY_INDEX, annotate_spectrum, immonium_mz
 from trm.train.noise import (
     A_ION_NUMBER_EDGES,
     DOUBLE_CHARGE_MASS_EDGES,
@@ -373,7 +366,7 @@ def _accumulate(
     # doubly charged fragments (precursor charge >= 3), against the fragment's mass
     double = fragments.charge == 2
     if double.any():
-        neutral = fragments.mz[double] * 2 - 2 * PROTON_MASS
+        neutral = ion_neutral_mass(fragments.mz[double], 2)
         mass_bucket = bucket(neutral, DOUBLE_CHARGE_MASS_EDGES)
         np.add.at(acc.double_n, mass_bucket, 1.0)
         np.add.at(acc.double_k, mass_bucket, matched[double])
@@ -455,7 +448,7 @@ def _accumulate(
 
     # (d) unexplained peaks
     unexplained = annotation.category == CATEGORY_INDEX["unexplained"]
-    precursor_mh = peptide_mass(tokens) + PROTON_MASS
+    precursor_mh = ion_mz(peptide_mass(tokens), 1)
     acc.unexplained_counts.append((float(row["precursor_mz"]), charge, int(unexplained.sum())))
     acc.unexplained_mz.append(mz[unexplained] / precursor_mh)
     acc.unexplained_intensity.append(np.log10(intensity[unexplained] / reference))

@@ -1,12 +1,12 @@
-"""Synthetic spectra: MS2PIP intensities on trm.chem fragment m/z, as spectrum tables.
+"""Synthetic spectra: MS2PIP intensities on trm.fragments m/z, as spectrum tables.
 
 Each batch of peptidoforms goes through ms2pip's features and XGBoost model once
 (:class:`trm.synth.ms2pip_models.Ms2pipPredictor`, intensities identical to
-``ms2pip.predict_batch``); the m/z of every fragment comes from :mod:`trm.chem`'s mass
-table (not from ms2pip's), so synthetic peaks sit exactly where the model's mass
-arithmetic expects them. The result is the internal
-spectrum table (:data:`trm.io.table.SPECTRUM_SCHEMA`) plus ground-truth annotation
-columns, one annotation per peak:
+``ms2pip.predict_batch``); the m/z of every fragment comes from :mod:`trm.fragments` on
+:mod:`trm.chem`'s mass table (not from ms2pip's), so synthetic peaks sit exactly where
+the model's mass arithmetic expects them. The result is the internal spectrum table
+(:data:`trm.io.table.SPECTRUM_SCHEMA`) plus ground-truth annotation columns, one
+annotation per peak:
 
 ``ion_type`` (list of str)
     ``"b"`` or ``"y"``.
@@ -33,13 +33,13 @@ import pyarrow as pa
 
 from trm.chem import (
     KNOWN_MODIFICATIONS,
-    PROTON_MASS,
     STANDARD_RESIDUES,
-    WATER_MASS,
     mass_to_mz,
     peptide_mass,
+    token_mass,
     tokens_to_proforma,
 )
+from trm.fragments import fragment_ladders, ion_mz, max_fragment_charge
 from trm.io.table import SPECTRUM_SCHEMA
 from trm.synth.ms2pip_models import Ms2pipPredictor
 
@@ -67,8 +67,8 @@ _ION_TYPES: dict[str, tuple[str, int]] = {
     "y2": ("y", 2),
 }
 
-# one mass table for the whole project: every token's mass straight from trm.chem
-# (residues, modified residues and N-terminal modifications of KNOWN_MODIFICATIONS)
+#: Every token the vocabulary can hold: residues, modified residues and N-terminal
+#: modifications of :data:`trm.chem.KNOWN_MODIFICATIONS`.
 _ALL_TOKENS = (
     *STANDARD_RESIDUES,
     *(
@@ -77,16 +77,15 @@ _ALL_TOKENS = (
         for site in m.targets
     ),
 )
-_TOKEN_MASS: dict[str, float] = {t: peptide_mass([t]) - WATER_MASS for t in _ALL_TOKENS}
 
 
 def _mass_shift(token: str) -> str:
-    mass = _TOKEN_MASS[token] - (0.0 if token.endswith("-") else _TOKEN_MASS[token[0]])
+    mass = token_mass(token) - (0.0 if token.endswith("-") else token_mass(token[0]))
     shift = f"[{mass:+.4f}]"
     return f"{shift}-" if token.endswith("-") else f"{token[0]}{shift}"
 
 
-_MASS_SHIFT_TOKEN: dict[str, str] = {t: _mass_shift(t) for t in _TOKEN_MASS if "[" in t}
+_MASS_SHIFT_TOKEN: dict[str, str] = {t: _mass_shift(t) for t in _ALL_TOKENS if "[" in t}
 
 
 @dataclass(frozen=True)
@@ -108,31 +107,9 @@ class Peptidoform:
         return tokens_to_proforma(self.tokens)
 
 
-def fragment_ladders(tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Neutral b and y fragment masses of a tokenised peptide.
-
-    Parameters
-    ----------
-    tokens : sequence of str
-        Vocabulary tokens; an N-terminal token (``[Acetyl]-``) adds to every b ion.
-
-    Returns
-    -------
-    b, y : numpy.ndarray of shape (n_residues - 1,)
-        ``b[i]`` is the neutral mass of b(i+1) (without the proton), ``y[i]`` of y(i+1).
-    """
-    masses = np.array([_TOKEN_MASS[t] for t in tokens], dtype=np.float64)
-    is_nterm = np.array([t.endswith("-") for t in tokens], dtype=bool)
-    residues = masses[~is_nterm]
-    b = np.cumsum(residues)[:-1] + masses[is_nterm].sum()
-    y = np.cumsum(residues[::-1])[:-1] + WATER_MASS
-    return b, y
-
-
 def precursor_mz(tokens: Sequence[str], charge: int) -> float:
     """Precursor m/z of [M+zH]z+, from the same mass table as the fragments."""
-    neutral = sum(_TOKEN_MASS[t] for t in tokens) + WATER_MASS
-    return float(mass_to_mz(neutral, charge))
+    return float(mass_to_mz(peptide_mass(tokens), charge))
 
 
 def ms2pip_proforma(peptidoform: Peptidoform) -> str:
@@ -194,12 +171,10 @@ def build_spectra(
         numbers = np.arange(1, len(b_mass) + 1, dtype=np.int16)
         for ion_type, log_intensity in prediction.items():
             series, fragment_charge = _ION_TYPES[ion_type]
-            # doubly charged fragments need a precursor that can carry two charges
-            # besides the one lost with the complementary fragment
-            if fragment_charge > 1 and peptidoform.charge < 3:
+            if fragment_charge > max_fragment_charge(peptidoform.charge):
                 continue
             neutral = b_mass if series == "b" else y_mass
-            mz_parts.append((neutral + fragment_charge * PROTON_MASS) / fragment_charge)
+            mz_parts.append(ion_mz(neutral, fragment_charge))
             log_parts.append(log_intensity)
             type_parts.append(np.full(len(neutral), series == "y", dtype=bool))
             number_parts.append(numbers)

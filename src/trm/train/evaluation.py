@@ -129,7 +129,7 @@ class SequencingAccumulator:
 
     def summary(self) -> dict[str, float]:
         """``aa_precision``, ``aa_recall``, ``peptide_recall``, ``peptide_precision``."""
-        metrics = sequencing_metrics(self.predicted, self.truth, self.vocabulary)
+        metrics = sequencing_metrics(self.predicted, self.truth)
         return {
             "aa_precision": metrics.aa_precision,
             "aa_recall": metrics.aa_recall,

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from trm.chem import WATER_MASS, fragment_mz_torch
+from trm.chem import WATER_MASS
+from trm.fragments import cleavage_masses, ion_mz
 from trm.model import StepOutput
 from trm.train.curriculum import supervision_weights
 from trm.train.data import SpectrumBatch
@@ -130,7 +131,7 @@ def spectrum_matching_loss(
     """
     probabilities = torch.softmax(logits.float(), dim=-1)
     residue_masses = probabilities @ token_masses
-    b_ions, y_ions = fragment_mz_torch(residue_masses, charge=1)
+    b_ions, y_ions = (ion_mz(neutral, 1) for neutral in cleavage_masses(residue_masses))
     # A cleavage after position i exists when position i + 1 holds a residue.
     continues = torch.cat(
         [1.0 - probabilities[:, 1:, 0], probabilities.new_zeros(probabilities.shape[0], 1)],

@@ -26,8 +26,15 @@ import numpy as np
 import torch
 import yaml
 
-from trm.chem import C13_SPACING, CO_MASS, NH3_MASS, PROTON_MASS, WATER_MASS, Vocabulary
+from trm.chem import C13_SPACING, PROTON_MASS, Vocabulary
 from trm.errors import InputError
+from trm.fragments import (
+    A_ION_LOSS,
+    NEUTRAL_LOSSES,
+    immonium_mz,
+    ion_mz,
+    ion_neutral_mass,
+)
 from trm.train.data import SpectrumBatch
 
 #: Lowest m/z of a noise peak: instruments rarely record fragments below it.
@@ -459,14 +466,14 @@ class FittedNoise:
             np.mean([v["probability"] for v in p.immonium.values()]) if p.immonium else 0.0
         )
         immonium_probability = np.zeros(len(vocabulary), dtype=np.float32)
-        immonium_mz = np.zeros(len(vocabulary), dtype=np.float32)
+        immonium = np.zeros(len(vocabulary), dtype=np.float32)
         for index, token in enumerate(vocabulary.tokens):
             if index == vocabulary.pad_id or vocabulary.is_nterm[index]:
                 continue
             immonium_probability[index] = p.immonium.get(token, {}).get("probability", pooled)
-            immonium_mz[index] = vocabulary.masses[index] - CO_MASS + PROTON_MASS
+            immonium[index] = immonium_mz(vocabulary.masses[index])
         self.immonium_probability = torch.from_numpy(immonium_probability)
-        self.immonium_mz = torch.from_numpy(immonium_mz)
+        self.immonium_mz = torch.from_numpy(immonium)
         self.is_residue = torch.from_numpy(
             ~vocabulary.is_nterm & (np.arange(len(vocabulary)) != vocabulary.pad_id)
         )
@@ -541,7 +548,7 @@ class FittedNoise:
             # (f) isotopes, by the fragment's rank after dropout and jitter
             observed_rank = _rank(torch.where(kept, intensity, -1.0))
             isotope_p = self.isotope_observed[bucket(observed_rank, INTENSITY_RANK_EDGES)]
-            fragment_mass = mz * charge_f - charge_f * PROTON_MASS
+            fragment_mass = ion_neutral_mass(mz, charge_f)
             ratio = torch.exp(
                 p.isotope_ratio["intercept"]
                 + p.isotope_ratio["per_kda"] * fragment_mass / 1000.0
@@ -556,12 +563,12 @@ class FittedNoise:
             is_b = single & (series == 1)
             a_p = self.a_observed[bucket(number, A_ION_NUMBER_EDGES)]
             add(
-                mz - CO_MASS,
+                mz - A_ION_LOSS,
                 reference * log10_normal(p.a_ion_intensity, n_spectra, n_peaks),
                 is_b & (uniform(n_spectra, n_peaks) < s * a_p),
             )
             # (e) neutral losses of surviving fragments
-            for loss, loss_mass in enumerate((WATER_MASS, NH3_MASS)):
+            for loss, loss_mass in enumerate(NEUTRAL_LOSSES):
                 loss_p = self.loss_observed[loss][(series - 1).clamp(0, 1)]
                 add(
                     mz - loss_mass / charge_f,
@@ -571,7 +578,7 @@ class FittedNoise:
             # (a) doubly charged copies of every predicted fragment, precursor charge >= 3
             double_p = self.double_observed[bucket(fragment_mass, DOUBLE_CHARGE_MASS_EDGES)]
             add(
-                (fragment_mass + 2 * PROTON_MASS) / 2,
+                ion_mz(fragment_mass, 2),
                 reference * log10_normal(p.double_charge_intensity, n_spectra, n_peaks),
                 single
                 & (batch.charge[:, None] >= 3)
@@ -581,7 +588,7 @@ class FittedNoise:
         # (e) precursor peaks
         kinds = torch.arange(N_PRECURSOR_KINDS)
         peak_charge = batch.charge[:, None] - kinds // 3  # (B, K)
-        loss_mass = torch.tensor([0.0, WATER_MASS, NH3_MASS])[kinds % 3]
+        loss_mass = torch.tensor([0.0, *NEUTRAL_LOSSES])[kinds % 3]
         precursor_mz = (
             batch.precursor_mass[:, None].float() - loss_mass + peak_charge * PROTON_MASS
         ) / peak_charge.clamp_min(1)

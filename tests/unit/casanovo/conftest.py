@@ -9,7 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from trm.chem import fragment_mz, mass_to_mz, parse_peptidoform, peptide_mass
+from trm.chem import mass_to_mz, parse_peptidoform, peptide_mass
+from trm.fragments import fragment_mz
 from trm.io.table import SPECTRUM_SCHEMA
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]

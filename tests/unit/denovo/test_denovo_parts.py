@@ -10,14 +10,15 @@ import pytest
 
 from tests.unit.train.theoretical_spectra import theoretical_table
 from trm.chem import mz_to_mass
-from trm.decode import REASON_NO_FITTING_LENGTH, REASON_NOT_FOUND, DecodingSettings
 from trm.denovo.calibrate import (
     choose_raw_score,
     expected_calibration_error,
     reliability_table,
     roc_auc,
 )
+from trm.denovo.decode import REASON_NO_FITTING_LENGTH, REASON_NOT_FOUND, DecodingSettings
 from trm.denovo.inference import Sequencer, spectrum_arrays
+from trm.denovo.rescore import FEATURES
 from trm.denovo.run import sequence_batch
 from trm.denovo.settings import (
     InferenceSettings,
@@ -27,7 +28,6 @@ from trm.denovo.settings import (
     parse_halt_threshold,
 )
 from trm.io.table import SPECTRUM_SCHEMA
-from trm.rescore import FEATURES
 from trm.train.checkpoint import load_model
 from trm.train.data import list_column_arrays
 

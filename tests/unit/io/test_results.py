@@ -134,7 +134,7 @@ def test_unsequenced_and_atomic_output(tmp_path):
 def test_an_empty_denovo_tsv_has_the_full_header(tmp_path, denovo_table):
     """A sample where nothing was sequenced still gets a file that trm evaluate and
     psm_utils read (it had 6 header columns, and evaluate rejected its own file)."""
-    from trm.evaluate import read_denovo_results
+    from trm.denovo.evaluate_commands import read_denovo_results
 
     write_denovo_tsv(denovo_table, tmp_path / "full.tsv")
     write_denovo_tsv(denovo_table.clear(), tmp_path / "empty.tsv")

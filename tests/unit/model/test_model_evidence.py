@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from trm.chem import fragment_mz, parse_peptidoform, peptide_mass
+from trm.chem import parse_peptidoform, peptide_mass
+from trm.fragments import fragment_mz
 from trm.model.evidence import (
     FEATURES_PER_ION,
     N_IONS,

@@ -186,7 +186,8 @@ def test_flops_count_matches_the_matrix_products(vocabulary):
 
 
 def test_fragment_feedback_places_the_answers_ions(tiny_model, vocabulary):
-    from trm.chem import fragment_mz, parse_peptidoform, peptide_mass
+    from trm.chem import parse_peptidoform, peptide_mass
+    from trm.fragments import fragment_mz
 
     tokens, _ = parse_peptidoform("[Acetyl]-PEPTM[Oxidation]IDEK")
     ids = torch.tensor(vocabulary.encode(tokens, tiny_model.config.max_length))

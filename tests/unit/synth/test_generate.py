@@ -9,7 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from trm.chem import fragment_mz, parse_peptidoform
+from trm.chem import parse_peptidoform
+from trm.fragments import fragment_mz
 from trm.io.table import SPECTRUM_SCHEMA
 from trm.synth.generate import MANIFEST_FILE, SyntheticSettings, write_synthetic_dataset
 from trm.synth.ms2pip_models import Ms2pipModelError

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from trm.chem import fragment_mz, mass_to_mz, parse_peptidoform, peptide_mass
+from trm.chem import mass_to_mz, parse_peptidoform, peptide_mass
+from trm.fragments import fragment_mz
 from trm.io.table import SPECTRUM_SCHEMA
 
 RESIDUES = list("GASPVTLIDNQEMHFYW")

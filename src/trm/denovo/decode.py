@@ -44,7 +44,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from trm.chem import C13_SPACING, WATER_MASS, Vocabulary
+from trm.chem import C13_SPACING, WATER_MASS, Vocabulary, precursor_mass_error_ppm
 
 #: Lagrange multipliers (log-probability per Da) of the completion bound; 0 is the plain
 #: mass-blind bound, the others tighten it for prefixes whose leftover mass is awkward.
@@ -174,35 +174,6 @@ class SearchResult:
     def best(self) -> list[DecodedPeptide | None]:
         """The best-scoring candidate of each spectrum (None without one)."""
         return [c[0] if c else None for c in self.candidates]
-
-
-def mass_fits_precursor(
-    peptide_mass: float | np.ndarray,
-    precursor_mass: float | np.ndarray,
-    tolerance_ppm: float,
-    isotope_errors: tuple[int, int],
-) -> np.ndarray:
-    """Whether a peptide mass fits a neutral precursor mass within ``tolerance_ppm`` after
-    one of the isotope errors (13C spacings) in the inclusive range; broadcasts."""
-    isotopes = np.arange(isotope_errors[0], isotope_errors[1] + 1)
-    corrected = np.asarray(precursor_mass, dtype=np.float64)[..., None] - isotopes * C13_SPACING
-    error = (np.asarray(peptide_mass, dtype=np.float64)[..., None] - corrected) / corrected
-    return (np.abs(error) * 1e6 <= tolerance_ppm).any(axis=-1)
-
-
-def _mass_error_ppm(
-    peptide_mass: np.ndarray, precursor_mass: np.ndarray, isotope_errors: tuple[int, int]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Smallest absolute ppm error over the isotope errors, and the isotope giving it;
-    ``peptide_mass`` and ``precursor_mass`` broadcast. The error is the field's
-    observed minus theoretical, over the observed (isotope-corrected) mass as in the
-    tolerance checks (:func:`mass_fits_precursor`), so an accepted peptide's error never
-    exceeds the tolerance."""
-    isotopes = np.arange(isotope_errors[0], isotope_errors[1] + 1)
-    corrected = np.asarray(precursor_mass)[..., None] - isotopes * C13_SPACING
-    errors = (corrected - np.asarray(peptide_mass)[..., None]) / corrected * 1e6
-    best = np.argmin(np.abs(errors), axis=-1)
-    return np.take_along_axis(errors, best[..., None], axis=-1)[..., 0], isotopes[best]
 
 
 class MassFeasibility:
@@ -647,7 +618,7 @@ def _search_once(
     certified = np.isfinite(cand_scores[:, 0]) & (cand_scores[:, 0] >= pruned)
     infeasible = ~root_fits | (~np.isfinite(cand_scores[:, 0]) & ~np.isfinite(pruned))
     peptide_mass = cand_mass + WATER_MASS
-    errors, isotopes = _mass_error_ppm(
+    errors, isotopes = precursor_mass_error_ppm(
         peptide_mass, precursor_mass[:, None], settings.isotope_errors
     )
     out: list[list[DecodedPeptide]] = []

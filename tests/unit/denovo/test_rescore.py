@@ -1,4 +1,4 @@
-"""trm.rescore: spectrum-match features of candidates and the logistic rescorer."""
+"""trm.denovo.rescore: spectrum-match features of candidates and the logistic rescorer."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from trm import chem
-from trm.decode import DecodedPeptide
-from trm.rescore import FEATURES, Rescorer, match_features
+from trm.denovo.decode import DecodedPeptide
+from trm.denovo.rescore import FEATURES, Rescorer, match_features
+from trm.fragments import fragment_mz
 
 VOCABULARY = chem.Vocabulary()
 
@@ -25,7 +26,7 @@ def _candidate(peptide: str, log_probability: float) -> DecodedPeptide:
 
 def _features(spectrum_of: str, candidates: list[str], tolerance: float = 0.02):
     tokens, _ = chem.parse_peptidoform(spectrum_of)
-    ions = chem.fragment_mz(tokens, charges=(1,))
+    ions = fragment_mz(tokens, charges=(1,))
     mz = np.sort(np.concatenate([ions["b1"], ions["y1"]]))[None, :]
     features, present = match_features(
         [[_candidate(p, -float(i)) for i, p in enumerate(candidates)]],
@@ -59,7 +60,7 @@ def test_the_true_peptide_explains_its_spectrum():
 def test_the_fragment_tolerance_decides_what_matches():
     # Ions of PEPTIDEK shifted by 0.1 Da match at 0.5 Da (ion trap), not at 0.02.
     tokens, _ = chem.parse_peptidoform("PEPTIDEK")
-    ions = chem.fragment_mz(tokens, charges=(1,))
+    ions = fragment_mz(tokens, charges=(1,))
     mz = (np.sort(np.concatenate([ions["b1"], ions["y1"]])) + 0.1)[None, :]
     for tolerance, coverage in ((0.02, 0.0), (0.5, 1.0)):
         features, _ = match_features(

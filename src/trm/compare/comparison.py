@@ -16,7 +16,6 @@ spectra/s each tool was measured at in the run.
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,10 +28,9 @@ from trm.chem import (
     C13_SPACING,
     KNOWN_MODIFICATIONS,
     UnsupportedPeptideError,
-    Vocabulary,
     parse_peptidoform,
 )
-from trm.metrics import match_residues, precision_coverage, sequencing_metrics
+from trm.metrics import match_peptides, precision_coverage, sequencing_metrics
 
 #: The tools compared, as column prefixes.
 TOOLS: tuple[str, str] = ("trm", "casanovo")
@@ -86,25 +84,10 @@ def _tokens(peptide: str | None) -> list[str] | None:
     return tokens
 
 
-def _mass_table(
-    vocabulary: Vocabulary, token_lists: Sequence[list[str] | None]
-) -> dict[str, float]:
-    """Token masses of the vocabulary plus any other valid token seen (Casanovo may
-    predict an unmodified C, which trm's default vocabulary lacks)."""
-    masses = dict(zip(vocabulary.tokens, vocabulary.masses.tolist(), strict=True))
-    extra = {t for tokens in token_lists if tokens for t in tokens if t not in masses}
-    if extra:
-        others = Vocabulary(sorted(extra))
-        masses.update(zip(others.tokens[1:], others.masses[1:].tolist(), strict=True))
-    return masses
-
-
-def _same_peptide(
-    first: list[str] | None, second: list[str] | None, masses: Mapping[str, float]
-) -> bool | None:
+def _same_peptide(first: list[str] | None, second: list[str] | None) -> bool | None:
     if first is None or second is None:
         return None
-    _, peptide_match = match_residues([masses[t] for t in first], [masses[t] for t in second])
+    _, peptide_match = match_peptides(first, second)
     return bool(peptide_match)
 
 
@@ -238,7 +221,6 @@ def comparison_table(
     trm: pl.DataFrame,
     casanovo: pl.DataFrame,
     labels: pl.DataFrame | None = None,
-    vocabulary: Vocabulary | None = None,
 ) -> pl.DataFrame:
     """One row per spectrum with both tools' results side by side.
 
@@ -250,8 +232,6 @@ def comparison_table(
         ``run``, ``spectrum_id``, ``peptide`` (ProForma, null when unknown) of labelled
         spectra. The rows are the union of the labels' and both tools' spectra (labels'
         order first), so a spectrum without a label, or one a tool skipped, keeps its row.
-    vocabulary : Vocabulary, optional
-        Token masses for matching (default vocabulary).
 
     Returns
     -------
@@ -259,7 +239,6 @@ def comparison_table(
         :data:`COMPARISON_SCHEMA`. A spectrum that a tool's table lacks gets status
         ``missing`` for that tool; nothing is dropped.
     """
-    vocabulary = vocabulary or Vocabulary()
     tools = {"trm": trm, "casanovo": casanovo}
     keys = [t.select(pl.col(c).cast(pl.String()) for c in _KEY) for t in tools.values()]
     if labels is not None:
@@ -292,14 +271,13 @@ def comparison_table(
         )
     label_tokens = [_tokens(p) for p in rows["label_peptide"].to_list()]
     tool_tokens = {name: [_tokens(p) for p in rows[f"{name}_peptide"].to_list()] for name in tools}
-    masses = _mass_table(vocabulary, [*label_tokens, *tool_tokens["trm"], *tool_tokens["casanovo"]])
     agree = [
-        _same_peptide(a, b, masses)
+        _same_peptide(a, b)
         for a, b in zip(tool_tokens["trm"], tool_tokens["casanovo"], strict=True)
     ]
     correct = {
         name: [
-            None if truth is None else bool(_same_peptide(predicted, truth, masses))
+            None if truth is None else bool(_same_peptide(predicted, truth))
             for predicted, truth in zip(tool_tokens[name], label_tokens, strict=True)
         ]
         for name in tools
@@ -315,7 +293,6 @@ def comparison_table(
 def summarize(
     table: pl.DataFrame,
     speeds: Mapping[str, float | None] | None = None,
-    vocabulary: Vocabulary | None = None,
 ) -> tuple[dict[str, Any], dict[str, tuple[np.ndarray, np.ndarray]]]:
     """The summary of a comparison table and each tool's precision-coverage curve.
 
@@ -325,7 +302,6 @@ def summarize(
         :func:`comparison_table` output.
     speeds : mapping, optional
         Spectra/s measured for each tool in this run (``trm``, ``casanovo``).
-    vocabulary : Vocabulary, optional
 
     Returns
     -------
@@ -342,7 +318,6 @@ def summarize(
     curves : dict
         Tool -> (coverage, precision) arrays (empty without labels).
     """
-    vocabulary = vocabulary or Vocabulary()
     speeds = speeds or {}
     both = table.filter(pl.col("agree").is_not_null())
     summary: dict[str, Any] = {
@@ -378,10 +353,10 @@ def summarize(
         tool_summary["collapsed"] = reason
         tool_summary["top_peptide_share"] = share
         if labelled.height:
-            metrics, curves[tool] = label_metrics(labelled, tool, truth_tokens, vocabulary)
+            metrics, curves[tool] = label_metrics(labelled, tool, truth_tokens)
             tool_summary.update(metrics)
         if common.height:
-            metrics, _ = label_metrics(common, tool, common_truth, vocabulary)
+            metrics, _ = label_metrics(common, tool, common_truth)
             tool_summary["common"] = {
                 key: metrics[key] for key in ("aa_precision", "aa_recall", "peptide_recall")
             }
@@ -393,7 +368,6 @@ def label_metrics(
     labelled: pl.DataFrame,
     tool: str,
     truth_tokens: Sequence[list[str]] | None = None,
-    vocabulary: Vocabulary | None = None,
 ) -> tuple[dict[str, float], tuple[np.ndarray, np.ndarray]]:
     """One tool's accuracy on labelled spectra.
 
@@ -406,7 +380,6 @@ def label_metrics(
         Column prefix.
     truth_tokens : sequence of list of str, optional
         Tokens of ``label_peptide`` when already parsed.
-    vocabulary : Vocabulary, optional
 
     Returns
     -------
@@ -416,15 +389,10 @@ def label_metrics(
     curve : tuple of numpy.ndarray
         (coverage, precision) with the spectra ranked by score.
     """
-    vocabulary = vocabulary or Vocabulary()
     if truth_tokens is None:
         truth_tokens = [_tokens(p) or [] for p in labelled["label_peptide"].to_list()]
     predicted = [_tokens(p) or [] for p in labelled[f"{tool}_peptide"].to_list()]
-    metrics = sequencing_metrics(
-        predicted,
-        truth_tokens,
-        token_masses=_mass_table(vocabulary, [*predicted, *truth_tokens]),
-    )
+    metrics = sequencing_metrics(predicted, truth_tokens)
     with_prediction = labelled.filter(pl.col(f"{tool}_peptide").is_not_null())
     coverage, precision, auc = precision_coverage(
         with_prediction[f"{tool}_correct"].to_list(),
@@ -474,47 +442,6 @@ def read_speed(path: str | os.PathLike[str], n_spectra: int | None = None) -> fl
     benchmark = pl.read_csv(path, separator="\t")
     seconds = float(benchmark["s"][0]) if "s" in benchmark.columns and benchmark.height else 0.0
     return n_spectra / seconds if n_spectra and seconds > 0 else None
-
-
-def precision_coverage_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], summary=None):  # noqa: ANN001, ANN201
-    """A matplotlib figure with each tool's precision-coverage curve (Agg backend).
-
-    Parameters
-    ----------
-    curves : mapping
-        Tool -> (coverage, precision), from :func:`summarize`.
-    summary : dict, optional
-        :func:`summarize` output, for the AUCs in the legend.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(5, 4), layout="constrained")
-    axes = figure.add_subplot()
-    labels = {"trm": "recursive model (trm)", "casanovo": "Casanovo"}
-    for tool, (coverage, precision) in curves.items():
-        label = labels.get(tool, tool)
-        if (summary or {}).get(tool, {}).get("collapsed"):
-            label += " — collapsed"
-        auc = (summary or {}).get(tool, {}).get("pc_auc")
-        if auc is not None and not math.isnan(auc):
-            label += f" (AUC {auc:.3f})"
-        axes.plot(coverage, precision, label=label)
-    axes.set_xlim(0, 1)
-    axes.set_ylim(0, 1.02)
-    axes.set_xlabel("coverage (share of labelled spectra)")
-    axes.set_ylabel("peptide precision")
-    if not any(len(c) for c, _ in curves.values()):
-        axes.text(0.5, 0.5, "no labelled spectra", ha="center", va="center")
-    else:
-        axes.legend(loc="lower left")
-    return figure
 
 
 def summary_row(sample: str, summary: Mapping[str, Any]) -> dict[str, Any]:

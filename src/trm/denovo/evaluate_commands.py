@@ -43,10 +43,8 @@ def read_denovo_results(denovo: Path) -> pl.DataFrame:
 
 def run_evaluate(args: argparse.Namespace) -> None:
     """Handler of ``trm evaluate``."""
-    from trm.atomic import atomic_outputs
-    from trm.chem import Vocabulary
+    from trm.atomic import atomic_outputs, write_json
     from trm.denovo.evaluation import labelled_metrics, read_labels, save_precision_coverage_plot
-    from trm.denovo.output import write_json
 
     sequenced = read_denovo_results(args.denovo)
     unsequenced = (
@@ -86,7 +84,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
             f"nor in its unsequenced list (first: spectrum {strangers[0]!r}); were labels and "
             "results made from the same run?"
         )
-    metrics, coverage, precision = labelled_metrics(sequenced, unsequenced, labels, Vocabulary())
+    metrics, coverage, precision = labelled_metrics(sequenced, unsequenced, labels)
     scored = sequenced.join(labels, on="spectrum_id", how="semi")
     metrics["mean_calibrated_score"] = float(scored["score"].mean()) if scored.height else None
     if held_out is not None:

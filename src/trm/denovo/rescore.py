@@ -1,6 +1,6 @@
 """Spectrum-match rescoring: the search's candidates judged against the observed peaks.
 
-The search (:func:`trm.decode.search`) returns the best few peptides per spectrum that fit
+The search (:func:`trm.denovo.decode.search`) returns the best few peptides per spectrum that fit
 the precursor, ranked by the model alone. Each is matched against the spectrum's peaks at
 the instrument's fragment tolerance (b and y ions at charges 1..min(z - 1, 2)) and
 described by :data:`FEATURES`:
@@ -33,8 +33,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trm.chem import PROTON_MASS, WATER_MASS, Vocabulary
-from trm.decode import DecodedPeptide
+from trm.chem import Vocabulary
+from trm.denovo.decode import DecodedPeptide
+from trm.fragments import (
+    MAX_FRAGMENT_CHARGE,
+    cleavage_masses,
+    ion_mz,
+    max_fragment_charge,
+    nearest_peaks,
+)
 
 FEATURES: tuple[str, ...] = (
     "model_log_probability",
@@ -88,7 +95,7 @@ def match_features(
     Parameters
     ----------
     candidates : list of list of DecodedPeptide
-        Per spectrum, best first (:attr:`trm.decode.SearchResult.candidates`).
+        Per spectrum, best first (:attr:`trm.denovo.decode.SearchResult.candidates`).
     halt_probability : numpy.ndarray of shape (B,)
     mz, intensity : numpy.ndarray of shape (B, P)
         Peaks (any order); entries past ``counts`` are padding.
@@ -109,9 +116,8 @@ def match_features(
     masses, present = _padded_candidates(candidates, vocabulary, n_candidates)
     n_residues = (masses > 0).sum(axis=2)  # (B, N)
     length = masses.shape[2]
-    prefix = np.cumsum(masses, axis=2)[:, :, :-1]  # b ions' neutral residue sums
-    total = masses.sum(axis=2, keepdims=True)
-    suffix = total - prefix + WATER_MASS  # the complementary y ions (same cleavage site)
+    # b and y ions of the same cleavage sites
+    prefix, suffix = (neutral[:, :, :-1] for neutral in cleavage_masses(masses))
     site = np.arange(1, length)[None, None, :]
     real_site = site < n_residues[:, :, None]  # (B, N, T-1)
 
@@ -125,23 +131,19 @@ def match_features(
     sorted_intensity = np.take_along_axis(sorted_intensity, order, axis=1).ravel()
     total_intensity = np.maximum(sorted_intensity.reshape(batch, width).sum(axis=1), 1e-12)
 
-    max_fragment_charge = np.clip(charge - 1, 1, 2)
+    highest_charge = max_fragment_charge(charge)
     covered_site = np.zeros(real_site.shape, dtype=bool)
     matched_peaks = np.zeros((batch, n_candidates, width), dtype=bool)
     n_matched = np.zeros((batch, n_candidates))
     n_theoretical = np.zeros((batch, n_candidates))
-    for fragment_charge in (1, 2):
-        usable = (fragment_charge <= max_fragment_charge)[:, None, None] & real_site
+    for fragment_charge in range(1, MAX_FRAGMENT_CHARGE + 1):
+        usable = (fragment_charge <= highest_charge)[:, None, None] & real_site
         for neutral in (prefix, suffix):
-            query = (neutral + fragment_charge * PROTON_MASS) / fragment_charge
-            flat = (query + row_base[:, :, None]).ravel()
-            right = np.clip(np.searchsorted(sorted_peaks, flat), 1, len(sorted_peaks) - 1)
-            left = right - 1
-            use_left = np.abs(sorted_peaks[left] - flat) <= np.abs(sorted_peaks[right] - flat)
-            nearest = np.where(use_left, left, right)
-            hit = (np.abs(sorted_peaks[nearest] - flat) <= fragment_tolerance_da).reshape(
-                query.shape
-            ) & usable
+            query = ion_mz(neutral, fragment_charge)
+            nearest, found = nearest_peaks(
+                sorted_peaks, (query + row_base[:, :, None]).ravel(), fragment_tolerance_da
+            )
+            hit = found.reshape(query.shape) & usable
             n_matched += hit.sum(axis=2)
             n_theoretical += usable.sum(axis=2)
             # prefix[i] and suffix[i] are the b and y ion of the same cleavage site i.

@@ -1,4 +1,4 @@
-"""trm.decode: the exact precursor-mass search returns peptides that fit the precursor, and
+"""trm.denovo.decode: the exact precursor-mass search returns peptides that fit the precursor, and
 the best one when it says so."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from trm import chem
-from trm.decode import (
+from trm.chem import mass_fits_precursor
+from trm.denovo.decode import (
     REASON_NO_FITTING_LENGTH,
     DecodingSettings,
     MassFeasibility,
     greedy_decode,
-    mass_fits_precursor,
     search,
 )
 
@@ -231,7 +231,7 @@ def test_search_equals_brute_force_when_certified(beam_size, max_beam_size):
 def test_keeping_prefixes_asks_the_knapsack_in_priority_order_with_the_same_answer():
     """The search tests completability of the best prefixes first; what it keeps, and the
     bound of what it drops, must be what testing every prefix gives."""
-    from trm.decode import _keep_feasible
+    from trm.denovo.decode import _keep_feasible
 
     masses = tuple(sorted({float(m) for m in VOCABULARY.masses[1:] if m > 60}))
     feasibility = MassFeasibility(masses, max_residues=12)

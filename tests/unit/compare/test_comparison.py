@@ -8,7 +8,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from trm import compare, metrics
+from trm import metrics
+from trm.compare import comparison as compare
 
 
 def _tool(rows):
@@ -147,7 +148,7 @@ def test_speeds_from_timing_files(tmp_path):
 
 def test_plot_and_sample_row(trm, casanovo, labels, tmp_path):
     summary, curves = compare.summarize(compare.comparison_table(trm, casanovo, labels))
-    figure = compare.precision_coverage_figure(curves, summary)
+    figure = metrics.precision_coverage_figure(curves, summary)
     figure.savefig(tmp_path / "pc.png")
     assert (tmp_path / "pc.png").stat().st_size > 0
     row = compare.summary_row("sample1", summary)

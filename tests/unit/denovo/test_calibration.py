@@ -1,11 +1,11 @@
-"""trm.calibration: isotonic calibration and q-values."""
+"""trm.denovo.calibration: isotonic calibration and q-values."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from trm.calibration import IsotonicCalibration, q_values_from_probabilities
+from trm.denovo.calibration import IsotonicCalibration, q_values_from_probabilities
 
 
 def test_isotonic_fit_is_monotone_and_recovers_a_known_curve():

@@ -1,21 +1,15 @@
-"""Fragment and precursor m/z of synthetic spectra against pyteomics' independent arithmetic."""
+"""Synthetic spectrum tables: precursor m/z against pyteomics' independent arithmetic,
+the ms2pip peptide format, and peaks carrying their annotation."""
 
 from __future__ import annotations
-
-import re
 
 import numpy as np
 import pytest
 from pyteomics import mass
 
-from trm.chem import PROTON_MASS, fragment_mz, parse_peptidoform
-from trm.synth.spectra import (
-    Peptidoform,
-    build_spectra,
-    fragment_ladders,
-    ms2pip_proforma,
-    precursor_mz,
-)
+from trm.chem import parse_peptidoform
+from trm.fragments import fragment_mz
+from trm.synth.spectra import Peptidoform, build_spectra, ms2pip_proforma, precursor_mz
 
 # Unimod monoisotopic deltas typed in on purpose: pyteomics' side of the comparison
 # must not share trm.chem's mass table
@@ -34,36 +28,6 @@ def _modx(tokens: list[str]) -> tuple[str, bool]:
     acetyl = tokens[0] == "[Acetyl]-"
     residues = tokens[1:] if acetyl else tokens
     return "".join(MODX.get(t, t) for t in residues), acetyl
-
-
-def _pyteomics_mz(modx: str, ion_type: str, charge: int, acetyl: bool) -> float:
-    aa_mass = {**mass.std_aa_mass, **UNIMOD}
-    sequence = f"ac-{modx}-OH" if acetyl else modx
-    return mass.fast_mass2(sequence, ion_type=ion_type, charge=charge, aa_mass=aa_mass)
-
-
-@pytest.mark.parametrize("proforma", PEPTIDES)
-@pytest.mark.parametrize("charge", [1, 2])
-def test_fragment_mz_matches_pyteomics(proforma: str, charge: int) -> None:
-    tokens, _ = parse_peptidoform(proforma)
-    b_neutral, y_neutral = fragment_ladders(tokens)
-    modx, acetyl = _modx(tokens)
-    units = re.findall(r"[a-z]*[A-Z]", modx)  # one modX residue with its modification
-    n = len(units)
-    for i in range(1, n):
-        expected_b = _pyteomics_mz("".join(units[:i]), "b", charge, acetyl)
-        expected_y = _pyteomics_mz("".join(units[i:]), "y", charge, False)
-        assert abs((b_neutral[i - 1] + charge * PROTON_MASS) / charge - expected_b) < 1e-4
-        assert abs((y_neutral[n - i - 1] + charge * PROTON_MASS) / charge - expected_y) < 1e-4
-
-
-@pytest.mark.parametrize("proforma", PEPTIDES)
-def test_fragment_ladders_agree_with_trm_chem(proforma: str) -> None:
-    tokens, _ = parse_peptidoform(proforma)
-    b_neutral, y_neutral = fragment_ladders(tokens)
-    chem = fragment_mz(tokens, charges=(1, 2))
-    np.testing.assert_allclose(b_neutral + PROTON_MASS, chem["b1"], atol=1e-9)
-    np.testing.assert_allclose((y_neutral + 2 * PROTON_MASS) / 2, chem["y2"], atol=1e-9)
 
 
 @pytest.mark.parametrize("proforma", PEPTIDES)
