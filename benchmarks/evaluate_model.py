@@ -54,14 +54,13 @@ import polars as pl
 import torch
 
 from trm.chem import C13_SPACING, WATER_MASS, Vocabulary, precursor_mass_error_ppm
-from trm.denovo.commands import INFERENCE_KEY, RESCORER_KEY
-from trm.denovo.decode import DecodedPeptide, DecodingSettings
+from trm.denovo.decode import DecodedPeptide
 from trm.denovo.inference import Sequencer, raw_scores
+from trm.denovo.model_file import load_sequencer
 from trm.denovo.rescore import Rescorer
 from trm.denovo.settings import InferenceSettings
 from trm.instrument import load_instrument
 from trm.metrics import match_peptides, precision_coverage, sequencing_metrics
-from trm.train.checkpoint import load_model, read_checkpoint
 from trm.train.data import SpectrumDataset
 from trm.train.noise import FittedNoise, NoiseModelParameters
 
@@ -265,21 +264,17 @@ def candidate_ranks(sequencer: Sequencer, dataset: SpectrumDataset, peaks, n: in
 
 
 def _final_log_probs(sequencer, mz, intensity, counts, dataset) -> np.ndarray:
-    model = sequencer.model
     outputs = []
     for start in range(0, len(counts), sequencer.batch_size):
         end = start + sequencer.batch_size
-        width = max(int(counts[start:end].max()), 1)
-        refinement = model.refine(
-            torch.from_numpy(np.ascontiguousarray(mz[start:end, :width])),
-            torch.from_numpy(np.ascontiguousarray(intensity[start:end, :width])),
-            torch.from_numpy(np.arange(width) < counts[start:end, None]),
-            torch.from_numpy(dataset.precursor_mass[start:end].astype(np.float32)),
-            torch.from_numpy(dataset.charge[start:end]),
-            halt_threshold=sequencer.settings.halt_threshold,
-            max_steps=sequencer.settings.refinement_steps,
+        log_probs, _, _ = sequencer.refine_batch(
+            mz[start:end],
+            intensity[start:end],
+            counts[start:end],
+            dataset.precursor_mass[start:end],
+            dataset.charge[start:end],
         )
-        outputs.append(torch.log_softmax(refinement.logits.float(), dim=-1).numpy())
+        outputs.append(log_probs)
     return np.concatenate(outputs).astype(np.float64)
 
 
@@ -321,13 +316,17 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
-    instrument = load_instrument(args.instrument)
-    checkpoint = read_checkpoint(args.model)
-    rescorer = Rescorer.from_dict(checkpoint[RESCORER_KEY]) if RESCORER_KEY in checkpoint else None
-    model, vocabulary = load_model(args.model)
-    refinement_steps = args.refinement_steps
-    if refinement_steps is None and INFERENCE_KEY in checkpoint:
-        refinement_steps = InferenceSettings.from_dict(checkpoint[INFERENCE_KEY]).refinement_steps
+    overrides = {
+        "beam_size": args.beam_size,
+        "max_beam_size": max(args.max_beam_size, args.beam_size),
+        "halt_threshold": args.halt_threshold,
+        # each mode chooses its answers itself (``evaluate``)
+        "raw_score": "peptide",
+    }
+    if args.refinement_steps is not None:
+        overrides["refinement_steps"] = args.refinement_steps
+    sequencer, model_file = load_sequencer(args.model, load_instrument(args.instrument), overrides)
+    model, vocabulary, rescorer = sequencer.model, sequencer.vocabulary, model_file.rescorer
     config = model.config
     sizes = {
         "vocabulary": vocabulary,
@@ -349,21 +348,10 @@ def main() -> None:
                 "precursor_mz", "charge", "mz", "intensity", "peptide"))  # fmt: skip
         data = SpectrumDataset.from_table(pl.concat(tables), **sizes)
         sets[f"dev_{args.dev_part}"] = (data, (data.mz, data.intensity, data.n_peaks))
-    settings = InferenceSettings(
-        decoding=DecodingSettings(
-            precursor_tolerance_ppm=instrument.precursor_tolerance_ppm,
-            isotope_errors=instrument.isotope_errors,
-            beam_size=args.beam_size,
-            max_beam_size=max(args.max_beam_size, args.beam_size),
-        ),
-        halt_threshold=args.halt_threshold,
-        refinement_steps=refinement_steps,
-    )
+    settings = sequencer.settings
 
-    def sequencer(settings: InferenceSettings) -> Sequencer:
-        return Sequencer(
-            model, vocabulary, settings, fragment_tolerance_da=instrument.fragment_tolerance_da
-        )
+    def sequencer_with(settings: InferenceSettings) -> Sequencer:
+        return Sequencer(model, vocabulary, settings)
 
     results = {}
     for mode in args.modes:
@@ -371,7 +359,7 @@ def main() -> None:
             log.warning("%s has no rescorer (run trm calibrate): skipping %s", args.model, mode)
             continue
         for name, (data, peaks) in sets.items():
-            row = evaluate(sequencer(settings), rescorer, mode, data, peaks, args.breakdown)
+            row = evaluate(sequencer, rescorer, mode, data, peaks, args.breakdown)
             results[f"{name}/{mode}"] = row
             log.info(
                 "%-16s %-15s n %4d coverage %.3f certified %.3f AA precision %.3f peptide "
@@ -391,7 +379,7 @@ def main() -> None:
             decoding=dataclasses.replace(settings.decoding, n_candidates=args.candidate_ranks),
         )
         for name, (data, peaks) in sets.items():
-            row = candidate_ranks(sequencer(wide), data, peaks, args.candidate_ranks)
+            row = candidate_ranks(sequencer_with(wide), data, peaks, args.candidate_ranks)
             results[f"{name}/candidates"] = row
             shares = ", ".join(f"{k[7:]} {v:.3f}" for k, v in row.items() if k != "n_spectra")
             log.info("%-16s true peptide among the best k candidates: %s", name, shares)

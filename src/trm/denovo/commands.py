@@ -21,30 +21,18 @@ from typing import Any
 
 import torch
 
-from trm.denovo.decode import DecodingSettings
-from trm.denovo.settings import (
-    RAW_SCORE_KINDS,
-    InferenceSettings,
-    InstrumentSettings,
-    load_instrument,
-    parse_halt_threshold,
-)
+from trm.denovo.model_file import OVERRIDABLE
+from trm.denovo.settings import RAW_SCORE_KINDS, InferenceSettings, parse_halt_threshold
 from trm.errors import TrmError
+from trm.instrument import load_instrument
 
 log = logging.getLogger(__name__)
-
-#: Keys ``trm calibrate`` adds to the checkpoint.
-CALIBRATION_KEY = "calibration"
-INFERENCE_KEY = "inference"
-RESCORER_KEY = "rescorer"
 
 #: Seed of the noise drawn onto calibration spectra (fixed: the same noisy spectra on
 #: every run).
 CALIBRATION_NOISE_SEED = 7
 
-
-class UncalibratedModelError(TrmError):
-    """``trm denovo`` was given a model that ``trm calibrate`` has not calibrated."""
+_DEFAULTS = InferenceSettings()
 
 
 def _halt_threshold(text: str) -> float | None:
@@ -88,6 +76,48 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         choices=["cpu", "cuda", "auto"],
         help="where the model runs; auto = cuda when available (default: %(default)s)",
     )
+
+
+def _add_inference_options(parser: argparse.ArgumentParser, calibrated: bool) -> None:
+    """The inference settings a command may be given; those not given are absent from the
+    parsed arguments (see :func:`_overrides`), so the defaults stay those of
+    :class:`~trm.denovo.settings.InferenceSettings` or the model file's."""
+
+    def default(value: object) -> str:
+        return "as calibrated" if calibrated else str(value)
+
+    parser.add_argument(
+        "--beam-size",
+        type=_non_negative_int,
+        default=argparse.SUPPRESS,
+        help="first beam of the exact precursor-mass search; 0 = greedy without precursor "
+        f"check (default: {default(_DEFAULTS.decoding.beam_size)})",
+    )
+    parser.add_argument(
+        "--halt-threshold",
+        type=_halt_threshold,
+        default=argparse.SUPPRESS,
+        help="early exit once the halting probability reaches this, or 'none' "
+        f"(default: {default(_DEFAULTS.halt_threshold)})",
+    )
+    parser.add_argument(
+        "--refinement-steps",
+        type=_positive_int,
+        default=argparse.SUPPRESS,
+        help="supervision steps at inference; more than the model was trained with refine "
+        f"further at proportional cost (default: {default('as trained')})",
+    )
+    parser.add_argument(
+        "--min-residues",
+        type=_positive_int,
+        default=argparse.SUPPRESS,
+        help=f"shortest peptide accepted (default: {default(_DEFAULTS.decoding.min_residues)})",
+    )
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The inference settings given on the command line, by name."""
+    return {name: value for name, value in vars(args).items() if name in OVERRIDABLE}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -142,32 +172,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="validation spectra used (the first ones; default: %(default)s)",
     )
     calibrate.add_argument(
-        "--beam-size",
-        type=_non_negative_int,
-        default=16,
-        help="beam size; 0 = greedy without precursor check (default: %(default)s)",
-    )
-    calibrate.add_argument(
-        "--halt-threshold",
-        type=_halt_threshold,
-        default=0.9,
-        help="early exit once the halting probability reaches this, or 'none' "
-        "(default: %(default)s)",
-    )
-    calibrate.add_argument(
-        "--refinement-steps",
-        type=_positive_int,
-        help="supervision steps at inference; more than the model was trained with refine "
-        "further at proportional cost (default: as trained)",
-    )
-    calibrate.add_argument(
-        "--min-residues",
-        type=_positive_int,
-        default=DecodingSettings().min_residues,
-        help="shortest peptide accepted (default: %(default)s)",
-    )
-    calibrate.add_argument(
         "--raw-score",
+        dest="raw_score_choice",
         default="auto",
         choices=["auto", *RAW_SCORE_KINDS],
         help="raw score to calibrate: peptide probability, halting probability, their "
@@ -179,6 +185,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--batch-size", type=_positive_int, default=256, help="spectra per forward pass"
     )
     calibrate.add_argument("--seed", type=int, default=0, help="seed of the cross-validation")
+    _add_inference_options(calibrate, calibrated=False)
     _add_common(calibrate)
     calibrate.set_defaults(func=run_calibrate)
 
@@ -220,28 +227,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="spectra read and sequenced at a time (default: %(default)s)",
     )
     denovo.add_argument(
-        "--beam-size",
-        type=_non_negative_int,
-        help="beam size; 0 = greedy without precursor check (default: as calibrated)",
-    )
-    denovo.add_argument(
-        "--halt-threshold",
-        type=_halt_threshold,
-        default=argparse.SUPPRESS,
-        help="early-exit threshold of the halting probability, or 'none' (default: as calibrated)",
-    )
-    denovo.add_argument(
-        "--refinement-steps",
-        type=_positive_int,
-        default=argparse.SUPPRESS,
-        help="supervision steps at inference; more than the model was trained with refine "
-        "further at proportional cost (default: as calibrated)",
-    )
-    denovo.add_argument(
         "--uncalibrated",
         action="store_true",
         help="allow a model without calibration: score = raw score (not a probability)",
     )
+    _add_inference_options(denovo, calibrated=True)
     _add_common(denovo)
     denovo.set_defaults(func=run_denovo)
 
@@ -252,25 +242,6 @@ def _device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise TrmError("--device cuda: no CUDA device is available")
     return torch.device(name)
-
-
-def _decoding(
-    instrument: InstrumentSettings,
-    beam_size: int,
-    min_residues: int,
-    base: DecodingSettings | None = None,
-) -> DecodingSettings:
-    """Decoding settings: the instrument's tolerances, the given beam and shortest peptide,
-    the rest from ``base`` (the calibrated settings, or the defaults)."""
-    base = base or DecodingSettings()
-    return dataclasses.replace(
-        base,
-        precursor_tolerance_ppm=instrument.precursor_tolerance_ppm,
-        isotope_errors=instrument.isotope_errors,
-        beam_size=beam_size,
-        max_beam_size=max(base.max_beam_size, beam_size),
-        min_residues=min_residues,
-    )
 
 
 def _calibration_spectra(args: argparse.Namespace, vocabulary: Any, config: Any) -> Any:
@@ -334,30 +305,23 @@ def run_calibrate(args: argparse.Namespace) -> None:
     """``trm calibrate``."""
     from trm.atomic import atomic_outputs, write_json
     from trm.denovo.calibrate import calibrate_dataset
-    from trm.denovo.inference import Sequencer, parallel_plan
-    from trm.train.checkpoint import load_model, read_checkpoint, save_checkpoint
+    from trm.denovo.inference import parallel_plan
+    from trm.denovo.model_file import load_sequencer
+    from trm.train.checkpoint import save_checkpoint
 
     torch.manual_seed(args.seed)
     device = _device(args.device)
     workers = parallel_plan(args.threads, device)
-    instrument = load_instrument(args.instrument)
-    checkpoint = read_checkpoint(args.model)
-    model, vocabulary = load_model(args.model, map_location=device)
-    spectra = _calibration_spectra(args, vocabulary, model.config)
-    settings = InferenceSettings(
-        decoding=_decoding(instrument, args.beam_size, args.min_residues),
-        halt_threshold=args.halt_threshold,
-        refinement_steps=_beyond_trained(args.refinement_steps, checkpoint),
-    )
-    sequencer = Sequencer(
-        model,
-        vocabulary,
-        settings,
-        device,
-        args.batch_size,
-        fragment_tolerance_da=instrument.fragment_tolerance_da,
+    sequencer, model_file = load_sequencer(
+        args.model,
+        load_instrument(args.instrument),
+        _overrides(args),
+        afresh=True,
+        device=device,
+        batch_size=args.batch_size,
         workers=workers,
     )
+    spectra = _calibration_spectra(args, sequencer.vocabulary, sequencer.model.config)
     source = (
         " ".join(p.name for p in args.labels)
         if args.labels is not None
@@ -365,14 +329,9 @@ def run_calibrate(args: argparse.Namespace) -> None:
         + ("" if args.noise_model is None else f" with noise model {args.noise_model.name}")
     )
     outcome = calibrate_dataset(
-        sequencer, spectra, raw_score=args.raw_score, seed=args.seed, source=source
+        sequencer, spectra, raw_score=args.raw_score_choice, seed=args.seed, source=source
     )
-    settings = dataclasses.replace(settings, raw_score=outcome.raw_score)
-    checkpoint[CALIBRATION_KEY] = outcome.calibration.to_dict()
-    checkpoint[INFERENCE_KEY] = settings.to_dict()
-    checkpoint.pop(RESCORER_KEY, None)
-    if outcome.rescorer is not None:
-        checkpoint[RESCORER_KEY] = outcome.rescorer.to_dict()
+    settings = dataclasses.replace(sequencer.settings, raw_score=outcome.raw_score)
     report = {
         "model": args.model.name,
         "instrument": args.instrument.name,
@@ -384,100 +343,48 @@ def run_calibrate(args: argparse.Namespace) -> None:
         "seconds_rescoring": sequencer.times.rescore,
     }
     with atomic_outputs([args.out, args.report]) as (model_path, report_path):
-        save_checkpoint(checkpoint, model_path)
+        save_checkpoint(
+            model_file.with_calibration(settings, outcome.calibration, outcome.rescorer),
+            model_path,
+        )
         write_json(report, report_path)
     log.info("wrote %s and %s", args.out, args.report)
-
-
-def _beyond_trained(steps: int | None, checkpoint: dict[str, Any]) -> int | None:
-    """``--refinement-steps`` as stored: None when it is the number the model was trained
-    with, so that asking for it explicitly is no change of settings."""
-    trained = checkpoint.get("model_config", {}).get("supervision_steps")
-    return None if steps == trained else steps
-
-
-def _inference_settings(
-    args: argparse.Namespace, checkpoint: dict[str, Any], instrument: InstrumentSettings
-) -> tuple[InferenceSettings, Any]:
-    """The settings to sequence with, and the calibration (None with --uncalibrated)."""
-    from trm.denovo.calibration import IsotonicCalibration
-
-    stored = checkpoint.get(INFERENCE_KEY)
-    calibration = None
-    if CALIBRATION_KEY in checkpoint and stored is not None:
-        calibration = IsotonicCalibration.from_dict(checkpoint[CALIBRATION_KEY])
-        calibrated = InferenceSettings.from_dict(stored)
-    elif args.uncalibrated:
-        log.warning(
-            "%s has no calibration: writing UNCALIBRATED raw scores as scores "
-            "(run `trm calibrate` to get probabilities)",
-            args.model,
-        )
-        calibrated = InferenceSettings()
-    else:
-        raise UncalibratedModelError(
-            f"{args.model} has no score calibration; run `trm calibrate --model {args.model} "
-            "--validation-dir ... --out MODEL.pt` and sequence with that model "
-            "(or pass --uncalibrated to write raw, uncalibrated scores)"
-        )
-    beam_size = calibrated.decoding.beam_size if args.beam_size is None else args.beam_size
-    halt = getattr(args, "halt_threshold", calibrated.halt_threshold)
-    settings = InferenceSettings(
-        decoding=_decoding(
-            instrument, beam_size, calibrated.decoding.min_residues, calibrated.decoding
-        ),
-        halt_threshold=halt,
-        raw_score=calibrated.raw_score,
-        refinement_steps=_beyond_trained(
-            getattr(args, "refinement_steps", calibrated.refinement_steps), checkpoint
-        ),
-    )
-    if calibration is not None:
-        changed = settings.differences(calibrated)
-        if changed:
-            log.warning(
-                "sequencing with other settings than %s was calibrated with (%s): its "
-                "scores may be off as probabilities",
-                args.model,
-                "; ".join(changed),
-            )
-    return settings, calibration
 
 
 def run_denovo(args: argparse.Namespace) -> None:
     """``trm denovo``."""
     from trm.atomic import atomic_outputs, write_json
     from trm.denovo.evaluation import labelled_metrics, read_labels, save_precision_coverage_plot
-    from trm.denovo.inference import Sequencer, parallel_plan, steps_histogram
-    from trm.denovo.rescore import Rescorer
+    from trm.denovo.inference import parallel_plan, steps_histogram
+    from trm.denovo.model_file import load_sequencer
     from trm.denovo.run import sequence_file
     from trm.io.results import write_denovo_tsv, write_mztab, write_unsequenced
     from trm.model import count_parameters, inference_flops
-    from trm.train.checkpoint import load_model, read_checkpoint
 
     started = time.perf_counter()
     if (args.metrics is not None or args.plot is not None) and args.labels is None:
         raise TrmError("--metrics and --plot need --labels")
     device = _device(args.device)
-    workers = parallel_plan(args.threads, device)
     instrument = load_instrument(args.instrument)
-    checkpoint = read_checkpoint(args.model)
-    settings, calibration = _inference_settings(args, checkpoint, instrument)
-    rescorer = Rescorer.from_dict(checkpoint[RESCORER_KEY]) if RESCORER_KEY in checkpoint else None
-    del checkpoint
-    model, vocabulary = load_model(args.model, map_location=device)
+    sequencer, model_file = load_sequencer(
+        args.model,
+        instrument,
+        _overrides(args),
+        require_calibration=not args.uncalibrated,
+        device=device,
+        batch_size=args.batch_size,
+        workers=parallel_plan(args.threads, device),
+    )
+    calibration = model_file.calibration
+    if calibration is None:
+        log.warning(
+            "%s has no calibration: writing UNCALIBRATED raw scores as scores "
+            "(run `trm calibrate` to get probabilities)",
+            args.model,
+        )
+    model, settings, workers = sequencer.model, sequencer.settings, sequencer.workers
     run = args.run or args.spectra.stem
     labels = read_labels(args.labels, run) if args.labels is not None else None
-    sequencer = Sequencer(
-        model,
-        vocabulary,
-        settings,
-        device,
-        args.batch_size,
-        fragment_tolerance_da=instrument.fragment_tolerance_da,
-        rescorer=rescorer,
-        workers=workers,
-    )
     outcome = sequence_file(
         args.spectra, run, sequencer, instrument, calibration, batch_size=args.batch_size
     )
@@ -547,13 +454,11 @@ def run_denovo(args: argparse.Namespace) -> None:
             "beam_size": settings.decoding.beam_size,
             "fragment_tolerance_da": sequencer.fragment_tolerance_da,
             "halt_threshold": settings.halt_threshold,
-            "refinement_steps": settings.refinement_steps or model.config.supervision_steps,
+            "refinement_steps": sequencer.refinement_steps,
             "raw_score": settings.raw_score,
             "calibrated": calibration is not None,
             "mean_refinement_steps": mean_steps,
-            "steps_histogram": steps_histogram(
-                steps, settings.refinement_steps or config.supervision_steps
-            ),
+            "steps_histogram": steps_histogram(steps, sequencer.refinement_steps),
             "model": {
                 "path": str(args.model),
                 "parameters": count_parameters(model),

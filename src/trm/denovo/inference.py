@@ -219,15 +219,21 @@ class Sequencer:
     device : torch.device or str
     batch_size : int
         Spectra per forward pass.
-    fragment_tolerance_da : float, optional
-        The instrument's fragment tolerance: the model's ion lookup and the rescoring use
-        it (default: the tolerance the model was trained with). A warning says when it
-        differs from the trained one by more than :data:`TOLERANCE_WARNING_RATIO`.
     rescorer : Rescorer, optional
         Chooses the answer among the search's candidates (``raw_score`` ``rescored``).
     workers : int
         Batches sequenced at once, each in its own thread (torch and numpy release the
         GIL); see :func:`parallel_plan` for how ``--threads`` becomes workers.
+
+    Attributes
+    ----------
+    fragment_tolerance_da : float
+        Tolerance (Da) of the model's ion lookup and of the rescoring: the settings', or
+        the one the model was trained with. A warning says when it differs from the
+        trained one by more than :data:`TOLERANCE_WARNING_RATIO`.
+    refinement_steps : int
+        Supervision steps run at most: the settings', or as many as the model was
+        trained with.
     """
 
     def __init__(
@@ -237,7 +243,6 @@ class Sequencer:
         settings: InferenceSettings,
         device: torch.device | str = "cpu",
         batch_size: int = 256,
-        fragment_tolerance_da: float | None = None,
         rescorer: Rescorer | None = None,
         workers: int = 1,
     ) -> None:
@@ -258,8 +263,9 @@ class Sequencer:
         self._times_lock = threading.Lock()
         trained = model.config.evidence_tolerance
         self.fragment_tolerance_da = (
-            trained if fragment_tolerance_da is None else float(fragment_tolerance_da)
+            trained if settings.fragment_tolerance_da is None else settings.fragment_tolerance_da
         )
+        self.refinement_steps = settings.refinement_steps or model.config.supervision_steps
         ratio = self.fragment_tolerance_da / trained
         if max(ratio, 1 / ratio) > TOLERANCE_WARNING_RATIO:
             log.warning(
@@ -270,8 +276,6 @@ class Sequencer:
                 trained,
                 TOLERANCE_WARNING_RATIO,
             )
-        if model.core.evidence is not None:
-            model.core.evidence.tolerance = self.fragment_tolerance_da
 
     @property
     def n_peaks(self) -> int:
@@ -330,6 +334,42 @@ class Sequencer:
         with ThreadPoolExecutor(workers) as pool:
             return Predictions.concatenate(list(pool.map(one, starts)))
 
+    def refine_batch(
+        self,
+        mz: np.ndarray,
+        intensity: np.ndarray,
+        counts: np.ndarray,
+        precursor_mass: np.ndarray,
+        charge: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The model's answer distributions for one batch, before any search.
+
+        Parameters are those of :meth:`predict` (one batch of them).
+
+        Returns
+        -------
+        log_probs : numpy.ndarray of shape (n, max_length, n_tokens), float32
+            Log-probabilities of each token at each answer position, after the last step.
+        halt_probability : numpy.ndarray of shape (n,)
+        steps_used : numpy.ndarray of shape (n,)
+        """
+        # Padding columns no spectrum of the batch uses change nothing (they are masked).
+        width = max(int(counts.max()), 1)
+        device = self.device
+        refinement = self.model.refine(
+            torch.from_numpy(np.ascontiguousarray(mz[:, :width])).to(device),
+            torch.from_numpy(np.ascontiguousarray(intensity[:, :width])).to(device),
+            torch.from_numpy(np.arange(width) < counts[:, None]).to(device),
+            torch.from_numpy(np.asarray(precursor_mass).astype(np.float32)).to(device),
+            torch.from_numpy(np.asarray(charge, dtype=np.int64)).to(device),
+            halt_threshold=self.settings.halt_threshold,
+            max_steps=self.refinement_steps,
+            fragment_tolerance_da=self.fragment_tolerance_da,
+        )
+        log_probs = torch.log_softmax(refinement.logits.float(), dim=-1).cpu().numpy()
+        halt = refinement.halt_probability.float().cpu().numpy()
+        return log_probs, halt, refinement.steps_used.cpu().numpy()
+
     def _predict_batch(
         self,
         mz: np.ndarray,
@@ -339,21 +379,8 @@ class Sequencer:
         charge: np.ndarray,
     ) -> Predictions:
         started = time.perf_counter()
-        # Padding columns no spectrum of the batch uses change nothing (they are masked).
         width = max(int(counts.max()), 1)
-        device = self.device
-        refinement = self.model.refine(
-            torch.from_numpy(np.ascontiguousarray(mz[:, :width])).to(device),
-            torch.from_numpy(np.ascontiguousarray(intensity[:, :width])).to(device),
-            torch.from_numpy(np.arange(width) < counts[:, None]).to(device),
-            torch.from_numpy(precursor_mass.astype(np.float32)).to(device),
-            torch.from_numpy(charge).to(device),
-            halt_threshold=self.settings.halt_threshold,
-            max_steps=self.settings.refinement_steps,
-        )
-        log_probs = torch.log_softmax(refinement.logits.float(), dim=-1).cpu().numpy()
-        halt = refinement.halt_probability.float().cpu().numpy()
-        steps = refinement.steps_used.cpu().numpy()
+        log_probs, halt, steps = self.refine_batch(mz, intensity, counts, precursor_mass, charge)
         decoding_started = time.perf_counter()
         decoding = self.settings.decoding
         if decoding.beam_size == 0:

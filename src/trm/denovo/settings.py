@@ -55,12 +55,16 @@ class InferenceSettings:
         Supervision steps run at inference (at most, with early exit); None: as many as
         the model was trained with. More steps than trained refine further (the steps past
         the trained ones reuse the last step's embedding), at proportional cost.
+    fragment_tolerance_da : float or None
+        Tolerance (Da) of the model's ion lookups and of rescoring: the instrument's;
+        None: the one the model was trained with.
     """
 
     decoding: DecodingSettings = DecodingSettings()
     halt_threshold: float | None = 0.9
     raw_score: str = "peptide"
     refinement_steps: int | None = None
+    fragment_tolerance_da: float | None = None
 
     def __post_init__(self) -> None:
         if self.raw_score not in RAW_SCORE_KINDS:
@@ -68,6 +72,10 @@ class InferenceSettings:
         if self.refinement_steps is not None and not 1 <= self.refinement_steps <= MAX_STEPS:
             raise InputError(
                 f"refinement steps must lie in [1, {MAX_STEPS}], got {self.refinement_steps}"
+            )
+        if self.fragment_tolerance_da is not None and not self.fragment_tolerance_da > 0:
+            raise InputError(
+                f"fragment tolerance must be positive, got {self.fragment_tolerance_da}"
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -79,6 +87,7 @@ class InferenceSettings:
             "halt_threshold": self.halt_threshold,
             "raw_score": self.raw_score,
             "refinement_steps": self.refinement_steps,
+            "fragment_tolerance_da": self.fragment_tolerance_da,
         }
 
     @classmethod
@@ -101,11 +110,13 @@ class InferenceSettings:
         )  # fmt: skip
         threshold = data.get("halt_threshold")
         steps = data.get("refinement_steps")
+        tolerance = data.get("fragment_tolerance_da")
         return cls(
             decoding=decoding,
             halt_threshold=None if threshold is None else float(threshold),
             raw_score=str(data.get("raw_score", "peptide")),
             refinement_steps=None if steps is None else int(steps),
+            fragment_tolerance_da=None if tolerance is None else float(tolerance),
         )
 
     def differences(self, other: InferenceSettings) -> list[str]:

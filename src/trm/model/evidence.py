@@ -55,20 +55,28 @@ class PeakIndex:
     midpoints : torch.Tensor of shape (batch, n_peaks + 1)
         Halfway between neighbouring peaks: the number of midpoints at or below a query is
         the index of its nearest peak.
+    tolerance : float
+        Standard deviation (Da) of the Gaussian kernel on the m/z difference of a lookup:
+        the instrument's fragment tolerance.
     """
 
     mz: torch.Tensor
     intensity: torch.Tensor
     midpoints: torch.Tensor
+    tolerance: float
 
     @classmethod
-    def build(cls, mz: torch.Tensor, intensity: torch.Tensor, peak_mask: torch.Tensor) -> PeakIndex:
+    def build(
+        cls, mz: torch.Tensor, intensity: torch.Tensor, peak_mask: torch.Tensor, tolerance: float
+    ) -> PeakIndex:
         """Index a batch of spectra.
 
         Parameters
         ----------
         mz, intensity : torch.Tensor of shape (batch, n_peaks)
         peak_mask : torch.Tensor of shape (batch, n_peaks), bool
+        tolerance : float
+            Fragment tolerance (Da) of the lookups.
         """
         mz = torch.where(peak_mask, mz.float(), torch.full_like(mz, _PAD_MZ, dtype=torch.float))
         relative = relative_intensity(intensity.float(), peak_mask)
@@ -79,20 +87,20 @@ class PeakIndex:
         mz = torch.cat([-sentinel, mz, sentinel], dim=1)
         relative = torch.nn.functional.pad(relative, (1, 1))
         midpoints = (mz[:, :-1] + mz[:, 1:]) / 2
-        return cls(mz.contiguous(), relative.contiguous(), midpoints.contiguous())
+        return cls(mz.contiguous(), relative.contiguous(), midpoints.contiguous(), tolerance)
 
     def select(self, index: torch.Tensor) -> PeakIndex:
         """The rows ``index`` of the batch."""
-        return PeakIndex(self.mz[index], self.intensity[index], self.midpoints[index])
+        return PeakIndex(
+            self.mz[index], self.intensity[index], self.midpoints[index], self.tolerance
+        )
 
-    def lookup(self, query: torch.Tensor, tolerance: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def lookup(self, query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Nearest peak of each query m/z (the right one of two equally near).
 
         Parameters
         ----------
         query : torch.Tensor of shape (batch, n_queries)
-        tolerance : float
-            Standard deviation (Da) of the Gaussian kernel on the m/z difference.
 
         Returns
         -------
@@ -103,7 +111,7 @@ class PeakIndex:
         # Inside the sentinels whatever the precursor says, so both neighbours exist.
         query = query.clamp(-_PAD_MZ / 2, _PAD_MZ / 2).contiguous()
         nearest = torch.searchsorted(self.midpoints, query, right=True)
-        delta = (torch.gather(self.mz, 1, nearest) - query) / tolerance
+        delta = (torch.gather(self.mz, 1, nearest) - query) / self.tolerance
         # Beyond 8 tolerances the kernel is below 1e-14 anyway; capping the exponent there
         # keeps exp() off subnormal results, which made it the slowest step of inference.
         presence = torch.exp(-0.5 * delta.square().clamp_max(64.0))
@@ -149,13 +157,10 @@ class FragmentEvidence(nn.Module):
         Width of the context vector given to the recursive core.
     n_tokens : int
         Vocabulary size.
-    tolerance : float
-        Kernel width (Da) of the peak lookup.
     """
 
-    def __init__(self, hidden: int, n_tokens: int, tolerance: float) -> None:
+    def __init__(self, hidden: int, n_tokens: int) -> None:
         super().__init__()
-        self.tolerance = tolerance
         self.score = nn.Sequential(
             nn.Linear(N_FEATURES, N_FEATURES), nn.ReLU(), nn.Linear(N_FEATURES, 1)
         )
@@ -172,7 +177,7 @@ class FragmentEvidence(nn.Module):
         """Lookup features: tensor of shape (batch, length, n_tokens, N_FEATURES)."""
         queries = candidate_fragments(residue_masses, token_masses, precursor_mass)
         batch = queries.shape[0]
-        presence, strength = peaks.lookup(queries.reshape(batch, -1), self.tolerance)
+        presence, strength = peaks.lookup(queries.reshape(batch, -1))
         return torch.stack([presence, strength], dim=-1).reshape(*queries.shape[:-1], N_FEATURES)
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

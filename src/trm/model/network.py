@@ -263,11 +263,7 @@ class RecursiveCore(nn.Module):
             )
             self.b_ion_projection = nn.Linear(hidden, hidden)
             self.y_ion_projection = nn.Linear(hidden, hidden)
-        self.evidence = (
-            FragmentEvidence(hidden, n_tokens, config.evidence_tolerance)
-            if config.fragment_evidence
-            else None
-        )
+        self.evidence = FragmentEvidence(hidden, n_tokens) if config.fragment_evidence else None
         self.blocks = nn.ModuleList(
             Block(hidden, config.heads, config.ff_multiplier, cross=True)
             for _ in range(config.core_layers)
@@ -510,15 +506,25 @@ class PeptideTRM(nn.Module):
         peak_mask: torch.Tensor,
         precursor_mass: torch.Tensor,
         charge: torch.Tensor,
+        fragment_tolerance_da: float | None = None,
     ) -> EncodedSpectrum:
         """Encode spectra and project them once for every core block.
 
-        Parameters are those of :meth:`SpectrumEncoder.forward`.
+        Parameters are those of :meth:`SpectrumEncoder.forward`, and the fragment
+        tolerance (Da) of the ion lookups (default: the one the model was trained with,
+        ``config.evidence_tolerance``).
         """
         states, mask = self.encoder(mz, intensity, peak_mask, precursor_mass, charge)
         projections = [block.cross_attention.project_memory(states) for block in self.core.blocks]
+        tolerance = (
+            self.config.evidence_tolerance
+            if fragment_tolerance_da is None
+            else fragment_tolerance_da
+        )
         peaks = (
-            PeakIndex.build(mz, intensity, peak_mask) if self.core.evidence is not None else None
+            PeakIndex.build(mz, intensity, peak_mask, tolerance)
+            if self.core.evidence is not None
+            else None
         )
         return EncodedSpectrum(states, mask, projections, precursor_mass, peaks)
 
@@ -570,6 +576,7 @@ class PeptideTRM(nn.Module):
         charge: torch.Tensor,
         halt_threshold: float | None = None,
         max_steps: int | None = None,
+        fragment_tolerance_da: float | None = None,
     ) -> Refinement:
         """Inference, stopping each spectrum once the halting head is confident.
 
@@ -586,6 +593,8 @@ class PeptideTRM(nn.Module):
             At most this many supervision steps (default: the configured ``T``). More than
             ``T`` refine further: the recursion is the same function at every step, and
             steps past ``T`` reuse the last step embedding.
+        fragment_tolerance_da : float, optional
+            Tolerance (Da) of the ion lookups: the instrument's (default: the trained one).
 
         Returns
         -------
@@ -595,7 +604,9 @@ class PeptideTRM(nn.Module):
         if n_steps < 1:
             raise ValueError(f"max_steps must be at least 1, got {n_steps}")
         batch = mz.shape[0]
-        memory = self.encode(mz, intensity, peak_mask, precursor_mass, charge)
+        memory = self.encode(
+            mz, intensity, peak_mask, precursor_mass, charge, fragment_tolerance_da
+        )
         carry = self.core.initial_carry(batch)
         logits = carry.y.clone()
         halt_probability = logits.new_zeros(batch)

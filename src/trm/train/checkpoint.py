@@ -21,6 +21,23 @@ A checkpoint is a dictionary of plain types and tensors, readable with
     Torch CPU and CUDA generator states.
 ``metrics``
     The last evaluation's metrics per split.
+``finetune``
+    Written by ``trm finetune``: its settings, or why the pretrained model was kept.
+
+A model file ready for ``trm denovo`` (written by ``trm calibrate``) adds, read by
+:func:`trm.denovo.model_file.load_sequencer`:
+
+``inference`` (:data:`INFERENCE_KEY`)
+    The decoding settings it was calibrated under
+    (:meth:`trm.denovo.settings.InferenceSettings.to_dict`).
+``calibration`` (:data:`CALIBRATION_KEY`)
+    The isotonic map from raw score to probability
+    (:meth:`trm.denovo.calibration.IsotonicCalibration.to_dict`).
+``rescorer`` (:data:`RESCORER_KEY`, optional)
+    The spectrum-match rescorer (:meth:`trm.denovo.rescore.Rescorer.to_dict`).
+
+Changing the weights (``trm finetune``) drops these three (:func:`without_calibration`):
+they belong to the weights they were fitted for.
 """
 
 from __future__ import annotations
@@ -36,6 +53,17 @@ from trm.model import ModelConfig, PeptideTRM, build_model
 
 CHECKPOINT_FORMAT = "trm-checkpoint"
 CHECKPOINT_VERSION = 1
+
+#: Keys ``trm calibrate`` adds (see the module description).
+INFERENCE_KEY = "inference"
+CALIBRATION_KEY = "calibration"
+RESCORER_KEY = "rescorer"
+CALIBRATION_KEYS: tuple[str, ...] = (INFERENCE_KEY, CALIBRATION_KEY, RESCORER_KEY)
+
+
+def without_calibration(checkpoint: dict) -> dict:
+    """The checkpoint without what ``trm calibrate`` added (a shallow copy)."""
+    return {key: value for key, value in checkpoint.items() if key not in CALIBRATION_KEYS}
 
 
 def save_checkpoint(checkpoint: dict, path: Path | str) -> None:
@@ -89,7 +117,13 @@ def load_model(
     model : PeptideTRM
     vocabulary : Vocabulary
     """
-    checkpoint = read_checkpoint(path, map_location)
+    return model_from_checkpoint(read_checkpoint(path, map_location), use_ema, map_location)
+
+
+def model_from_checkpoint(
+    checkpoint: dict, use_ema: bool = True, map_location: str | torch.device = "cpu"
+) -> tuple[PeptideTRM, Vocabulary]:
+    """The model of a checkpoint already read (see :func:`load_model`)."""
     vocabulary = checkpoint_vocabulary(checkpoint)
     model = build_model(ModelConfig.from_dict(checkpoint["model_config"]), vocabulary)
     model.load_state_dict(checkpoint["ema" if use_ema else "model"])

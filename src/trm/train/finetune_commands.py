@@ -128,8 +128,7 @@ def _read_labels(paths: list[Path]) -> pl.DataFrame:
 def run_finetune(args: argparse.Namespace) -> None:
     """``trm finetune``."""
     from trm.atomic import atomic_outputs
-    from trm.denovo.commands import CALIBRATION_KEY, INFERENCE_KEY, RESCORER_KEY
-    from trm.train.checkpoint import checkpoint_vocabulary, read_checkpoint
+    from trm.train.checkpoint import checkpoint_vocabulary, read_checkpoint, without_calibration
     from trm.train.data import SpectrumDataset, dataset_sizes
     from trm.train.finetune import assign_splits, finetune, write_finetune_outputs
     from trm.train.noise import FittedNoise, NoiseModelParameters
@@ -207,9 +206,7 @@ def run_finetune(args: argparse.Namespace) -> None:
             result.best["aa_precision"], result.zero_shot["aa_precision"],
         )  # fmt: skip
     # Keep the calibration of a calibrated base out: the weights changed.
-    for key in (CALIBRATION_KEY, RESCORER_KEY, INFERENCE_KEY):
-        checkpoint.pop(key, None)
-    write_finetune_outputs(checkpoint, rows, args.checkpoint, args.metrics)
+    write_finetune_outputs(without_calibration(checkpoint), rows, args.checkpoint, args.metrics)
     split_outputs = [args.split_table]
     if args.validation_labels:
         split_outputs.append(args.validation_labels)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
@@ -178,11 +179,13 @@ def test_the_instruments_fragment_tolerance_reaches_the_model(model_path, caplog
         with caplog.at_level(logging.WARNING, logger="trm.denovo.inference"):
             caplog.clear()
             sequencer = Sequencer(
-                load_model(model_path)[0], vocabulary, settings, fragment_tolerance_da=tolerance
+                load_model(model_path)[0],
+                vocabulary,
+                dataclasses.replace(settings, fragment_tolerance_da=tolerance),
             )
         warned = "differs from the 0.02 Da the model was trained with" in caplog.text
         assert warned == (tolerance == 0.5)
-        assert sequencer.model.core.evidence.tolerance == tolerance
+        assert sequencer.fragment_tolerance_da == tolerance
         answers[tolerance] = sequencer.predict(mz, intensity, counts, precursor, charge)
     coverage = {t: p.features[..., FEATURES.index("fragment_coverage")] for t, p in answers.items()}
     assert coverage[0.5].sum() > coverage[0.02].sum()

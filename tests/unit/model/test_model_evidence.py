@@ -53,9 +53,9 @@ def test_candidates_of_the_true_answer_are_its_b_and_y_ions(vocabulary):
 def test_lookup_finds_the_nearest_peak_within_tolerance():
     mz = torch.tensor([[300.0, 100.0, 200.0, 0.0]])
     intensity = torch.tensor([[4.0, 16.0, 1.0, 0.0]])
-    peaks = PeakIndex.build(mz, intensity, torch.tensor([[True, True, True, False]]))
+    peaks = PeakIndex.build(mz, intensity, torch.tensor([[True, True, True, False]]), 0.01)
     assert peaks.mz[0, 1:4].tolist() == [100.0, 200.0, 300.0]
-    presence, strength = peaks.lookup(torch.tensor([[100.0, 300.01, 250.0, 0.0, 1e6]]), 0.01)
+    presence, strength = peaks.lookup(torch.tensor([[100.0, 300.01, 250.0, 0.0, 1e6]]))
     assert presence[0, 0] == pytest.approx(1.0)
     assert presence[0, 1] == pytest.approx(np.exp(-0.5), rel=3e-3)
     # Relative intensity is the square root over the spectrum's largest: 2 / 4.
@@ -68,8 +68,10 @@ def test_true_token_has_the_strongest_evidence_given_the_true_rest(vocabulary):
     tokens, ids, masses = _peptide(vocabulary)
     expected = fragment_mz(tokens, charges=(1,))
     peak_mz = torch.from_numpy(np.concatenate([expected["b1"], expected["y1"]])).float()[None]
-    peaks = PeakIndex.build(peak_mz, torch.ones_like(peak_mz), torch.ones_like(peak_mz).bool())
-    evidence = FragmentEvidence(hidden=8, n_tokens=len(vocabulary), tolerance=0.02)
+    peaks = PeakIndex.build(
+        peak_mz, torch.ones_like(peak_mz), torch.ones_like(peak_mz).bool(), 0.02
+    )
+    evidence = FragmentEvidence(hidden=8, n_tokens=len(vocabulary))
     precursor = torch.tensor([peptide_mass(tokens)])
     features = evidence.features(peaks, masses[ids][None], masses, precursor)
     assert features.shape == (1, 16, len(vocabulary), N_IONS * FEATURES_PER_ION)
@@ -101,7 +103,9 @@ def test_model_without_evidence_has_no_lookup(vocabulary):
 
 
 def test_lookup_survives_absurd_query_masses():
-    peaks = PeakIndex.build(torch.tensor([[150.0]]), torch.tensor([[1.0]]), torch.tensor([[True]]))
-    presence, strength = peaks.lookup(torch.tensor([[-1e9, 1e9, 150.0]]), 0.02)
+    peaks = PeakIndex.build(
+        torch.tensor([[150.0]]), torch.tensor([[1.0]]), torch.tensor([[True]]), 0.02
+    )
+    presence, strength = peaks.lookup(torch.tensor([[-1e9, 1e9, 150.0]]))
     assert presence[0, :2].max() < 1e-12
     assert presence[0, 2] == pytest.approx(1.0)

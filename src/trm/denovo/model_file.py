@@ -1,0 +1,234 @@
+"""The model file, read once for every stage that sequences with it.
+
+A model file is a checkpoint (:mod:`trm.train.checkpoint`, whose description lists every
+key); ``trm calibrate`` adds the inference settings it calibrated under, the score
+calibration and the spectrum-match rescorer. :func:`load_sequencer` turns a model file,
+the instrument file and any settings asked for on top into a ready
+:class:`~trm.denovo.inference.Sequencer`, for ``trm denovo``, ``trm calibrate`` and the
+benchmarks alike, so the settings are merged in one place:
+
+1. the stored settings (or the defaults, for a model never calibrated or for
+   ``trm calibrate``, which calibrates afresh);
+2. the instrument's tolerances and isotope errors;
+3. the overrides, by name (:data:`OVERRIDABLE`).
+
+A setting equal to the model's trained value (refinement steps, fragment tolerance) is
+stored as None, "as trained", so asking for it explicitly is no change of settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trm.denovo.calibration import IsotonicCalibration
+from trm.denovo.decode import DecodingSettings
+from trm.denovo.inference import Sequencer
+from trm.denovo.rescore import Rescorer
+from trm.denovo.settings import InferenceSettings
+from trm.errors import TrmError
+from trm.instrument import InstrumentSettings
+from trm.model import ModelConfig
+from trm.train.checkpoint import (
+    CALIBRATION_KEY,
+    INFERENCE_KEY,
+    RESCORER_KEY,
+    model_from_checkpoint,
+    read_checkpoint,
+)
+
+log = logging.getLogger(__name__)
+
+#: Settings that can be asked for on top of the stored ones: fields of
+#: :class:`~trm.denovo.decode.DecodingSettings` and of
+#: :class:`~trm.denovo.settings.InferenceSettings`.
+OVERRIDABLE: frozenset[str] = frozenset(
+    {f.name for f in dataclasses.fields(DecodingSettings)}
+    | {f.name for f in dataclasses.fields(InferenceSettings)} - {"decoding"}
+)
+
+
+class UncalibratedModelError(TrmError):
+    """A model file that ``trm calibrate`` has not calibrated, where calibration is needed."""
+
+
+@dataclass
+class ModelFile:
+    """What a model file holds besides the weights.
+
+    Attributes
+    ----------
+    path : Path
+    checkpoint : dict
+        The whole checkpoint, as read.
+    stored : InferenceSettings or None
+        The settings it was calibrated under; None before ``trm calibrate``.
+    calibration : IsotonicCalibration or None
+    rescorer : Rescorer or None
+    model_config : ModelConfig
+    """
+
+    path: Path
+    checkpoint: dict[str, Any]
+    stored: InferenceSettings | None
+    calibration: IsotonicCalibration | None
+    rescorer: Rescorer | None
+    model_config: ModelConfig
+
+    @classmethod
+    def read(cls, path: str | Path) -> ModelFile:
+        """Read a model file (a checkpoint, calibrated or not)."""
+        checkpoint = read_checkpoint(path)
+        calibrated = CALIBRATION_KEY in checkpoint and INFERENCE_KEY in checkpoint
+        return cls(
+            path=Path(path),
+            checkpoint=checkpoint,
+            stored=InferenceSettings.from_dict(checkpoint[INFERENCE_KEY]) if calibrated else None,
+            calibration=(
+                IsotonicCalibration.from_dict(checkpoint[CALIBRATION_KEY]) if calibrated else None
+            ),
+            rescorer=(
+                Rescorer.from_dict(checkpoint[RESCORER_KEY]) if RESCORER_KEY in checkpoint else None
+            ),
+            model_config=ModelConfig.from_dict(checkpoint["model_config"]),
+        )
+
+    def with_calibration(
+        self,
+        settings: InferenceSettings,
+        calibration: IsotonicCalibration,
+        rescorer: Rescorer | None,
+    ) -> dict[str, Any]:
+        """The checkpoint with these calibration results in place of any stored ones."""
+        checkpoint = {key: value for key, value in self.checkpoint.items() if key != RESCORER_KEY}
+        checkpoint[CALIBRATION_KEY] = calibration.to_dict()
+        checkpoint[INFERENCE_KEY] = settings.to_dict()
+        if rescorer is not None:
+            checkpoint[RESCORER_KEY] = rescorer.to_dict()
+        return checkpoint
+
+
+def resolve_settings(
+    base: InferenceSettings,
+    instrument: InstrumentSettings,
+    model_config: ModelConfig,
+    overrides: Mapping[str, Any] | None = None,
+) -> InferenceSettings:
+    """Settings to sequence with: ``base``, the instrument's, then ``overrides``.
+
+    Parameters
+    ----------
+    base : InferenceSettings
+        Stored or default settings.
+    instrument : InstrumentSettings
+        Its precursor tolerance, isotope errors and fragment tolerance win over ``base``.
+    model_config : ModelConfig
+        Of the model: a refinement step count or fragment tolerance equal to the trained
+        one is stored as None.
+    overrides : mapping, optional
+        Setting name (:data:`OVERRIDABLE`) -> value; a larger ``beam_size`` also widens
+        ``max_beam_size``.
+
+    Raises
+    ------
+    ValueError
+        For a name outside :data:`OVERRIDABLE`.
+    """
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - OVERRIDABLE)
+    if unknown:
+        raise ValueError(f"unknown inference settings {unknown}; known: {sorted(OVERRIDABLE)}")
+    decoding_names = {f.name for f in dataclasses.fields(DecodingSettings)}
+    decoding = {k: v for k, v in overrides.items() if k in decoding_names}
+    if "beam_size" in decoding:
+        decoding.setdefault(
+            "max_beam_size", max(base.decoding.max_beam_size, decoding["beam_size"])
+        )
+    decoding = dataclasses.replace(
+        base.decoding,
+        precursor_tolerance_ppm=instrument.precursor_tolerance_ppm,
+        isotope_errors=instrument.isotope_errors,
+        **decoding,
+    )
+    settings = dataclasses.replace(
+        base,
+        decoding=decoding,
+        fragment_tolerance_da=instrument.fragment_tolerance_da,
+        **{k: v for k, v in overrides.items() if k not in decoding_names},
+    )
+    as_trained = {}
+    if settings.refinement_steps == model_config.supervision_steps:
+        as_trained["refinement_steps"] = None
+    if settings.fragment_tolerance_da == model_config.evidence_tolerance:
+        as_trained["fragment_tolerance_da"] = None
+    return dataclasses.replace(settings, **as_trained)
+
+
+def load_sequencer(
+    path: str | Path,
+    instrument: InstrumentSettings,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    afresh: bool = False,
+    require_calibration: bool = False,
+    device: torch.device | str = "cpu",
+    batch_size: int = 256,
+    workers: int = 1,
+) -> tuple[Sequencer, ModelFile]:
+    """A sequencer for a model file under an instrument, with settings merged once.
+
+    Parameters
+    ----------
+    path : path
+        Model file (``trm pretrain``/``finetune`` checkpoint, or ``trm calibrate`` output).
+    instrument : InstrumentSettings
+    overrides : mapping, optional
+        Settings asked for on top (see :func:`resolve_settings`).
+    afresh : bool
+        Start from the default settings, not the stored ones (``trm calibrate``).
+    require_calibration : bool
+        Refuse a model file without calibration (:class:`UncalibratedModelError`).
+    device, batch_size, workers
+        As for :class:`~trm.denovo.inference.Sequencer`.
+
+    Returns
+    -------
+    sequencer : Sequencer
+        With the model file's rescorer when the settings' raw score uses it.
+    model_file : ModelFile
+    """
+    model_file = ModelFile.read(path)
+    if model_file.calibration is None and require_calibration:
+        raise UncalibratedModelError(
+            f"{path} has no score calibration; run `trm calibrate --model {path} "
+            "--validation-dir ... --out MODEL.pt` and sequence with that model "
+            "(or pass --uncalibrated to write raw, uncalibrated scores)"
+        )
+    base = InferenceSettings() if afresh or model_file.stored is None else model_file.stored
+    settings = resolve_settings(base, instrument, model_file.model_config, overrides)
+    if model_file.stored is not None and not afresh:
+        changed = settings.differences(model_file.stored)
+        if changed:
+            log.warning(
+                "sequencing with other settings than %s was calibrated with (%s): its "
+                "scores may be off as probabilities",
+                path,
+                "; ".join(changed),
+            )
+    model, vocabulary = model_from_checkpoint(model_file.checkpoint, map_location=device)
+    sequencer = Sequencer(
+        model,
+        vocabulary,
+        settings,
+        device,
+        batch_size,
+        rescorer=model_file.rescorer,
+        workers=workers,
+    )
+    return sequencer, model_file
