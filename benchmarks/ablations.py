@@ -1,4 +1,4 @@
-"""Matched-compute ablations of the recursive model: one table for the roadmap's questions.
+"""Matched-compute ablations of the recursive model: one table for the model's design questions.
 
 Each arm is the shipped recipe (model size ``default``, the instrument's fitted noise
 model, curricula as shares of the run) with one thing changed. Every arm gets the same
@@ -74,7 +74,7 @@ class Arm:
     ----------
     name : str
     question : str
-        The roadmap question it answers, against ``baseline``.
+        The design question it answers, against ``baseline``.
     model_settings : tuple of str
         ``FIELD=VALUE`` changes of the model size (``trm pretrain --set``).
     step_base : float

@@ -11,7 +11,7 @@ exact-mass search and rescoring. Arms:
 - ``zero-shot``: the base model as it is;
 - ``mixed``, ``two-stage``, ``adversarial``: the strategies at their defaults;
 - ``two-stage-frozen``, ``two-stage-trained``: real spectra only with the encoder frozen
-  throughout, or trained from the first step (the roadmap's frozen against trained
+  throughout, or trained from the first step (a frozen against a trained
   encoder);
 - ``<strategy>@10%``, ``@30%``: the strategy given as ``--amount-strategy`` on a share of
   the train peptides.

@@ -7,9 +7,10 @@ Three measurements on the same peptidoforms, each in a fresh process:
     proteome, splits, peptidoform sampling, ms2pip prediction, spectrum tables,
     zstd parquet shards and the manifest.
 ``predict_batch``
-    ``ms2pip.predict_batch`` alone (the floor named in issue 4) on the peptidoforms the
-    end-to-end run wrote, given as a ready ``PSMList``; it also computes ms2pip's own
-    fragment m/z, which the synthetic stage takes from ``trm.chem`` instead.
+    ``ms2pip.predict_batch`` alone (the floor of the synthetic stage's speed) on the
+    peptidoforms the end-to-end run wrote, given as a ready ``PSMList``; it also computes
+    ms2pip's own fragment m/z, which the synthetic stage takes from ``trm.fragments``
+    instead.
 ``model_only``
     ms2pip's features and XGBoost alone (``Ms2pipPredictor.predict``), the part of
     ``predict_batch`` the synthetic stage runs: the least any ms2pip-based pipeline

@@ -60,6 +60,13 @@ _KEYS = frozenset(
 _REQUIRED = ("fragmentation", "ms2pip_model", "fragment_tolerance_da", "precursor_tolerance_ppm")
 
 
+#: Fragment tolerance (Da) of an Orbitrap MS2 spectrum: the instrument default, and the
+#: tolerance a model is trained for unless an instrument file says otherwise.
+DEFAULT_FRAGMENT_TOLERANCE_DA = 0.02
+#: Precursor tolerance (ppm) of an Orbitrap MS1 measurement.
+DEFAULT_PRECURSOR_TOLERANCE_PPM = 20.0
+
+
 class InstrumentFileError(InputError):
     """The instrument YAML is missing, unreadable or holds an invalid setting."""
 
@@ -98,8 +105,8 @@ class InstrumentSettings:
 
     fragmentation: str = "HCD"
     ms2pip_model: str = "HCD2019-distilled"
-    fragment_tolerance_da: float = 0.02
-    precursor_tolerance_ppm: float = 20.0
+    fragment_tolerance_da: float = DEFAULT_FRAGMENT_TOLERANCE_DA
+    precursor_tolerance_ppm: float = DEFAULT_PRECURSOR_TOLERANCE_PPM
     isotope_errors: tuple[int, int] = (0, 1)
     charges: tuple[int, ...] = (2, 3, 4)
     charge_weights: tuple[float, ...] | None = None

@@ -12,7 +12,7 @@ from tests.workflow.helpers import PROJECT_ROOT, make_workdir, planned_jobs, sna
 
 pytestmark = pytest.mark.workflow
 
-#: Rules of the DAG in the mission's stage order that run once per sample, once per
+#: Rules of the DAG in the workflow's stage order that run once per sample, once per
 #: labelled sample, and once per instrument that a sample uses.
 PER_SAMPLE_RULES = ["convert", "denovo", "casanovo", "compare"]
 PER_LABELLED_SAMPLE_RULES = ["labels", "evaluate"]

@@ -315,6 +315,23 @@ def calibration_spectra_option(wildcards, input):
     return labels if input.labels else synthetic
 
 
+def setting_options(section, workflow_keys):
+    """A config section as options of its `trm` command: every key but `workflow_keys`
+    (those the workflow itself uses) becomes `--key-name value`. The command makes its
+    options from its settings dataclass (trm.options), so a new setting needs a dataclass
+    field and its schema entry, and no change here or in the rule."""
+    options = []
+    for key, value in config[section].items():
+        if key in workflow_keys:
+            continue
+        if isinstance(value, bool):
+            value = str(value).lower()
+        elif isinstance(value, (list, tuple)):
+            value = " ".join(str(v) for v in value)
+        options.append(f"--{key.replace('_', '-')} {value}")
+    return " ".join(options)
+
+
 def pretrain_init():
     """The base model pretraining starts from (config `pretrain: init:`), or []."""
     init = config["pretrain"]["init"]

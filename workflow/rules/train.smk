@@ -22,17 +22,7 @@ rule pretrain:
         launcher=pretrain_launcher(),
         model=config["model"]["size"],
         device="cuda" if config["pretrain"]["gpus"] else "cpu",
-        steps=config["pretrain"]["steps"],
-        batch_size=config["pretrain"]["batch_size"],
-        learning_rate=config["pretrain"]["learning_rate"],
-        warmup_steps=config["pretrain"]["warmup_steps"],
-        eval_every=config["pretrain"]["eval_every"],
-        eval_spectra=config["pretrain"]["eval_spectra"],
-        seed=config["pretrain"]["seed"],
-        draft_fraction=config["pretrain"]["draft_fraction"],
-        clean_mix_fraction=config["pretrain"]["clean_mix_fraction"],
-        clean_fraction_end=config["pretrain"]["clean_fraction_end"],
-        noise_ramp_fraction=config["pretrain"]["noise_ramp_fraction"],
+        settings=setting_options("pretrain", ("noise", "init", "gpus")),
         noise=noise_model_option,
         init=init_option,
         # Training state outside the declared outputs: a failed or preempted job's retry
@@ -43,14 +33,7 @@ rule pretrain:
         " pretrain --train-dir {input.synthetic:q}/train"
         " --validation-dir {input.synthetic:q}/validation --checkpoint {output.checkpoint:q}"
         " --work-dir {params.work_dir:q}"
-        " --metrics {output.metrics:q} --model-config {params.model}"
-        " --steps {params.steps} --batch-size {params.batch_size}"
-        " --learning-rate {params.learning_rate} --warmup-steps {params.warmup_steps}"
-        " --eval-every {params.eval_every} --eval-spectra {params.eval_spectra}"
-        " --seed {params.seed} --draft-fraction {params.draft_fraction}"
-        " --clean-mix-fraction {params.clean_mix_fraction}"
-        " --clean-fraction-end {params.clean_fraction_end}"
-        " --noise-ramp-fraction {params.noise_ramp_fraction}"
+        " --metrics {output.metrics:q} --model-config {params.model} {params.settings}"
         " --instrument {input.instrument:q} {params.noise} {params.init}"
         " --device {params.device} --threads {threads} 2> {log:q}"
 
@@ -98,18 +81,7 @@ rule finetune:
         gpu=config["pretrain"]["gpus"],
     params:
         device="cuda" if config["pretrain"]["gpus"] else "cpu",
-        strategy=config["finetune"]["strategy"],
-        steps=config["finetune"]["steps"],
-        batch_size=config["finetune"]["batch_size"],
-        learning_rate=config["finetune"]["learning_rate"],
-        real_fractions=" ".join(map(str, config["finetune"]["real_fractions"])),
-        frozen_fraction=config["finetune"]["frozen_fraction"],
-        freeze="--freeze-encoder" if config["finetune"]["freeze_encoder"] else "",
-        adversarial_weight=config["finetune"]["adversarial_weight"],
-        eval_every=config["finetune"]["eval_every"],
-        patience=config["finetune"]["patience"],
-        split=" ".join(map(str, config["finetune"]["split"])),
-        seed=config["finetune"]["seed"],
+        settings=setting_options("finetune", ("enabled",)),
         noise=noise_model_option,
         # State a retried or preempted job resumes from (not an output: Snakemake keeps it).
         work_dir="results/models/{instrument}/finetune_work",
@@ -119,11 +91,5 @@ rule finetune:
         " --synthetic-dir {input.synthetic:q}/train {params.noise}"
         " --checkpoint {output.checkpoint:q} --metrics {output.metrics:q}"
         " --split-table {output.split:q} --validation-labels {output.validation:q}"
-        " --work-dir {params.work_dir:q} --strategy {params.strategy}"
-        " --steps {params.steps} --batch-size {params.batch_size}"
-        " --learning-rate {params.learning_rate} --real-fractions {params.real_fractions}"
-        " --frozen-fraction {params.frozen_fraction} {params.freeze}"
-        " --adversarial-weight {params.adversarial_weight}"
-        " --eval-every {params.eval_every} --patience {params.patience}"
-        " --split {params.split} --seed {params.seed} --fallback"
+        " --work-dir {params.work_dir:q} {params.settings} --fallback"
         " --device {params.device} --threads {threads} 2> {log:q}"

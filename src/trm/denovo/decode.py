@@ -45,6 +45,7 @@ from functools import lru_cache
 import numpy as np
 
 from trm.chem import C13_SPACING, WATER_MASS, Vocabulary, precursor_mass_error_ppm
+from trm.instrument import DEFAULT_PRECURSOR_TOLERANCE_PPM
 
 #: Lagrange multipliers (log-probability per Da) of the completion bound; 0 is the plain
 #: mass-blind bound, the others tighten it for prefixes whose leftover mass is awkward.
@@ -96,7 +97,7 @@ class DecodingSettings:
         Shortest peptide (residue tokens, N-terminal modifications excluded) accepted.
     """
 
-    precursor_tolerance_ppm: float = 20.0
+    precursor_tolerance_ppm: float = DEFAULT_PRECURSOR_TOLERANCE_PPM
     isotope_errors: tuple[int, int] = (0, 1)
     beam_size: int = 16
     max_beam_size: int = 1024

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from trm.errors import InputError
+from trm.instrument import DEFAULT_FRAGMENT_TOLERANCE_DA
 
 #: Switches added after checkpoints were first written, with the value that reproduces an
 #: older checkpoint's architecture.
@@ -55,7 +56,7 @@ class ModelConfig:
         of each step (off: every step runs the same function of its inputs).
     answer_update : str
         ``gated``: the gated residual ``y <- y + gate * delta``; ``replace``: the step's
-        output becomes the answer, ``y <- delta`` (the roadmap's ablation of the gate).
+        output becomes the answer, ``y <- delta`` (the ablation of the gate).
     max_length : int
         Answer positions: tokens of the longest peptide plus at least one end class.
     n_peaks : int
@@ -81,7 +82,7 @@ class ModelConfig:
     no_grad_latent_steps: int = 0
     fragment_feedback: bool = True
     fragment_evidence: bool = True
-    evidence_tolerance: float = 0.02
+    evidence_tolerance: float = DEFAULT_FRAGMENT_TOLERANCE_DA
     step_embedding: bool = True
     answer_update: str = "gated"
     max_length: int = 32
@@ -172,13 +173,13 @@ _SWEEP_BEST = ModelConfig(
 
 #: Named model sizes. ``default`` is the shipped size, the sweep's best; ``tiny`` serves
 #: tests and the CPU demo (today the same network, kept under its own name so tests and
-#: demo do not move when a new sweep changes the default); ``roadmap`` is the size of the
-#: project's roadmap (≈ 13 GFLOP per spectrum when the memory projections are not cached,
-#: about Casanovo's cost).
+#: demo do not move when a new sweep changes the default); ``large`` is a GPU size, 384
+#: wide with 6 latent steps (≈ 13 GFLOP per spectrum when the memory projections are not
+#: cached, about Casanovo's cost).
 MODEL_CONFIGS: dict[str, ModelConfig] = {
     "tiny": _SWEEP_BEST,
     "default": _SWEEP_BEST,
-    "roadmap": ModelConfig(
+    "large": ModelConfig(
         hidden=384,
         heads=8,
         encoder_layers=2,

@@ -18,7 +18,7 @@ class Attention(nn.Module):
 
     The recursive core attends to the same spectrum ``T * n`` times; projecting the
     spectrum's keys and values once per forward pass instead of at every latent step
-    saves about 40% of the inference FLOPs at the roadmap's size.
+    saves about 40% of the inference FLOPs at the ``large`` size.
 
     Parameters
     ----------

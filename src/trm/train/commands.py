@@ -13,6 +13,7 @@ import torch
 from trm.chem import Vocabulary
 from trm.errors import InputError, TrmError
 from trm.model import MODEL_CONFIGS, get_model_config
+from trm.options import add_options, from_options
 from trm.train.checkpoint import read_checkpoint
 from trm.train.config import TrainConfig
 from trm.train.data import SpectrumDataset, dataset_sizes
@@ -24,7 +25,6 @@ log = logging.getLogger(__name__)
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``pretrain`` subcommand."""
-    defaults = TrainConfig()
     parser = subparsers.add_parser(
         "pretrain",
         help="train the recursive model on synthetic spectra",
@@ -60,46 +60,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "stored in the checkpoint)",
     )
     parser.add_argument(
-        "--steps",
-        type=int,
-        default=defaults.steps,
-        help="optimisation steps; 0 with --init evaluates and writes the initial model as is",
-    )
-    parser.add_argument(
-        "--batch-size", type=int, default=defaults.batch_size, help="spectra per step and process"
-    )
-    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
-    parser.add_argument("--eval-every", type=int, default=defaults.eval_every)
-    parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
-    parser.add_argument(
-        "--eval-spectra",
-        type=int,
-        default=defaults.eval_spectra,
-        help="validation spectra evaluated (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--clean-mix-fraction",
-        type=float,
-        default=defaults.curriculum.clean_mix_fraction,
-        help="share of the steps over which the clean fraction of each batch falls from "
-        "80%% to 0%% (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--clean-fraction-end",
-        type=float,
-        default=defaults.curriculum.clean_fraction_end,
-        help="share of each batch left clean once the clean share has fallen, to the end "
-        "of the run (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--noise-ramp-fraction",
-        type=float,
-        default=defaults.curriculum.noise_ramp_fraction,
-        help="share of the steps over which the noise strength ramps to its maximum "
-        "(default: %(default)s)",
-    )
-    parser.add_argument(
         "--noise-model",
         type=Path,
         help="fitted noise model YAML (trm fit-noise) to train with; default: the hand-set "
@@ -109,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--instrument",
         type=Path,
         help="instrument YAML: its fragment_tolerance_da sets the model's ion lookup "
-        "(default: the model size's, 0.02 Da)",
+        "(default: the model size's evidence_tolerance)",
     )
     parser.add_argument(
         "--init",
@@ -128,26 +88,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=0,
         help="also keep the model every this many steps, for learning curves (default: none)",
     )
-    parser.add_argument(
-        "--spectrum-loss-weight",
-        type=float,
-        default=defaults.loss.spectrum,
-        help="weight of the spectrum-matching loss (default: off)",
-    )
-    parser.add_argument(
-        "--step-base",
-        type=float,
-        default=defaults.loss.step_base,
-        help="supervision step t weighs base**t in the loss (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--draft-fraction",
-        type=float,
-        default=defaults.draft_fraction,
-        help="share of each batch whose recursion starts from the true answer with random "
-        "positions replaced (default: %(default)s)",
-    )
-    parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument(
         "--device", default="cpu", help="cpu or cuda (default: %(default)s); cuda uses bf16"
     )
@@ -172,6 +112,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "run completes. A preempted or retried job then loses at most one checkpoint "
         "interval, whatever a scheduler does with a failed job's outputs",
     )
+    add_options(parser, TrainConfig)
     parser.set_defaults(func=run_pretrain)
     from trm.train.plots import register_plot
 
@@ -187,27 +128,8 @@ def run_pretrain(args: argparse.Namespace) -> None:
         )
     torch.set_num_threads(args.threads)
     model_config = get_model_config(args.model_config).with_overrides(args.model_settings)
-    base = TrainConfig()
     train_config = dataclasses.replace(
-        base,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        warmup_steps=args.warmup_steps,
-        eval_every=args.eval_every,
-        checkpoint_every=args.checkpoint_every,
-        eval_spectra=args.eval_spectra,
-        seed=args.seed,
-        draft_fraction=args.draft_fraction,
-        curriculum=dataclasses.replace(
-            base.curriculum,
-            clean_mix_fraction=args.clean_mix_fraction,
-            clean_fraction_end=args.clean_fraction_end,
-            noise_ramp_fraction=args.noise_ramp_fraction,
-        ),
-        loss=dataclasses.replace(
-            base.loss, spectrum=args.spectrum_loss_weight, step_base=args.step_base
-        ),
+        from_options(TrainConfig, args),
         fitted_noise=None
         if args.noise_model is None
         else NoiseModelParameters.read(args.noise_model).to_dict(),

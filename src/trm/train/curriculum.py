@@ -28,7 +28,7 @@ class Curriculum:
     ----------
     clean_fraction_start, clean_fraction_end : float
         Fraction of each batch left without noise, at step 0 and after the clean/noisy
-        transition (the roadmap's 80% -> 0%).
+        transition (80% -> 0% by default).
     clean_mix_fraction : float
         Share of the total steps over which the clean fraction falls linearly.
     noise_strength_start, noise_strength_end : float

@@ -9,7 +9,7 @@ never touched, so evaluation and comparison count test spectra only (see
 Three strategies, each recorded in the checkpoint (``finetune``):
 
 ``mixed``
-    The roadmap's sim/real curriculum: every batch mixes synthetic spectra (under the
+    A sim/real curriculum: every batch mixes synthetic spectra (under the
     instrument's noise model) and real ones, the real share rising in stages
     (``real_fractions``, default 0 -> 25 -> 50 -> 75 -> 100%, each an equal share of the
     steps), so the model moves to real spectra without forgetting what it learned.
@@ -37,7 +37,7 @@ import logging
 import math
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -100,7 +100,7 @@ class FinetuneConfig:
         Seeds the split, the batches and the noise.
     """
 
-    strategy: str = "mixed"
+    strategy: str = field(default="mixed", metadata={"choices": STRATEGIES})
     steps: int = 600
     batch_size: int = 32
     learning_rate: float = 2e-4

@@ -13,7 +13,8 @@ import torch
 from trm.errors import TrmError
 from trm.io.labels import FINETUNE_USED_SPLITS
 from trm.model import ModelConfig
-from trm.train.finetune import STRATEGIES, FinetuneConfig
+from trm.options import add_options, from_options
+from trm.train.finetune import FinetuneConfig
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,6 @@ SPLIT_COLUMNS = ("run", "spectrum_id", "peptide", "split")
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``finetune`` subcommand."""
-    defaults = FinetuneConfig()
     parser = subparsers.add_parser(
         "finetune",
         help="fine-tune a pretrained model on identified real spectra",
@@ -67,37 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--work-dir", type=Path, required=True,
         help="training state, resumed from when a job is rerun",
     )  # fmt: skip
-    parser.add_argument("--strategy", choices=STRATEGIES, default=defaults.strategy)
-    parser.add_argument("--steps", type=int, default=defaults.steps)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
-    parser.add_argument(
-        "--real-fractions", type=float, nargs="+", default=list(defaults.real_fractions),
-        help="mixed: real share of each batch, stage by stage (default: %(default)s)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--frozen-fraction", type=float, default=defaults.frozen_fraction,
-        help="two-stage: share of the steps with the encoder frozen (default: %(default)s)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--freeze-encoder", action="store_true", help="keep the encoder frozen throughout"
-    )
-    parser.add_argument("--adversarial-weight", type=float, default=defaults.adversarial_weight)
-    parser.add_argument(
-        "--adversarial-real-fraction", type=float, default=defaults.adversarial_real_fraction
-    )
-    parser.add_argument("--eval-every", type=int, default=defaults.eval_every)
-    parser.add_argument("--patience", type=int, default=defaults.patience)
-    parser.add_argument(
-        "--split", type=float, nargs=3, default=list(defaults.split),
-        metavar=("TRAIN", "VALIDATION", "TEST"), help="peptide shares (default: %(default)s)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--real-data-fraction", type=float, default=defaults.real_data_fraction,
-        help="share of the train peptides used (default: %(default)s)",
-    )  # fmt: skip
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    add_options(parser, FinetuneConfig)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
@@ -135,23 +105,7 @@ def run_finetune(args: argparse.Namespace) -> None:
 
     if str(args.device).startswith("cuda") and not torch.cuda.is_available():
         raise TrmError(f"--device {args.device}: this torch sees no CUDA device")
-    settings = FinetuneConfig(
-        strategy=args.strategy,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        warmup_steps=args.warmup_steps,
-        real_fractions=tuple(args.real_fractions),
-        frozen_fraction=args.frozen_fraction,
-        freeze_encoder=args.freeze_encoder,
-        adversarial_weight=args.adversarial_weight,
-        adversarial_real_fraction=args.adversarial_real_fraction,
-        eval_every=args.eval_every,
-        patience=args.patience,
-        split=tuple(args.split),
-        real_data_fraction=args.real_data_fraction,
-        seed=args.seed,
-    )
+    settings = from_options(FinetuneConfig, args)
     if settings.uses_synthetic and args.synthetic_dir is None:
         raise TrmError(
             f"the {settings.strategy} strategy draws synthetic spectra: give --synthetic-dir"

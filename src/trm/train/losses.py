@@ -6,7 +6,7 @@ per-step answers, and this module decides what is right about them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +26,7 @@ class LossWeights:
     ----------
     step_base : float
         Supervision step ``t`` is weighted ``∝ step_base**t``. The default 1.25 gives the
-        last of 8 steps 24% of the cross-entropy and the first 5%. The roadmap's 2 (50% on
+        last of 8 steps 24% of the cross-entropy and the first 5%. A base of 2 (50% on
         the last) starves the early steps, whose answers the fragment evidence of the
         later steps builds on: after 1,500 CPU training steps 2, 1.5 and 1.25 reached
         0.379, 0.398 and 0.433 token accuracy (``benchmarks/train_curve.py --step-base``).
@@ -35,15 +35,15 @@ class LossWeights:
         mass.
     spectrum : float
         Weight of the spectrum-matching loss (0 by default: on clean synthetic data it
-        gave no signal, see the roadmap).
+        gave no signal; ``benchmarks/results/ablations.md``).
     halt : float
         Weight of the halting head's binary cross-entropy.
     """
 
     step_base: float = 1.25
-    precursor_mass: float = 0.01
-    spectrum: float = 0.0
-    halt: float = 0.5
+    precursor_mass: float = field(default=0.01, metadata={"option": "precursor_mass_loss_weight"})
+    spectrum: float = field(default=0.0, metadata={"option": "spectrum_loss_weight"})
+    halt: float = field(default=0.5, metadata={"option": "halt_loss_weight"})
 
 
 @dataclass

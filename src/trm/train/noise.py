@@ -108,9 +108,9 @@ class RampNoise:
     Attributes
     ----------
     max_dropout : float
-        Largest fraction of peaks removed (the roadmap's 45%).
+        Largest fraction of peaks removed.
     max_noise_peaks : int
-        Largest number of noise peaks added (the roadmap's 30).
+        Largest number of noise peaks added.
     max_noise_intensity : float
         Largest noise peak intensity relative to the base peak.
     max_ppm_sd : float

@@ -124,7 +124,7 @@ def test_config_checks():
         get_model_config("huge")
     with pytest.raises(ValueError, match="unknown model config keys"):
         ModelConfig.from_dict({"hidden": 64, "depth": 3})
-    config = get_model_config("roadmap")
+    config = get_model_config("large")
     assert ModelConfig.from_dict(config.to_dict()) == config
     # A checkpoint from before the fragment evidence existed keeps its architecture.
     older = {k: v for k, v in config.to_dict().items() if k != "fragment_evidence"}
@@ -139,18 +139,18 @@ def test_build_model_fills_and_checks_the_vocabulary_size(vocabulary):
 
 
 def test_named_configs_and_their_cost(vocabulary):
-    assert {"tiny", "default", "roadmap"} <= set(MODEL_CONFIGS)
-    roadmap = get_model_config("roadmap")
-    assert (roadmap.hidden, roadmap.supervision_steps, roadmap.latent_steps) == (384, 8, 6)
+    assert {"tiny", "default", "large"} <= set(MODEL_CONFIGS)
+    large = get_model_config("large")
+    assert (large.hidden, large.supervision_steps, large.latent_steps) == (384, 8, 6)
     costs = {}
-    for name in ("tiny", "default", "roadmap"):
+    for name in ("tiny", "default", "large"):
         model = build_model(get_model_config(name), vocabulary)
         cost = inference_flops(model.config)
         assert cost.total == cost.encoder + cost.supervision_steps * cost.per_supervision_step
         costs[name] = (count_parameters(model), cost.gflop)
-    assert costs["tiny"] <= costs["default"] < costs["roadmap"]
-    # With the spectrum projected once, the roadmap size costs well under the 13 GFLOP.
-    assert 5 < costs["roadmap"][1] < 13
+    assert costs["tiny"] <= costs["default"] < costs["large"]
+    # With the spectrum projected once, the large size costs well under 13 GFLOP.
+    assert 5 < costs["large"][1] < 13
     config = build_model(get_model_config("default"), vocabulary).config
     assert inference_flops(config, supervision_steps=2).total < inference_flops(config).total
 

@@ -1,0 +1,30 @@
+"""The config schema's training settings are options of their commands, so a setting
+lives in its dataclass and its schema entry only (the rules pass the config sections
+through, ``setting_options`` in ``workflow/rules/common.smk``)."""
+
+from __future__ import annotations
+
+import yaml
+
+from tests.workflow.helpers import PROJECT_ROOT
+from trm.options import settings_of
+from trm.train.config import TrainConfig
+from trm.train.finetune import FinetuneConfig
+
+#: Keys of each section the workflow itself reads (as in the rules' setting_options).
+WORKFLOW_KEYS = {"pretrain": {"noise", "init", "gpus"}, "finetune": {"enabled"}}
+COMMANDS = {"pretrain": TrainConfig, "finetune": FinetuneConfig}
+
+
+def test_every_training_key_of_the_schema_is_an_option_of_its_command():
+    schema = yaml.safe_load((PROJECT_ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    for section, settings in COMMANDS.items():
+        keys = set(schema["properties"][section]["properties"]) - WORKFLOW_KEYS[section]
+        options = {s.name for s in settings_of(settings)}
+        assert keys <= options, f"{section}: {sorted(keys - options)} are no options"
+
+
+def test_the_rules_pass_the_same_workflow_keys():
+    rules = (PROJECT_ROOT / "workflow/rules/train.smk").read_text()
+    assert 'setting_options("pretrain", ("noise", "init", "gpus"))' in rules
+    assert 'setting_options("finetune", ("enabled",))' in rules
