@@ -1,6 +1,7 @@
 # The two set-up commands of the README, and helpers around them.
 #   make demo   install (first time) and run the workflow on the embedded demo config
 #   make test   install (first time) and run the whole test suite
+#   make test-fast   the suite without its slow tests, for the edit loop
 # Both are idempotent: a second run reinstalls nothing unless pyproject.toml,
 # requirements.lock or this Makefile changed.
 
@@ -20,7 +21,7 @@ APT_PACKAGES := mono-complete
 # is skipped, saying why, where they cannot be installed).
 TEST_APT_PACKAGES := slurmctld slurmd slurm-client munge
 
-.PHONY: install demo test test-packages lint format dag report lock clean
+.PHONY: install demo test test-fast test-packages lint format dag report lock clean
 
 install: $(STAMP) $(CASANOVO_STAMP)
 
@@ -53,6 +54,11 @@ demo: $(STAMP) $(CASANOVO_STAMP)
 
 test: $(STAMP) $(CASANOVO_STAMP) test-packages
 	$(BIN)/python -m pytest
+
+# The edit loop: everything but the tests marked slow (workflow runs, training, Casanovo,
+# the SLURM cluster), a few minutes. CI runs the full `make test`.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks workflow/scripts

@@ -33,7 +33,7 @@ def test_gpu_recipe_runs_on_the_cpu_with_a_tiny_budget(tmp_path):
         "BATCH": "8",
         "N_SPECTRA": "400",
         "HELDOUT_SPECTRA": "40",
-        "THREADS": "2",
+        "THREADS": "1",
         "TRAINING_FASTA": str(fasta),
         "HELDOUT_FASTA": str(heldout),
         "PYTHON": sys.executable,

@@ -577,6 +577,7 @@ class PeptideTRM(nn.Module):
         halt_threshold: float | None = None,
         max_steps: int | None = None,
         fragment_tolerance_da: float | None = None,
+        draft: torch.Tensor | None = None,
     ) -> Refinement:
         """Inference, stopping each spectrum once the halting head is confident.
 
@@ -595,6 +596,9 @@ class PeptideTRM(nn.Module):
             steps past ``T`` reuse the last step embedding.
         fragment_tolerance_da : float, optional
             Tolerance (Da) of the ion lookups: the instrument's (default: the trained one).
+        draft : torch.Tensor of shape (batch, max_length, n_tokens), optional
+            Logits of a starting answer, as in training (:meth:`forward`); rows of zeros
+            start blank.
 
         Returns
         -------
