@@ -52,13 +52,13 @@ from trm.chem import Vocabulary
 from trm.instrument import load_instrument
 from trm.model import count_parameters, get_model_config
 from trm.model.config import ModelConfig
+from trm.noise_model import NoiseModelParameters
 from trm.process import run_measured
 from trm.train.checkpoint import load_model
 from trm.train.config import TrainConfig
 from trm.train.data import SpectrumDataset, dataset_sizes
 from trm.train.loop import Trainer
 from trm.train.losses import LossWeights
-from trm.train.noise import NoiseModelParameters
 
 log = logging.getLogger("ablations")
 

@@ -48,8 +48,9 @@ from trm.chem import Vocabulary, parse_peptidoform
 from trm.compare.comparison import collapse, label_metrics, mark_precursor_mismatches
 from trm.instrument import load_instrument
 from trm.metrics import match_peptides
+from trm.noise_model import NoiseModelParameters
 from trm.train.data import SpectrumDataset
-from trm.train.noise import FittedNoise, NoiseModelParameters
+from trm.train.noise import FittedNoise
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

@@ -61,8 +61,9 @@ from trm.denovo.rescore import Rescorer
 from trm.denovo.settings import InferenceSettings
 from trm.instrument import load_instrument
 from trm.metrics import match_peptides, precision_coverage, sequencing_metrics
+from trm.noise_model import NoiseModelParameters
 from trm.train.data import SpectrumDataset
-from trm.train.noise import FittedNoise, NoiseModelParameters
+from trm.train.noise import FittedNoise
 
 log = logging.getLogger("evaluate_model")
 

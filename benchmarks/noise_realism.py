@@ -41,11 +41,12 @@ import torch
 
 from trm.chem import UnsupportedPeptideError, Vocabulary, parse_peptidoform
 from trm.instrument import load_instrument
+from trm.noise_model import NoiseModelParameters
 from trm.synth.annotate import annotate_spectrum
 from trm.synth.ms2pip_models import Ms2pipPredictor
 from trm.synth.spectra import Peptidoform, predict_spectra
 from trm.train.data import SpectrumDataset
-from trm.train.noise import FittedNoise, NoiseModelParameters, RampNoise
+from trm.train.noise import FittedNoise, RampNoise
 
 log = logging.getLogger("noise_realism")
 

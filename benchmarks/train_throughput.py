@@ -32,10 +32,10 @@ from train_common import load_benchmark_data  # noqa: E402
 
 from trm.chem import Vocabulary  # noqa: E402
 from trm.model import MODEL_CONFIGS, count_parameters, get_model_config, inference_flops  # noqa: E402
+from trm.noise_model import NoiseModelParameters  # noqa: E402
 from trm.train.config import TrainConfig  # noqa: E402
 from trm.train.curriculum import Curriculum  # noqa: E402
 from trm.train.loop import Trainer  # noqa: E402
-from trm.train.noise import NoiseModelParameters  # noqa: E402
 
 log = logging.getLogger("train_throughput")
 

@@ -41,9 +41,10 @@ import torch
 
 from trm.chem import Vocabulary
 from trm.instrument import load_instrument
+from trm.noise_model import NoiseModelParameters
 from trm.synth.annotate import CATEGORY_INDEX, annotate_spectrum
 from trm.train.data import SpectrumDataset, top_peaks
-from trm.train.noise import FittedNoise, NoiseModelParameters
+from trm.train.noise import FittedNoise
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

@@ -10,32 +10,9 @@ import pytest
 import torch
 from pyteomics import mass
 
+from tests.unit.pyteomics_reference import PEPTIDES, modx, pyteomics_mz
 from trm import chem, fragments
 from trm.chem import parse_peptidoform
-
-# Unimod monoisotopic deltas typed in on purpose: pyteomics' side of the comparison
-# must not share trm.chem's mass table
-UNIMOD = {"cam": 57.021464, "ox": 15.994915, "deam": 0.984016, "ac-": 42.010565 + 1.007825}
-MODX = {"C[Carbamidomethyl]": "camC", "M[Oxidation]": "oxM", "N[Deamidated]": "deamN"}
-PEPTIDES = [
-    "PEPTC[Carbamidomethyl]IDEK",
-    "AC[Carbamidomethyl]DM[Oxidation]EFGHIK",
-    "M[Oxidation]LLN[Deamidated]VWYC[Carbamidomethyl]R",
-    "[Acetyl]-SAM[Oxidation]PLEVQGR",
-    "GGGGGGGK",
-]
-
-
-def _modx(tokens: list[str]) -> tuple[str, bool]:
-    acetyl = tokens[0] == "[Acetyl]-"
-    residues = tokens[1:] if acetyl else tokens
-    return "".join(MODX.get(t, t) for t in residues), acetyl
-
-
-def _pyteomics_mz(modx: str, ion_type: str, charge: int, acetyl: bool) -> float:
-    aa_mass = {**mass.std_aa_mass, **UNIMOD}
-    sequence = f"ac-{modx}-OH" if acetyl else modx
-    return mass.fast_mass2(sequence, ion_type=ion_type, charge=charge, aa_mass=aa_mass)
 
 
 @pytest.mark.parametrize("proforma", PEPTIDES)
@@ -43,12 +20,12 @@ def _pyteomics_mz(modx: str, ion_type: str, charge: int, acetyl: bool) -> float:
 def test_ladders_match_pyteomics(proforma: str, charge: int) -> None:
     tokens, _ = parse_peptidoform(proforma)
     b_neutral, y_neutral = fragments.fragment_ladders(tokens)
-    modx, acetyl = _modx(tokens)
-    units = re.findall(r"[a-z]*[A-Z]", modx)  # one modX residue with its modification
+    sequence, acetyl = modx(tokens)
+    units = re.findall(r"[a-z]*[A-Z]", sequence)  # one modX residue with its modification
     n = len(units)
     for i in range(1, n):
-        expected_b = _pyteomics_mz("".join(units[:i]), "b", charge, acetyl)
-        expected_y = _pyteomics_mz("".join(units[i:]), "y", charge, False)
+        expected_b = pyteomics_mz("".join(units[:i]), "b", charge, acetyl)
+        expected_y = pyteomics_mz("".join(units[i:]), "y", charge, False)
         assert abs(fragments.ion_mz(b_neutral[i - 1], charge) - expected_b) < 1e-4
         assert abs(fragments.ion_mz(y_neutral[n - i - 1], charge) - expected_y) < 1e-4
 

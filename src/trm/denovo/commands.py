@@ -250,8 +250,9 @@ def _calibration_spectra(args: argparse.Namespace, vocabulary: Any, config: Any)
     import polars as pl
 
     from trm.denovo.calibrate import LabelledSpectra
+    from trm.noise_model import NoiseModelParameters
     from trm.train.data import SpectrumDataset, dataset_sizes
-    from trm.train.noise import FittedNoise, NoiseModelParameters
+    from trm.train.noise import FittedNoise
 
     sizes = dataset_sizes(config, vocabulary)
     if args.labels is None and args.validation_dir is None:

@@ -77,8 +77,8 @@ def run_fit_noise(args: argparse.Namespace) -> None:
     from trm import __version__
     from trm.atomic import atomic_output
     from trm.instrument import load_instrument
+    from trm.noise_model import NoiseModelParameters
     from trm.synth.noise_fit import MIN_SPECTRA, TooFewSpectraError, fit_noise_model, noise_figure
-    from trm.train.noise import NoiseModelParameters
 
     instrument = load_instrument(args.instrument)
     tables = []

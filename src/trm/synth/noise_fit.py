@@ -43,8 +43,7 @@ from trm.chem import (
     peptide_mass,
 )
 from trm.fragments import SERIES_B, SERIES_Y, ion_mz, ion_neutral_mass
-from trm.synth.annotate import CATEGORIES, CATEGORY_INDEX, annotate_spectrum, immonium_mz
-from trm.train.noise import (
+from trm.noise_model import (
     A_ION_NUMBER_EDGES,
     DOUBLE_CHARGE_MASS_EDGES,
     INTENSITY_RANK_EDGES,
@@ -56,6 +55,7 @@ from trm.train.noise import (
     NoiseModelParameters,
     bucket,
 )
+from trm.synth.annotate import CATEGORIES, CATEGORY_INDEX, annotate_spectrum, immonium_mz
 
 log = logging.getLogger(__name__)
 

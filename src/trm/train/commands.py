@@ -13,12 +13,12 @@ import torch
 from trm.chem import Vocabulary
 from trm.errors import InputError, TrmError
 from trm.model import MODEL_CONFIGS, get_model_config
+from trm.noise_model import NoiseModelParameters
 from trm.options import add_options, from_options
 from trm.train.checkpoint import read_checkpoint
 from trm.train.config import TrainConfig
 from trm.train.data import SpectrumDataset, dataset_sizes
 from trm.train.loop import fit, same_run
-from trm.train.noise import NoiseModelParameters
 
 log = logging.getLogger(__name__)
 

@@ -98,10 +98,11 @@ def _read_labels(paths: list[Path]) -> pl.DataFrame:
 def run_finetune(args: argparse.Namespace) -> None:
     """``trm finetune``."""
     from trm.atomic import atomic_outputs
+    from trm.noise_model import NoiseModelParameters
     from trm.train.checkpoint import checkpoint_vocabulary, read_checkpoint, without_calibration
     from trm.train.data import SpectrumDataset, dataset_sizes
     from trm.train.finetune import assign_splits, finetune, write_finetune_outputs
-    from trm.train.noise import FittedNoise, NoiseModelParameters
+    from trm.train.noise import FittedNoise
 
     if str(args.device).startswith("cuda") and not torch.cuda.is_available():
         raise TrmError(f"--device {args.device}: this torch sees no CUDA device")

@@ -32,6 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from trm.chem import Vocabulary
 from trm.model import ModelConfig, build_model, count_parameters, inference_flops
+from trm.noise_model import NoiseModelParameters
 from trm.train.checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
@@ -44,7 +45,7 @@ from trm.train.curriculum import learning_rate
 from trm.train.data import SpectrumBatch, SpectrumDataset, batch_indices
 from trm.train.evaluation import RefinementTracker, SequencingAccumulator, answer_mask
 from trm.train.losses import compute_loss
-from trm.train.noise import FittedNoise, NoiseModel, NoiseModelParameters
+from trm.train.noise import FittedNoise, NoiseModel
 
 log = logging.getLogger(__name__)
 

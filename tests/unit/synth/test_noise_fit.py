@@ -9,9 +9,9 @@ import pytest
 from trm import chem
 from trm.fragments import SERIES_B, fragment_charges, theoretical_fragments
 from trm.io.table import SPECTRUM_SCHEMA
+from trm.noise_model import NoiseModelError, NoiseModelParameters
 from trm.synth.annotate import CATEGORY_INDEX, annotate_spectrum, immonium_mz
 from trm.synth.noise_fit import TooFewSpectraError, fit_noise_model
-from trm.train.noise import NoiseModelError, NoiseModelParameters
 
 PEPTIDES = (
     "LGGNEQVTR", "YILAGVENSK", "GTFIIDPGGVIR", "GTFIIDPAAVIR", "SAAGAFGPELSR",

@@ -5,39 +5,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pyteomics import mass
 
+from tests.unit.pyteomics_reference import PEPTIDES, modx, pyteomics_mz
 from trm.chem import parse_peptidoform
 from trm.fragments import fragment_mz
 from trm.synth.spectra import Peptidoform, build_spectra, ms2pip_proforma, precursor_mz
-
-# Unimod monoisotopic deltas typed in on purpose: pyteomics' side of the comparison
-# must not share trm.chem's mass table
-UNIMOD = {"cam": 57.021464, "ox": 15.994915, "deam": 0.984016, "ac-": 42.010565 + 1.007825}
-MODX = {"C[Carbamidomethyl]": "camC", "M[Oxidation]": "oxM", "N[Deamidated]": "deamN"}
-PEPTIDES = [
-    "PEPTC[Carbamidomethyl]IDEK",
-    "AC[Carbamidomethyl]DM[Oxidation]EFGHIK",
-    "M[Oxidation]LLN[Deamidated]VWYC[Carbamidomethyl]R",
-    "[Acetyl]-SAM[Oxidation]PLEVQGR",
-    "GGGGGGGK",
-]
-
-
-def _modx(tokens: list[str]) -> tuple[str, bool]:
-    acetyl = tokens[0] == "[Acetyl]-"
-    residues = tokens[1:] if acetyl else tokens
-    return "".join(MODX.get(t, t) for t in residues), acetyl
 
 
 @pytest.mark.parametrize("proforma", PEPTIDES)
 @pytest.mark.parametrize("charge", [2, 3, 4])
 def test_precursor_mz_matches_pyteomics(proforma: str, charge: int) -> None:
     tokens, _ = parse_peptidoform(proforma)
-    modx, acetyl = _modx(tokens)
-    aa_mass = {**mass.std_aa_mass, **UNIMOD}
-    sequence = f"ac-{modx}-OH" if acetyl else modx
-    expected = mass.fast_mass2(sequence, ion_type="M", charge=charge, aa_mass=aa_mass)
+    sequence, acetyl = modx(tokens)
+    expected = pyteomics_mz(sequence, "M", charge, acetyl)
     assert abs(precursor_mz(tokens, charge) - expected) < 1e-4
 
 

@@ -7,14 +7,9 @@ import torch
 from torch.testing import assert_close
 
 from trm.chem import parse_peptidoform
+from trm.noise_model import NoiseModelParameters
 from trm.train.data import SpectrumDataset
-from trm.train.noise import (
-    FittedNoise,
-    NoiseModelParameters,
-    NoiseParameters,
-    RampNoise,
-    apply_noise,
-)
+from trm.train.noise import FittedNoise, NoiseParameters, RampNoise, apply_noise
 
 from .theoretical_spectra import theoretical_table
 
