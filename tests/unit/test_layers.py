@@ -63,9 +63,7 @@ def test_every_import_points_down():
 def test_foundations_import_each_other_without_cycles():
     graph = {
         name: {
-            t
-            for t in map(_unit, _imports(SOURCE / f"{name}.py"))
-            if t in FOUNDATIONS and t != name
+            t for t in map(_unit, _imports(SOURCE / f"{name}.py")) if t in FOUNDATIONS and t != name
         }
         for name in FOUNDATIONS
     }

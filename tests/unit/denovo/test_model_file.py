@@ -1,0 +1,59 @@
+"""trm.denovo.model_file: the model file read once, settings merged in one order."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from trm.denovo.decode import DecodingSettings
+from trm.denovo.model_file import ModelFile, resolve_settings
+from trm.denovo.settings import InferenceSettings
+from trm.instrument import InstrumentSettings
+from trm.model import get_model_config
+
+SHIPPED = "resources/models/orbitrap_hcd/model.pt"
+
+
+def test_the_shipped_base_model_is_ready_to_use(project_root):
+    model_file = ModelFile.read(project_root / SHIPPED)
+    assert model_file.calibration is not None and model_file.stored is not None
+
+
+def test_stored_then_instrument_then_overrides():
+    config = get_model_config("default")
+    stored = InferenceSettings(
+        DecodingSettings(precursor_tolerance_ppm=5.0, beam_size=8, max_beam_size=64),
+        halt_threshold=0.5,
+        raw_score="rescored",
+    )
+    instrument = InstrumentSettings(precursor_tolerance_ppm=10.0, isotope_errors=(0, 2))
+    settings = resolve_settings(stored, instrument, config)
+    assert settings.decoding.precursor_tolerance_ppm == 10.0
+    assert settings.decoding.isotope_errors == (0, 2)
+    assert (settings.decoding.beam_size, settings.halt_threshold) == (8, 0.5)
+    assert settings.raw_score == "rescored"
+    asked = resolve_settings(stored, instrument, config, {"beam_size": 128, "halt_threshold": None})
+    assert asked.decoding.beam_size == 128 and asked.decoding.max_beam_size == 128
+    assert asked.halt_threshold is None
+
+
+def test_values_as_trained_are_stored_as_none():
+    config = get_model_config("default")
+    instrument = InstrumentSettings(fragment_tolerance_da=config.evidence_tolerance)
+    settings = resolve_settings(
+        InferenceSettings(), instrument, config, {"refinement_steps": config.supervision_steps}
+    )
+    assert settings.refinement_steps is None and settings.fragment_tolerance_da is None
+    wider = dataclasses.replace(instrument, fragment_tolerance_da=0.5)
+    assert resolve_settings(InferenceSettings(), wider, config).fragment_tolerance_da == 0.5
+
+
+def test_an_unknown_setting_is_named():
+    with pytest.raises(ValueError, match="beam_width"):
+        resolve_settings(
+            InferenceSettings(),
+            InstrumentSettings(),
+            get_model_config("default"),
+            {"beam_width": 4},
+        )
