@@ -43,7 +43,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from trm.chem import PROTON_MASS, Vocabulary
+from trm.chem import Vocabulary
 from trm.denovo.graph import (
     RANK_EDGES,
     GraphDecoder,
