@@ -43,15 +43,16 @@ import numpy as np
 import polars as pl
 import torch
 
-from trm.chem import Vocabulary
+from trm.chem import NH3_MASS, WATER_MASS, Vocabulary
 from trm.denovo.graph import (
+    KEY_OFFSET,
     RANK_EDGES,
     GraphDecoder,
     GraphResult,
     GraphSettings,
     IonProbabilities,
 )
-from trm.fragments import ion_mz, max_fragment_charge, nearest_peaks
+from trm.fragments import A_ION_LOSS, ion_mz, max_fragment_charge, nearest_peaks
 from trm.instrument import load_instrument
 from trm.metrics import match_peptides, precision_coverage, sequencing_metrics
 from trm.train.data import SpectrumDataset
@@ -163,37 +164,56 @@ def evaluate(
 
 
 def measure_ranks(decoder: GraphDecoder, data: SpectrumDataset) -> dict:
-    """Intensity-rank likelihood ratio of primary ions, peaks prepared as the decoder
-    prepares them."""
+    """Intensity-rank likelihood ratios of primary ions (b, y, and b2+/y2+ where the
+    precursor charge allows them) and of secondary ions (a, water and ammonia losses of
+    b and y, above the decoder's lowest secondary m/z, on peaks no primary ion explains),
+    against the peaks neither explains; peaks prepared as the decoder prepares them, ions
+    matched within the fragment tolerance to the labelled peptide."""
     vocabulary = decoder.vocabulary
     usable = np.ones(len(data), dtype=bool)
     peaks = decoder._prepare_peaks(  # noqa: SLF001 - the decoder's own peak preparation
         data.mz, data.intensity, data.n_peaks, data.precursor_mass, data.charge, usable
     )
     tolerance = decoder.settings.fragment_tolerance_da
+    lowest = decoder._min_secondary_mz  # noqa: SLF001
     primary = np.zeros(len(peaks.mz), dtype=bool)
+    secondary = np.zeros(len(peaks.mz), dtype=bool)
     for row, tokens in enumerate(data.tokens):
         ids = tokens[tokens > 0]
-        masses = vocabulary.masses[ids]
-        residue = ~vocabulary.is_nterm[ids]
-        prefix = np.cumsum(masses)[residue][:-1]
+        prefix = np.cumsum(vocabulary.masses[ids])[~vocabulary.is_nterm[ids]][:-1]
         suffix = data.precursor_mass[row] - prefix
         charges = (1, 2) if max_fragment_charge(data.charge[row]) >= 2 else (1,)
         queries = np.concatenate([ion_mz(np.r_[prefix, suffix], z) for z in charges])
-        index, found = nearest_peaks(peaks.key, row * 32768.0 + queries, tolerance)
+        index, found = nearest_peaks(peaks.key, row * KEY_OFFSET + queries, tolerance)
         primary[index[found]] = True
+        losses = np.concatenate(
+            [prefix - A_ION_LOSS]
+            + [ion - loss for ion in (prefix, suffix) for loss in (WATER_MASS, NH3_MASS)]
+        )
+        queries = ion_mz(losses, 1)
+        queries = queries[queries >= lowest]
+        index, found = nearest_peaks(peaks.key, row * KEY_OFFSET + queries, tolerance)
+        secondary[index[found]] = True
+    secondary &= ~primary
+    other = ~primary & ~secondary
     bins = bucket(peaks.rank, RANK_EDGES)
-    share_primary = np.bincount(bins[primary], minlength=len(RANK_EDGES)) / max(primary.sum(), 1)
-    share_other = np.bincount(bins[~primary], minlength=len(RANK_EDGES)) / max((~primary).sum(), 1)
+
+    def shares(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(bins[mask], minlength=len(RANK_EDGES)) / max(mask.sum(), 1)
+
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.log(share_primary / share_other)
+        primary_ratio = np.log(shares(primary) / shares(other))
+        secondary_ratio = np.log(shares(secondary) / shares(other))
     return {
         "rank_edges": list(RANK_EDGES),
         "primary_peaks": int(primary.sum()),
-        "other_peaks": int((~primary).sum()),
-        "share_primary": share_primary.round(4).tolist(),
-        "share_other": share_other.round(4).tolist(),
-        "log_ratio": np.round(ratio, 3).tolist(),
+        "secondary_peaks": int(secondary.sum()),
+        "other_peaks": int(other.sum()),
+        "share_primary": shares(primary).round(4).tolist(),
+        "share_secondary": shares(secondary).round(4).tolist(),
+        "share_other": shares(other).round(4).tolist(),
+        "primary_log_ratio": np.round(primary_ratio, 3).tolist(),
+        "secondary_log_ratio": np.round(secondary_ratio, 3).tolist(),
     }
 
 
@@ -218,7 +238,7 @@ def measure_double(decoder: GraphDecoder, data: SpectrumDataset, decoy_shift: fl
         for name, z in (("2+", 2), ("1+", 1)):
             for column, shift in enumerate((0.0, decoy_shift)):
                 _, found = nearest_peaks(
-                    peaks.key, row * 32768.0 + ion_mz(neutral, z) + shift, tolerance
+                    peaks.key, row * KEY_OFFSET + ion_mz(neutral, z) + shift, tolerance
                 )
                 hits[name][column] += int(found.sum())
     return {

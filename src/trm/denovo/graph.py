@@ -64,6 +64,8 @@ Q[Deamidated]), L over I.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import logging
 import math
 from dataclasses import dataclass, field
@@ -71,7 +73,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from trm.chem import C13_SPACING, NH3_MASS, PROTON_MASS, WATER_MASS, Vocabulary
-from trm.fragments import A_ION_LOSS, ion_mz, max_fragment_charge, nearest_peaks
+from trm.fragments import A_ION_LOSS, immonium_mz, ion_mz, max_fragment_charge, nearest_peaks
 from trm.train.noise import (
     A_ION_NUMBER_EDGES,
     DOUBLE_CHARGE_MASS_EDGES,
@@ -90,7 +92,7 @@ _GLYCINE = 57.021463735
 
 #: Ion types of a cleavage site, in the order of every per-ion array.
 ION_TYPES: tuple[str, ...] = ("b", "y", "b2+", "y2+", "a", "b-H2O", "b-NH3", "y-H2O", "y-NH3")
-#: Which ion types are primary (make nodes, carry the rank term).
+#: Which ion types are primary (make nodes).
 PRIMARY_IONS = np.array([True, True, True, True, False, False, False, False, False])
 _ION_CHARGE = np.array([1, 1, 2, 2, 1, 1, 1, 1, 1], dtype=np.float64)
 
@@ -101,16 +103,13 @@ RANK_EDGES: tuple[int, ...] = (1, 2, 3, 5, 9, 17, 33, 65, 129)
 #: the decoder prepares them, a peak counted as a primary ion when it lies within 0.02 Da of
 #: a b, y (or, precursor charge >= 3, b2+/y2+) ion of the labelled peptide.
 MEASURED_RANK_LOG_RATIO: tuple[float, ...] = (
-    1.86,
-    2.05,
-    1.919,
-    1.7,
-    1.251,
-    0.537,
-    -0.544,
-    -1.528,
-    -2.16,
-)
+    1.85, 2.05, 1.873, 1.739, 1.288, 0.589, -0.529, -1.553, -2.207
+)  # fmt: skip
+#: The same for secondary ions (a ions and losses above the immonium range, on peaks no
+#: primary ion explains): nearly flat, secondary ions are as weak as unexplained peaks.
+MEASURED_SECONDARY_RANK_LOG_RATIO: tuple[float, ...] = (
+    -0.107, 0.003, -0.673, 0.361, 0.345, 0.455, 0.157, -0.315, -0.68
+)  # fmt: skip
 
 #: With a node beam, partial paths beyond this many times the beam in their target node's
 #: list (by parent score) are dropped before their new sites are scored.
@@ -170,15 +169,24 @@ class GraphSettings:
         = N) ties with it.
     secondary_weight : float
         Weight of the secondary ions (a ions, losses) against the primary ones.
+    min_secondary_mz : float or None
+        Secondary ions below this m/z are not scored: that is where immonium ions and
+        their relatives lie, which a residue anywhere in the peptide produces (an a1 ion
+        *is* the first residue's immonium ion; y1 - NH3 of V weighs what an arginine ion
+        does). None: the vocabulary's heaviest immonium ion plus the tolerance.
     use_rank : bool
-        Apply the intensity-rank likelihood ratio to primary ions.
+        Apply the intensity-rank likelihood ratios.
     mirror_rule : bool
         In the search, score a site's primary ions as absent when an earlier site of the
         path mirrors it (the two prefix masses add up to the precursor mass: the b ion of
         one is the y ion of the other, one peak). Stops paths that read the y ladder as
         a second b ladder; makes the search a (very good) heuristic rather than exact.
-    two_residue_edges : bool
-        Let an edge span two residues (one cleavage without primary ions).
+    max_edge_residues : int
+        Most residues of an edge (1 to 3): 2 lets one cleavage without primary ions lie
+        between two nodes.
+    fallback_edge_residues : int
+        Spectra without any fitting path are searched again with edges of up to this
+        many residues (0 or at most ``max_edge_residues``: no second search).
     min_residues, max_residues : int
         Shortest and longest peptide (residues, N-terminal modification not counted).
     min_charge, max_charge : int
@@ -193,21 +201,23 @@ class GraphSettings:
     precursor_tolerance_ppm: float = 20.0
     isotope_errors: tuple[int, int] = (0, 1)
     n_candidates: int = 16
-    n_paths: int = 32
+    n_paths: int = 16
     n_rerank: int = 64
-    node_beam: int = 128
+    node_beam: int = 32
     max_peaks: int = 150
-    max_node_peaks: int = 0
+    max_node_peaks: int = 60
     deisotope: bool = True
     remove_precursor_peaks: bool = True
     max_node_width_da: float = 0.1
     density_window_da: float = 100.0
-    min_mass_error_sd: float = 0.1
+    min_mass_error_sd: float = 0.25
     nterm_modification_log_prior: float = -4.6
-    secondary_weight: float = 1.0
+    secondary_weight: float = 0.1
+    min_secondary_mz: float | None = None
     use_rank: bool = True
     mirror_rule: bool = True
-    two_residue_edges: bool = True
+    max_edge_residues: int = 2
+    fallback_edge_residues: int = 3
     min_residues: int = 4
     max_residues: int = 40
     min_charge: int = 1
@@ -226,6 +236,8 @@ class GraphSettings:
             raise ValueError("need n_paths >= 1 and 1 <= n_candidates <= n_rerank")
         if self.node_beam < 0 or self.max_peaks < 3 or self.max_node_peaks < 0:
             raise ValueError("node_beam, max_node_peaks must be >= 0 and max_peaks >= 3")
+        if not 1 <= self.max_edge_residues <= 3 or not 0 <= self.fallback_edge_residues <= 3:
+            raise ValueError("max_edge_residues must be in 1..3, fallback_edge_residues in 0..3")
         if not 0 < self.max_node_width_da <= 10:
             raise ValueError("max_node_width_da must be in (0, 10]")
         if not 1 <= self.min_residues <= 15 or self.max_residues < self.min_residues:
@@ -291,8 +303,9 @@ class IonProbabilities:
         Probability that the precursor was picked at isotope error 0, 1, 2, ...
     mass_error_sd_ppm : float
         Standard deviation of a fragment's m/z error (ppm).
-    rank_log_ratio : tuple of float
-        Log likelihood ratio of a primary ion's intensity rank bucket (:data:`RANK_EDGES`).
+    rank_log_ratio, secondary_rank_log_ratio : tuple of float
+        Log likelihood ratio of a primary (secondary) ion's intensity rank bucket
+        (:data:`RANK_EDGES`) against a peak no ion explains.
     source : str
         Where the numbers come from.
     """
@@ -306,6 +319,7 @@ class IonProbabilities:
     isotope: tuple[float, ...]
     mass_error_sd_ppm: float
     rank_log_ratio: tuple[float, ...] = MEASURED_RANK_LOG_RATIO
+    secondary_rank_log_ratio: tuple[float, ...] = MEASURED_SECONDARY_RANK_LOG_RATIO
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -317,6 +331,7 @@ class IonProbabilities:
             "water_loss": 2,
             "ammonia_loss": 2,
             "rank_log_ratio": len(RANK_EDGES),
+            "secondary_rank_log_ratio": len(RANK_EDGES),
         }
         for name, length in lengths.items():
             if len(getattr(self, name)) != length:
@@ -327,6 +342,7 @@ class IonProbabilities:
         cls,
         parameters: NoiseModelParameters,
         rank_log_ratio: tuple[float, ...] = MEASURED_RANK_LOG_RATIO,
+        secondary_rank_log_ratio: tuple[float, ...] = MEASURED_SECONDARY_RANK_LOG_RATIO,
     ) -> IonProbabilities:
         """The probabilities an instrument's fitted noise model estimates.
 
@@ -352,6 +368,7 @@ class IonProbabilities:
             isotope=tuple(float(v) for v in parameters.precursor_error["isotope_probability"]),
             mass_error_sd_ppm=float(math.sqrt(spread**2 + offset["sd"] ** 2 + offset["mean"] ** 2)),
             rank_log_ratio=tuple(rank_log_ratio),
+            secondary_rank_log_ratio=tuple(secondary_rank_log_ratio),
             source=f"fitted noise model ({parameters.provenance.get('instrument', '?')})",
         )
 
@@ -372,6 +389,7 @@ class IonProbabilities:
             isotope=(0.9, 0.08, 0.02),
             mass_error_sd_ppm=10.0,
             rank_log_ratio=(0.0,) * len(RANK_EDGES),
+            secondary_rank_log_ratio=(0.0,) * len(RANK_EDGES),
             source="hand-set defaults",
         )
 
@@ -531,13 +549,14 @@ class _Nodes:
 
 @dataclass
 class _Edges:
-    """Edge kinds sorted by mass: tokens (N-terminal modification, first, second residue;
-    0 for none), total mass, prefix mass of the skipped site (NaN without one)."""
+    """Edge kinds sorted by mass: tokens (N-terminal modification, then up to three
+    residues; 0 for none), total mass, and the prefix masses (from the edge's start) of
+    the one or two sites it skips (NaN for none)."""
 
     mass: np.ndarray
-    first: np.ndarray
+    skipped: np.ndarray  # (n_edges, 2)
     n_residues: np.ndarray
-    tokens: np.ndarray  # (n_edges, 3)
+    tokens: np.ndarray  # (n_edges, 4)
     prior: np.ndarray  # log prior of the edge's N-terminal modification, 0 without
 
 
@@ -657,55 +676,60 @@ class GraphDecoder:
         self._a = np.clip(np.asarray(p.a), 0.0, 0.99)
         self._water = np.clip(np.asarray(p.water_loss), 0.0, 0.99)
         self._ammonia = np.clip(np.asarray(p.ammonia_loss), 0.0, 0.99)
-        self._rank_ratio = np.exp(np.asarray(p.rank_log_ratio, dtype=np.float64))
+        # (2, n_rank_buckets): secondary, primary
+        self._rank_ratio = np.exp(np.array([p.secondary_rank_log_ratio, p.rank_log_ratio]))
         if not self.settings.use_rank:
             self._rank_ratio = np.ones_like(self._rank_ratio)
         self.canonical = canonical_tokens(vocabulary)
         self._count_cap = max(len(A_ION_NUMBER_EDGES), self.settings.min_residues)
+        residue_ids = np.flatnonzero(~vocabulary.is_nterm & (np.arange(len(vocabulary)) > 0))
+        self._min_secondary_mz = (
+            self.settings.min_secondary_mz
+            if self.settings.min_secondary_mz is not None
+            else float(immonium_mz(vocabulary.masses[residue_ids]).max(initial=0.0))
+            + self.settings.fragment_tolerance_da
+        )
         self._plain, self._start = self._edge_tables()
 
     # --- edges --------------------------------------------------------------------------
 
     def _edge_tables(self) -> tuple[_Edges, _Edges]:
+        """Edges between nodes (residue runs of 1 to ``max_edge_residues``) and from the
+        start (the same, optionally after an N-terminal modification)."""
         vocabulary = self.vocabulary
         ids = np.arange(len(vocabulary))
         residues = np.unique(self.canonical[(ids > 0) & ~vocabulary.is_nterm])
-        modifications = ids[vocabulary.is_nterm]
-        masses = vocabulary.masses
-        rows: list[tuple[int, int, int, float, float, int]] = []
-        for r in residues:
-            rows.append((0, r, 0, masses[r], np.nan, 1))
-        if self.settings.two_residue_edges:
-            for r1 in residues:
-                for r2 in residues:
-                    rows.append((0, r1, r2, masses[r1] + masses[r2], masses[r1], 2))
-        plain = self._table(rows)
-        start_rows = list(rows)
-        for mod in modifications:
-            for r in residues:
-                start_rows.append((mod, r, 0, masses[mod] + masses[r], np.nan, 1))
-            if self.settings.two_residue_edges:
-                for r1 in residues:
-                    for r2 in residues:
-                        start_rows.append(
-                            (mod, r1, r2, masses[mod] + masses[r1] + masses[r2],
-                             masses[mod] + masses[r1], 2)
-                        )  # fmt: skip
-        return plain, self._table(start_rows)
+        runs = [
+            run
+            for n in range(1, self.settings.max_edge_residues + 1)
+            for run in itertools.product(residues.tolist(), repeat=n)
+        ]
+        plain = self._table([0] * len(runs), runs)
+        modifications = ids[vocabulary.is_nterm].tolist()
+        starts = [0] * len(runs) + [m for m in modifications for _ in runs]
+        return plain, self._table(starts, runs * (len(modifications) + 1))
 
-    def _table(self, rows: list[tuple[int, int, int, float, float, int]]) -> _Edges:
-        if not rows:
-            empty = np.zeros(0)
-            return _Edges(empty, empty, empty.astype(np.int64), np.zeros((0, 3), np.int64), empty)
-        array = np.array(rows, dtype=np.float64)
-        order = np.argsort(array[:, 3], kind="stable")
-        array = array[order]
+    def _table(self, modifications: list[int], runs: list[tuple[int, ...]]) -> _Edges:
+        """Edge kinds sorted by mass, from their N-terminal modification (0: none) and
+        residue runs."""
+        masses = self.vocabulary.masses
+        n = len(runs)
+        tokens = np.zeros((n, 4), dtype=np.int64)
+        tokens[:, 0] = modifications
+        for index, run in enumerate(runs):
+            tokens[index, 1 : 1 + len(run)] = run
+        cumulative = np.cumsum(masses[tokens], axis=1)  # after mod, r1, r2, r3
+        n_residues = (tokens[:, 1:] > 0).sum(axis=1)
+        skipped = np.where(
+            np.arange(1, 3)[None, :] < n_residues[:, None], cumulative[:, 1:3], np.nan
+        )
+        order = np.argsort(cumulative[:, 3], kind="stable")
         return _Edges(
-            mass=array[:, 3],
-            first=array[:, 4],
-            n_residues=array[:, 5].astype(np.int64),
-            tokens=array[:, :3].astype(np.int64),
-            prior=np.where(array[:, 0] > 0, self.settings.nterm_modification_log_prior, 0.0),
+            mass=cumulative[order, 3],
+            skipped=skipped[order],
+            n_residues=n_residues[order],
+            tokens=tokens[order],
+            prior=np.where(tokens[order, 0] > 0, self.settings.nterm_modification_log_prior, 0.0),
         )
 
     # --- spectra --------------------------------------------------------------------------
@@ -891,6 +915,9 @@ class GraphDecoder:
             axis=1,
         )
         expected = ion_mz(neutral, _ION_CHARGE[None, :])
+        probability = np.where(
+            ~PRIMARY_IONS & (expected < self._min_secondary_mz), 0.0, probability
+        )
         keys = (spectrum[:, None] * KEY_OFFSET + expected).ravel()
         index, found = nearest_peaks(peaks.key, keys, tolerance)
         index = index.reshape(expected.shape)
@@ -901,18 +928,21 @@ class GraphDecoder:
             s.min_mass_error_sd * tolerance,
         )
         truncation = _erf(tolerance / (sd * math.sqrt(2)))
-        ratio = (
+        core = (
             2
             * tolerance
             * np.exp(-0.5 * (delta / sd) ** 2)
             / (sd * math.sqrt(2 * math.pi) * truncation)
         )
+        ratio = core
         if len(peaks.rank):
-            rank_ratio = self._rank_ratio[bucket(peaks.rank[index], RANK_EDGES)]
+            rank_ratio = self._rank_ratio[
+                PRIMARY_IONS.astype(np.int64)[None, :], bucket(peaks.rank[index], RANK_EDGES)
+            ]
             random_match = peaks.random_match[index]
         else:
             rank_ratio = random_match = np.ones_like(expected)
-        ratio *= np.where(PRIMARY_IONS[None, :], rank_ratio, 1.0) / random_match
+        ratio *= rank_ratio / random_match
         weight = np.where(PRIMARY_IONS, 1.0, s.secondary_weight)[None, :]
         absent = weight * np.log1p(-probability)
         present = weight * np.log(1.0 - probability + probability * ratio)
@@ -1072,7 +1102,7 @@ class GraphDecoder:
         s = self.settings
         n_graphs, n_nodes = len(graphs.spectrum), len(nodes.lo)
         edge_mass = np.r_[self._plain.mass, self._start.mass]
-        edge_first = np.r_[self._plain.first, self._start.first]
+        edge_skipped = np.concatenate([self._plain.skipped, self._start.skipped])
         edge_residues = np.r_[self._plain.n_residues, self._start.n_residues]
         edge_tokens = np.concatenate([self._plain.tokens, self._start.tokens])
         edge_prior = np.r_[self._plain.prior, self._start.prior]
@@ -1084,7 +1114,7 @@ class GraphDecoder:
             score=graphs.prior.astype(np.float64),
             count=np.zeros(n_graphs, dtype=np.int64),
             parent=np.full(n_graphs, -1, dtype=np.int64),
-            tokens=np.zeros((n_graphs, 3), dtype=np.int64),
+            tokens=np.zeros((n_graphs, 4), dtype=np.int64),
         )
         entry_start = np.zeros(n_nodes + n_graphs, dtype=np.int64)
         entry_count = np.zeros(n_nodes + n_graphs, dtype=np.int64)
@@ -1110,8 +1140,10 @@ class GraphDecoder:
             count = store["count"][e] + edge_residues[c]
             ok = (mass >= nodes.lo[v]) & (mass <= nodes.hi[v]) & (count <= s.max_residues)
             graph = store["graph"][e]
-            skipped = np.isfinite(edge_first[c]) & ok
-            ok[skipped] = ~nodes.contains(graph[skipped], (parent_mass + edge_first[c])[skipped])
+            for column in range(edge_skipped.shape[1]):
+                skipped = np.isfinite(edge_skipped[c, column]) & ok
+                site = (parent_mass + edge_skipped[c, column])[skipped]
+                ok[skipped] = ~nodes.contains(graph[skipped], site)
             e, v, c, mass, count, graph = e[ok], v[ok], c[ok], mass[ok], count[ok], graph[ok]
             score = store["score"][e] + edge_prior[c]
             if s.node_beam and len(e) > s.node_beam:
@@ -1124,13 +1156,10 @@ class GraphDecoder:
             fitting += len(e)
             if len(e) == 0:
                 continue
-            skipped = np.isfinite(edge_first[c])
-            if skipped.any():
-                score[skipped] += self._site_scores(
-                    peaks, graphs, graph[skipped],
-                    store["mass"][e[skipped]] + edge_first[c[skipped]],
-                    store["count"][e[skipped]] + 1,
-                )  # fmt: skip
+            score += self._skipped_site(
+                peaks, graphs, nodes, graph, store["mass"][e], store["count"][e],
+                edge_skipped[c], check=False,
+            )  # fmt: skip
             mirrored = self._mirrored(store, graphs, e, mass)
             score += self._site_scores(peaks, graphs, graph, mass, count, mirrored)
             keep = self._prune(v, mass, count, score)
@@ -1166,19 +1195,30 @@ class GraphDecoder:
         graph: np.ndarray,
         mass: np.ndarray,
         count: np.ndarray,
-        first: np.ndarray,
+        skipped: np.ndarray,
+        check: bool = True,
     ) -> np.ndarray:
-        """Score of the site a two-residue edge skips (0 for one-residue edges; -inf where
-        the skipped site lies in a node: that peptide's path goes through the node)."""
+        """Score of the sites an edge skips (0 for a one-residue edge); with ``check``,
+        -inf where a skipped site lies in a node (that peptide's path goes through it).
+
+        Parameters
+        ----------
+        graph, mass, count : numpy.ndarray of shape (n,)
+            Graph, prefix mass and residues of the partial path the edge leaves from.
+        skipped : numpy.ndarray of shape (n, 2)
+            The edge's skipped-site offsets (:attr:`_Edges.skipped`).
+        """
         result = np.zeros(len(mass))
-        skipped = np.isfinite(first)
-        if not skipped.any():
-            return result
-        site = mass[skipped] + first[skipped]
-        g = graph[skipped]
-        inside = nodes.contains(g, site)
-        scores = self._site_scores(peaks, graphs, g, site, count[skipped] + 1)
-        result[skipped] = np.where(inside, -np.inf, scores)
+        for column in range(skipped.shape[1]):
+            rows = np.flatnonzero(np.isfinite(skipped[:, column]))
+            if len(rows) == 0:
+                continue
+            site = mass[rows] + skipped[rows, column]
+            g = graph[rows]
+            scores = self._site_scores(peaks, graphs, g, site, count[rows] + column + 1)
+            if check:
+                scores = np.where(nodes.contains(g, site), -np.inf, scores)
+            result[rows] += scores
         return result
 
     def _prune(
@@ -1231,7 +1271,7 @@ class GraphDecoder:
                 store["score"][e]
                 + table.prior[edge]
                 + self._skipped_site(
-                    peaks, graphs, nodes, graph[e], mass[e], store["count"][e], table.first[edge]
+                    peaks, graphs, nodes, graph[e], mass[e], store["count"][e], table.skipped[edge]
                 )
             )
             ok = np.isfinite(score)
@@ -1331,10 +1371,31 @@ class GraphDecoder:
                     isotope_error=int(graphs.isotope[graph[index]]),
                 )
             )
+        missing = np.array([row for row in spectra if not candidates[row]], dtype=np.int64)
+        fallback = self._fallback()
+        if len(missing) and fallback is not None:
+            again, _ = fallback._decode_batch(
+                mz[missing], intensity[missing], counts[missing],
+                precursor_mass[missing], charge[missing],
+            )  # fmt: skip
+            for row, found in zip(missing, again, strict=True):
+                candidates[row] = found
         for row in spectra:
             if not candidates[row]:
                 reasons[row] = REASON_NO_PATH
         return candidates, reasons
+
+    def _fallback(self) -> GraphDecoder | None:
+        """The decoder of the second search (longer edges), made once."""
+        s = self.settings
+        if s.fallback_edge_residues <= s.max_edge_residues:
+            return None
+        if not hasattr(self, "_fallback_decoder"):
+            settings = dataclasses.replace(
+                s, max_edge_residues=s.fallback_edge_residues, fallback_edge_residues=0
+            )
+            self._fallback_decoder = GraphDecoder(self.vocabulary, settings, self.probabilities)
+        return self._fallback_decoder
 
     def _backtrack(self, store: _Store, last: np.ndarray, edge: np.ndarray) -> np.ndarray:
         """Token ids of complete paths, (n_paths, length), 0-padded at the end."""
@@ -1509,7 +1570,13 @@ class GraphDecoder:
         scored = self._score_tokens(peaks, graphs, nodes, row_graph, tokens)
         fits = np.abs(errors) <= s.precursor_tolerance_ppm
         outside = ~scored["in_node"] & np.isfinite(scored["site_mass"])
-        gap = (outside[:, 1:] & outside[:, :-1]).any(axis=1)
+        # a run of more skipped sites than an edge can hold
+        longest = s.max_edge_residues - 1
+        run = np.zeros(outside.shape[0], dtype=np.int64)
+        gap = np.zeros(outside.shape[0], dtype=bool)
+        for column in range(outside.shape[1]):
+            run = np.where(outside[:, column], run + 1, 0)
+            gap |= run > longest
         residue = (tokens > 0) & ~self.vocabulary.is_nterm[tokens]
         n_residues = residue.sum(axis=1)
         modification_first = ~(self.vocabulary.is_nterm[tokens[:, 1:]]).any(axis=1)
@@ -1520,8 +1587,6 @@ class GraphDecoder:
             & (n_residues <= s.max_residues)
             & modification_first
         )
-        if not self.settings.two_residue_edges:
-            representable &= ~outside.any(axis=1)
         target_rows = rows + part.start
         result.score[target_rows, peptide] = scored["score"]
         result.path_score[target_rows, peptide] = scored["path"]

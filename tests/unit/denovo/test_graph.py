@@ -135,9 +135,11 @@ EXACT_CASES = [
 ]
 
 
-@pytest.mark.parametrize("tolerance", [0.02, 0.3])
+@pytest.mark.parametrize(("tolerance", "edge_residues"), [(0.02, 2), (0.3, 2), (0.3, 3)])
 @pytest.mark.parametrize(("peptide", "charge", "drop", "noise", "seed"), EXACT_CASES)
-def test_search_is_exact_against_brute_force(tolerance, peptide, charge, drop, noise, seed):
+def test_search_is_exact_against_brute_force(
+    tolerance, edge_residues, peptide, charge, drop, noise, seed
+):
     """Without the node beam and the mirror rule the search is exact: its K best paths
     are brute force's K best representable peptides, with the same path scores (at 0.3 Da
     there are hundreds to thousands of representable peptides, nodes merge widely and
@@ -145,7 +147,15 @@ def test_search_is_exact_against_brute_force(tolerance, peptide, charge, drop, n
     vocabulary = Vocabulary(TINY)
     k = 8
     settings = GraphSettings.for_tolerance(
-        tolerance, n_candidates=k, n_paths=k, n_rerank=k, node_beam=0, mirror_rule=False
+        tolerance,
+        n_candidates=k,
+        n_paths=k,
+        n_rerank=k,
+        node_beam=0,
+        mirror_rule=False,
+        max_node_peaks=0,
+        max_edge_residues=edge_residues,
+        fallback_edge_residues=0,
     )
     decoder = GraphDecoder(vocabulary, settings, IonProbabilities.hand_set())
     arrays = batch([spectrum(peptide, charge, drop, noise, seed, doubly=charge > 2)], [charge])
@@ -169,7 +179,9 @@ def test_search_with_mirror_rule_finds_brute_force_best():
     """With the mirror rule (a heuristic in the search) the best path still agrees with
     brute force on these spectra, and path scores agree with score_peptides."""
     vocabulary = Vocabulary(TINY)
-    settings = GraphSettings(n_candidates=4, n_paths=8, n_rerank=8, node_beam=0, min_residues=4)
+    settings = GraphSettings(
+        n_candidates=4, n_paths=8, n_rerank=8, node_beam=0, max_node_peaks=0, min_residues=4
+    )
     decoder = GraphDecoder(vocabulary, settings, IonProbabilities.hand_set())
     for seed, peptide in enumerate(["PAGSVGA", "SGAPVVAG", "GVASPAGS"]):
         arrays = batch([spectrum(peptide, 2, (1,), 15, seed)], [2])
@@ -205,7 +217,9 @@ def test_a_missing_cleavage_is_bridged_by_a_two_residue_edge(fitted):
     arrays = batch([spectrum(peptide, 2, drop_sites=(5,), noise=10)], [2])
     result = GraphDecoder(vocabulary, GraphSettings(), fitted).decode(*arrays)
     assert peptide_of(vocabulary, result.candidates[0][0].token_ids) == peptide
-    one_residue = GraphDecoder(vocabulary, GraphSettings(two_residue_edges=False), fitted)
+    one_residue = GraphDecoder(
+        vocabulary, GraphSettings(max_edge_residues=1, fallback_edge_residues=0), fitted
+    )
     answers = one_residue.decode(*arrays).candidates[0]
     assert peptide not in {peptide_of(vocabulary, c.token_ids) for c in answers}
 
