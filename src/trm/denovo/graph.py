@@ -6,60 +6,69 @@ site*, whose b ion weighs ``m`` and whose y ion weighs ``M - m`` (``M = R + H2O`
 precursor's neutral mass). The decoder finds the best-scoring such paths, vectorised over
 a batch of spectra.
 
-**Objective.** A peptide's *path score* is the sum over its cleavage sites of a site
-score ``S(m)``, evaluated at the site's theoretical prefix mass (the sum of the token
-masses before it, an N-terminal modification included), plus the log prior of the
-precursor isotope error its mass fits at. ``S(m)`` is a naive-Bayes log-likelihood ratio
-"``m`` is a cleavage site" against "the peaks there are random", over the ion types
-:data:`ION_TYPES` (b, y, doubly charged b and y where :func:`trm.fragments.fragment_charges`
-allows them, a, and the water and ammonia losses of b and y). For an ion type observed
-with probability ``p`` (:class:`IonProbabilities`, from the instrument's fitted noise
-model), a nearest peak within the fragment tolerance ``t`` at m/z error ``d`` contributes
+**Site score.** ``S(m)`` is a naive-Bayes log-likelihood ratio "``m`` is a cleavage site"
+against "the peaks there are random", evaluated at the site's theoretical prefix mass (the
+sum of the token masses before it, an N-terminal modification included), over the ion
+types :data:`ION_TYPES`: b, y, doubly charged b and y where
+:func:`trm.fragments.max_fragment_charge` allows them (primary ions), a, and the water and
+ammonia losses of b and y (secondary ions, weighted by ``secondary_weight``). For an ion
+type observed with probability ``p`` (:class:`IonProbabilities`, from the instrument's
+fitted noise model), the nearest peak within the fragment tolerance ``t`` at m/z error
+``d`` contributes
 
     log(1 - p + p * f(d) * 2t / lambda * r)
 
-and no peak within tolerance contributes ``log(1 - p)``. ``f`` is the density of the m/z
-error of a true fragment (a Gaussian of the fitted ppm spread, truncated to the
-tolerance), ``2t / lambda`` turns it into a ratio against a random peak
-(``lambda = 1 - exp(-2t * rho)`` the chance of a random peak within tolerance, ``rho``
-the spectrum's peak density around the peak), and ``r`` the intensity-rank likelihood
-ratio of primary ions (:data:`MEASURED_RANK_LOG_RATIO`). So the gain of a peak shrinks as
-its mass error grows, and is larger where a spectrum is sparse.
+and no peak within tolerance contributes ``log(1 - p)``. ``f`` is the density of a true
+fragment's m/z error (a Gaussian of the fitted ppm spread, at least ``min_mass_error_sd``
+tolerances wide, truncated to the tolerance), ``lambda = 1 - exp(-2t * rho)`` the chance of
+a random peak within tolerance from the spectrum's peak density ``rho`` around the peak,
+and ``r`` the intensity-rank likelihood ratio (:data:`MEASURED_RANK_LOG_RATIO`). So a
+peak's gain shrinks with its mass error and grows where the spectrum is sparse. b1 ions
+and secondary ions in the immonium range are not scored (``score_b1``,
+``min_secondary_mz``).
 
-**Graph.** Nodes are the prefix masses that a primary ion (b, y, and b2+/y2+ where allowed)
-supports: every peak gives, for each primary ion hypothesis, a window of prefix masses
-within the fragment tolerance (twice it for 2+ ions), and overlapping windows merge into one
-node (wide unions are cut into pieces of at most ``max_node_width_da``; membership of a mass
-is unchanged). Edges join nodes by one residue or by two (so one cleavage without any
-primary peak does not break a path), the N-terminal modifications only on the first edge,
-combined with the first residue. A two-residue edge is taken only when its skipped site is
-in no node (else the path through that node is the same peptide), and it scores the skipped
-site with ``S`` at its exact mass, so the secondary ions found there count and both residue
-orders are candidates. Every peptide therefore has at most one path: it is *representable*
-when no two consecutive cleavage sites both lie outside the nodes.
+**Path score.** The sum of the site scores of a peptide, plus the log prior of the
+precursor isotope error its mass fits at and of an N-terminal modification. In the search,
+a site whose prefix mass and an earlier site's add up to the precursor mass (the b ion of
+one is the y ion of the other: one peak) scores its primary ions as absent
+(``mirror_rule``).
+
+**Graph.** Nodes are the prefix masses that a primary ion of the ``max_node_peaks`` most
+intense peaks supports: each peak gives, for each primary ion, a window of prefix masses
+within the fragment tolerance (twice it for 2+ ions); overlapping windows merge into one
+node (wide unions are cut into pieces of at most ``max_node_width_da``; which masses are
+in a node does not change). Edges join nodes by runs of one to ``max_edge_residues``
+residues (default two, so one cleavage without a primary peak does not break a path),
+N-terminal modifications only on the first edge, combined with its residues. An edge that
+skips a site is taken only when the skipped site is in no node (else the path through that
+node is the same peptide); it scores the skipped site with ``S`` at its exact mass, so
+both orders of the residues are candidates and the evidence found there decides. Every
+peptide therefore has at most one path; it is *representable* when no more than
+``max_edge_residues - 1`` consecutive cleavage sites lie outside the nodes. Spectra
+without a path are searched again with edges of up to ``fallback_edge_residues``.
 
 **Search.** A K-best dynamic programme over nodes in mass order. Its states are (node,
-theoretical prefix mass, residues so far capped at the a-ion buckets): two partial paths in
-one state have the same future, so keeping the ``n_paths`` best of each state makes the
-search exact. ``node_beam`` further caps the partial paths kept per node (0: no cap, exact,
-used by the tests against brute force). No edge is shorter than glycine, so nodes within
-a mass window narrower than that have no edges among themselves: they form one layer,
-processed at once for all spectra of the batch. The path's theoretical peptide mass (sum of
-token masses + H2O) must fit the precursor within the ppm tolerance at one of the allowed
-isotope errors (:func:`trm.chem.mass_fits_precursor`); each isotope error is searched as a
-graph of its own (its y ions sit elsewhere).
+theoretical prefix mass, residues so far up to the a-ion buckets): partial paths in one
+state have the same future, so keeping the ``n_paths`` best of each state makes the search
+exact for the path score without the mirror rule (the tests check it against brute
+force); ``node_beam`` (the best partial paths kept per node) and the mirror rule make it a
+heuristic. No edge is shorter than glycine, so nodes within a window narrower than that
+have no edges among themselves: they form one layer, processed at once for all spectra of
+the batch. A path's theoretical peptide mass (token masses + H2O) must fit the precursor
+within the ppm tolerance at one of the isotope errors (as
+:func:`trm.chem.mass_fits_precursor`); each isotope error is a graph of its own (its y ions
+sit elsewhere).
 
-**Each peak once.** The path score may let one peak explain two sites (the b ion of one and
-the y - H2O ion of another). The final ``score`` of each of the K paths counts every peak at
-most once: where several (site, ion) pairs of a path match the same peak, the one gaining
-most keeps it and the others score as absent. This only lowers a path's score, so the path
-score is an upper bound of it; the ``n_paths`` best paths by path score are re-ranked by the
-final score and the best ``n_candidates`` kept. :meth:`GraphDecoder.score_peptides` gives
-any peptide (the model's candidates) the same two scores.
+**Each peak once.** A path may still let one peak explain two sites (the b ion of one and
+the y - H2O ion of another). The final ``score`` counts every peak at most once per path:
+where several (site, ion) pairs match one peak, the one gaining most keeps it and the
+others score as absent. The ``n_rerank`` best complete paths by path score are re-ranked by
+the final score and the best ``n_candidates`` returned. :meth:`GraphDecoder.score_peptides`
+gives any peptide (a model's candidates) the same scores.
 
 Tokens of identical mass collapse to one canonical token (:func:`canonical_tokens`): the
-unmodified residue over a modified one of the same mass (D over N[Deamidated], E over
-Q[Deamidated]), L over I.
+unmodified residue over a modified one of the same mass (D for N[Deamidated], E for
+Q[Deamidated]), L for I.
 """
 
 from __future__ import annotations
@@ -185,7 +194,7 @@ class GraphSettings:
         In the search, score a site's primary ions as absent when an earlier site of the
         path mirrors it (the two prefix masses add up to the precursor mass: the b ion of
         one is the y ion of the other, one peak). Stops paths that read the y ladder as
-        a second b ladder; makes the search a (very good) heuristic rather than exact.
+        a second b ladder; makes the search a heuristic rather than exact.
     max_edge_residues : int
         Most residues of an edge (1 to 3): 2 lets one cleavage without primary ions lie
         between two nodes.
@@ -475,8 +484,8 @@ class PeptideScores:
         The peptide fits the precursor within the tolerance.
     representable : numpy.ndarray, bool
         The search could return it: it fits, its length is allowed, its N-terminal
-        modification (if any) comes first, and no two consecutive cleavage sites lie
-        outside the graph's nodes.
+        modification (if any) comes first, and no more than ``max_edge_residues - 1``
+        consecutive cleavage sites lie outside the graph's nodes.
     reasons : list of str or None
         Per spectrum, as :attr:`GraphResult.reasons` (None: scored).
     """
@@ -1160,10 +1169,14 @@ class GraphDecoder:
                 ok[skipped] = ~nodes.contains(graph[skipped], site)
             e, v, c, mass, count, graph = e[ok], v[ok], c[ok], mass[ok], count[ok], graph[ok]
             score = store["score"][e] + edge_prior[c]
-            if s.node_beam and len(e) > s.node_beam:
+            limit = PREFILTER_FACTOR * s.node_beam
+            crowded = np.bincount(v)[v] > limit if s.node_beam and len(e) > limit else None
+            if crowded is not None and crowded.any():
                 # Partial paths far down their node's list cannot make its beam: the new
                 # sites' scores differ far less between them than the parents' scores.
-                keep = _group_rank((-score,), (v,)) < PREFILTER_FACTOR * s.node_beam
+                keep = np.ones(len(e), dtype=bool)
+                rows = np.flatnonzero(crowded)
+                keep[rows] = _group_rank((-score[rows],), (v[rows],)) < limit
                 e, v, c, mass, count, graph, score = (
                     e[keep], v[keep], c[keep], mass[keep], count[keep], graph[keep], score[keep]
                 )  # fmt: skip
@@ -1423,7 +1436,8 @@ class GraphDecoder:
             current = np.where(current >= 0, parent[safe], -1)
         stacked = np.concatenate(chunks[::-1], axis=1) if len(last) else np.zeros((0, 1), np.int64)
         order = np.argsort(stacked == 0, axis=1, kind="stable")
-        return np.take_along_axis(stacked, order, axis=1)
+        tokens = np.take_along_axis(stacked, order, axis=1)
+        return tokens[:, : int((tokens > 0).sum(axis=1).max(initial=0)) + 1]
 
     def _score_tokens(
         self,
