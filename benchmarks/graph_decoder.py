@@ -249,6 +249,36 @@ def measure_double(decoder: GraphDecoder, data: SpectrumDataset, decoy_shift: fl
     }
 
 
+def markdown(results: dict) -> str:
+    """The results as two markdown tables: the metrics, and peptide recall by group."""
+    lines = [
+        "| set | n | coverage | AA precision | peptide recall | PC AUC | true in top 1 / 4 / K "
+        "| spectra/s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in results.items():
+        tops = " / ".join(f"{v:.3f}" for k, v in row.items() if k.startswith("in_top"))
+        lines.append(
+            f"| {name} | {row['n_spectra']} | {row['coverage']:.3f} | {row['aa_precision']:.3f} "
+            f"| {row['peptide_recall']:.3f} | {row['pc_auc']:.3f} | {tops} "
+            f"| {row['spectra_per_second']:.1f} |"
+        )
+    groups = [f"length {label}" for label, _, _ in LENGTH_BINS] + [
+        f"charge {z}" for z in range(1, 11)
+    ]
+    groups = [g for g in groups if any(g in row["breakdown"] for row in results.values())]
+    lines += ["", "| set | " + " | ".join(groups) + " |", "|---" * (len(groups) + 1) + "|"]
+    for name, row in results.items():
+        cells = []
+        for group in groups:
+            value = row["breakdown"].get(group)
+            cells.append(
+                "–" if value is None else f"{value['peptide_recall']:.2f} ({value['n_spectra']})"
+            )
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--instrument", type=Path, required=True)
@@ -264,7 +294,8 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--measure-ranks", action="store_true")
     parser.add_argument("--measure-double", action="store_true")
-    parser.add_argument("--out", type=Path)
+    parser.add_argument("--out", type=Path, help="results as JSON")
+    parser.add_argument("--markdown", type=Path, help="results as markdown tables")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
@@ -278,16 +309,12 @@ def main() -> None:
         changes[name] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
     settings = GraphSettings.from_instrument(instrument, **changes)
     if args.tolerance is not None:
+        # the instrument's precursor settings, the coarse tolerance's graph settings
         settings = GraphSettings.for_tolerance(
             args.tolerance,
-            **{
-                **{
-                    f.name: getattr(settings, f.name)
-                    for f in dataclasses.fields(settings)
-                    if f.name not in ("fragment_tolerance_da", "deisotope", "max_node_width_da")
-                },
-                **changes,
-            },
+            precursor_tolerance_ppm=settings.precursor_tolerance_ppm,
+            isotope_errors=settings.isotope_errors,
+            **changes,
         )
     probabilities = (
         IonProbabilities.from_noise_model(NoiseModelParameters.read(args.noise_model))
@@ -332,6 +359,8 @@ def main() -> None:
             log.info("%-34s   reasons %s", "", row["reasons"])
     if args.out is not None:
         args.out.write_text(json.dumps(output, indent=2, default=float))
+    if args.markdown is not None:
+        args.markdown.write_text(markdown(output["results"]))
 
 
 if __name__ == "__main__":

@@ -33,8 +33,8 @@ a site whose prefix mass and an earlier site's add up to the precursor mass (the
 one is the y ion of the other: one peak) scores its primary ions as absent
 (``mirror_rule``).
 
-**Graph.** Nodes are the prefix masses that a primary ion of the ``max_node_peaks`` most
-intense peaks supports: each peak gives, for each primary ion, a window of prefix masses
+**Graph.** Nodes are the prefix masses that a primary ion of the most intense peaks
+(``node_peaks_per_ion``) supports: each peak gives, for each primary ion, a window of prefix masses
 within the fragment tolerance (twice it for 2+ ions); overlapping windows merge into one
 node (wide unions are cut into pieces of at most ``max_node_width_da``; which masses are
 in a node does not change). Edges join nodes by runs of one to ``max_edge_residues``
@@ -96,6 +96,8 @@ log = logging.getLogger(__name__)
 #: Spectra (and graphs) are laid out in one flat, sorted array each, spectrum ``s`` shifted
 #: by ``s * KEY_OFFSET``; masses and m/z must stay below half of it.
 KEY_OFFSET = 32768.0
+#: Average residue mass (Da) of proteins, for the number of residues of a precursor mass.
+AVERAGE_RESIDUE_MASS = 110.0
 #: Lightest edge between two nodes: glycine. Nodes of one layer lie within less than it.
 _GLYCINE = 57.021463735
 
@@ -155,8 +157,13 @@ class GraphSettings:
         Most partial paths kept per node, best path score first; 0 keeps all (exact).
     max_peaks : int
         Most intense peaks kept per spectrum for scoring.
-    max_node_peaks : int
-        Most intense peaks that make nodes (at most ``max_peaks``); 0: all kept peaks.
+    node_peaks_per_ion : float
+        Peaks that make nodes (the most intense), per primary ion the peptide can have:
+        (precursor mass / :data:`AVERAGE_RESIDUE_MASS` - 1) sites times 2 ion types (b,
+        y), or 4 where doubly charged fragments count; at least ``min_node_peaks``, at
+        most ``max_node_peaks``. 0: always ``max_node_peaks``.
+    min_node_peaks, max_node_peaks : int
+        Fewest and most node peaks; ``max_node_peaks`` 0 means ``max_peaks``.
     deisotope : bool
         Remove peaks that sit one 13C spacing (charge 1 or 2) above a more intense peak
         (high-resolution spectra only).
@@ -219,7 +226,9 @@ class GraphSettings:
     n_rerank: int = 64
     node_beam: int = 32
     max_peaks: int = 150
-    max_node_peaks: int = 60
+    node_peaks_per_ion: float = 2.5
+    min_node_peaks: int = 20
+    max_node_peaks: int = 0
     deisotope: bool = True
     remove_precursor_peaks: bool = True
     max_node_width_da: float = 0.1
@@ -251,6 +260,8 @@ class GraphSettings:
             raise ValueError("need n_paths >= 1 and 1 <= n_candidates <= n_rerank")
         if self.node_beam < 0 or self.max_peaks < 3 or self.max_node_peaks < 0:
             raise ValueError("node_beam, max_node_peaks must be >= 0 and max_peaks >= 3")
+        if self.node_peaks_per_ion < 0 or self.min_node_peaks < 1:
+            raise ValueError("node_peaks_per_ion must be >= 0 and min_node_peaks >= 1")
         if not 1 <= self.max_edge_residues <= 3 or not 0 <= self.fallback_edge_residues <= 3:
             raise ValueError("max_edge_residues must be in 1..3, fallback_edge_residues in 0..3")
         if not 0 < self.max_node_width_da <= 10:
@@ -271,13 +282,15 @@ class GraphSettings:
         """Settings for a fragment tolerance: at 0.1 Da or more (ion traps) no
         de-isotoping (isotope spacings are within the tolerance), nodes up to four
         tolerances wide and from the 40 most intense peaks only (a coarse window makes
-        many more nodes per peak; 40 chosen on the dev fit half decoded at 0.5 Da);
+        many more nodes per peak; 40 peaks did better than 1 or 1.5 per primary ion on
+        the dev fit half decoded at 0.5 Da);
         ``changes`` override."""
         values: dict[str, object] = {"fragment_tolerance_da": fragment_tolerance_da}
         if fragment_tolerance_da >= 0.1:
             values.update(
                 deisotope=False,
                 max_node_width_da=min(4 * fragment_tolerance_da, 10),
+                node_peaks_per_ion=0.0,
                 max_node_peaks=40,
             )
         else:
@@ -1031,8 +1044,14 @@ class GraphDecoder:
         """Merged windows of the prefix masses the primary ions of the node peaks support."""
         s = self.settings
         tolerance = s.fragment_tolerance_da
-        limit = s.max_node_peaks or s.max_peaks
-        use = peaks.rank <= limit
+        limit = np.full(len(peaks.count), float(s.max_node_peaks or s.max_peaks))
+        if s.node_peaks_per_ion > 0:
+            # as many node peaks as the peptide can have primary ions, times a factor
+            sites = np.maximum(graphs.precursor / AVERAGE_RESIDUE_MASS - 1, 1)
+            kinds = np.where(max_fragment_charge(graphs.charge) >= 2, 4, 2)
+            wanted = np.ceil(s.node_peaks_per_ion * sites * kinds)
+            limit[graphs.spectrum] = np.clip(wanted, s.min_node_peaks, limit[graphs.spectrum])
+        use = peaks.rank <= limit[peaks.spectrum]
         node_mz = peaks.mz[use]
         node_spectrum = peaks.spectrum[use]
         n_spectra = len(peaks.count)

@@ -153,6 +153,7 @@ def test_search_is_exact_against_brute_force(
         n_rerank=k,
         node_beam=0,
         mirror_rule=False,
+        node_peaks_per_ion=0,
         max_node_peaks=0,
         max_edge_residues=edge_residues,
         fallback_edge_residues=0,
@@ -180,7 +181,13 @@ def test_search_with_mirror_rule_finds_brute_force_best():
     brute force on these spectra, and path scores agree with score_peptides."""
     vocabulary = Vocabulary(TINY)
     settings = GraphSettings(
-        n_candidates=4, n_paths=8, n_rerank=8, node_beam=0, max_node_peaks=0, min_residues=4
+        n_candidates=4,
+        n_paths=8,
+        n_rerank=8,
+        node_beam=0,
+        node_peaks_per_ion=0,
+        max_node_peaks=0,
+        min_residues=4,
     )
     decoder = GraphDecoder(vocabulary, settings, IonProbabilities.hand_set())
     for seed, peptide in enumerate(["PAGSVGA", "SGAPVVAG", "GVASPAGS"]):
