@@ -96,6 +96,9 @@ log = logging.getLogger(__name__)
 #: Spectra (and graphs) are laid out in one flat, sorted array each, spectrum ``s`` shifted
 #: by ``s * KEY_OFFSET``; masses and m/z must stay below half of it.
 KEY_OFFSET = 32768.0
+#: Margin (Da) of the key searches for partial paths, far above the keys' rounding; an exact
+#: mass check follows.
+KEY_SLACK = 1e-4
 #: Average residue mass (Da) of proteins, for the number of residues of a precursor mass.
 AVERAGE_RESIDUE_MASS = 110.0
 #: Lightest edge between two nodes: glycine. Nodes of one layer lie within less than it.
@@ -207,7 +210,8 @@ class GraphSettings:
         between two nodes.
     fallback_edge_residues : int
         Spectra without any fitting path are searched again with edges of up to this
-        many residues (0 or at most ``max_edge_residues``: no second search).
+        many residues and half of ``n_paths`` and ``node_beam`` (0 or at most
+        ``max_edge_residues``: no second search).
     min_residues, max_residues : int
         Shortest and longest peptide (residues, N-terminal modification not counted).
     min_charge, max_charge : int
@@ -571,14 +575,20 @@ class _Nodes:
     lo: np.ndarray
     hi: np.ndarray
     key: np.ndarray  # graph * KEY_OFFSET + lo
+    window: np.ndarray  # the merged window a node is a piece of
 
     def contains(self, graph: np.ndarray, mass: np.ndarray) -> np.ndarray:
         """Whether each mass lies in a node of its graph."""
+        return self.containing(graph, mass) >= 0
+
+    def containing(self, graph: np.ndarray, mass: np.ndarray) -> np.ndarray:
+        """The node each mass lies in, -1 for none."""
         if len(self.key) == 0 or len(mass) == 0:
-            return np.zeros(len(mass), dtype=bool)
+            return np.full(len(mass), -1, dtype=np.int64)
         index = np.searchsorted(self.key, graph * KEY_OFFSET + mass, side="right") - 1
         safe = np.maximum(index, 0)
-        return (index >= 0) & (self.graph[safe] == graph) & (mass <= self.hi[safe])
+        inside = (index >= 0) & (self.graph[safe] == graph) & (mass <= self.hi[safe])
+        return np.where(inside, index, -1)
 
 
 @dataclass
@@ -1078,6 +1088,7 @@ class GraphDecoder:
         graph, lo, hi = graph[keep], lo[keep], hi[keep]
         order = np.lexsort((lo, graph))
         graph, lo, hi = graph[order], lo[order], hi[order]
+        window = np.zeros(0, dtype=np.int64)
         if len(lo):
             key_lo = graph * KEY_OFFSET + lo
             reach = np.maximum.accumulate(graph * KEY_OFFSET + hi)
@@ -1094,7 +1105,8 @@ class GraphDecoder:
             new_lo = lo[owner] + piece * step
             hi = np.where(piece == pieces[owner] - 1, hi[owner], new_lo + step)
             lo = new_lo
-        return _Nodes(graph=graph, lo=lo, hi=hi, key=graph * KEY_OFFSET + lo)
+            window = owner
+        return _Nodes(graph=graph, lo=lo, hi=hi, key=graph * KEY_OFFSET + lo, window=window)
 
     # --- search ---------------------------------------------------------------------------
 
@@ -1117,9 +1129,10 @@ class GraphDecoder:
             low = np.searchsorted(plain.mass, nodes.lo[v] - nodes.hi[u], "left")
             high = np.searchsorted(plain.mass, nodes.hi[v] - nodes.lo[u], "right")
             pair, edge = _expand(low, np.maximum(high - low, 0))
-            sources.append(u[pair])
-            targets.append(v[pair])
-            edges.append(edge)
+            keep = self._skips_open(nodes, u[pair], plain.skipped[edge])
+            sources.append(u[pair][keep])
+            targets.append(v[pair][keep])
+            edges.append(edge[keep])
         if len(start.mass) and n_nodes:
             graphs = np.arange(n_graphs)
             a = np.searchsorted(nodes.key, graphs * KEY_OFFSET, "left")
@@ -1128,13 +1141,34 @@ class GraphDecoder:
             low = np.searchsorted(start.mass, nodes.lo[v], "left")
             high = np.searchsorted(start.mass, nodes.hi[v], "right")
             pair, edge = _expand(low, np.maximum(high - low, 0))
-            sources.append(n_nodes + g[pair])
-            targets.append(v[pair])
-            edges.append(edge + len(plain.mass))
+            skipped = start.skipped[edge]
+            closed = np.zeros(len(edge), dtype=bool)
+            for column in range(skipped.shape[1]):
+                rows = np.flatnonzero(np.isfinite(skipped[:, column]))
+                closed[rows] |= nodes.contains(g[pair][rows], skipped[rows, column])
+            sources.append(n_nodes + g[pair][~closed])
+            targets.append(v[pair][~closed])
+            edges.append(edge[~closed] + len(plain.mass))
         if not sources:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty, empty
         return np.concatenate(sources), np.concatenate(targets), np.concatenate(edges)
+
+    @staticmethod
+    def _skips_open(nodes: _Nodes, source: np.ndarray, skipped: np.ndarray) -> np.ndarray:
+        """Whether an edge from a node may skip its sites for some mass in the node: False
+        where, for every mass of the source node, a skipped site lies in a node (the
+        pieces of one merged window cover it without a gap)."""
+        keep = np.ones(len(source), dtype=bool)
+        for column in range(skipped.shape[1]):
+            rows = np.flatnonzero(np.isfinite(skipped[:, column]))
+            graph = nodes.graph[source[rows]]
+            low = nodes.containing(graph, nodes.lo[source[rows]] + skipped[rows, column])
+            high = nodes.containing(graph, nodes.hi[source[rows]] + skipped[rows, column])
+            covered = (low >= 0) & (high >= 0)
+            covered &= nodes.window[np.maximum(low, 0)] == nodes.window[np.maximum(high, 0)]
+            keep[rows[covered]] = False
+        return keep
 
     def _search(
         self, peaks: _Peaks, graphs: _Graphs, nodes: _Nodes
@@ -1157,11 +1191,14 @@ class GraphDecoder:
             count=np.zeros(n_graphs, dtype=np.int64),
             parent=np.full(n_graphs, -1, dtype=np.int64),
             tokens=np.zeros((n_graphs, 4), dtype=np.int64),
+            key=np.arange(n_graphs) * KEY_OFFSET,
         )
-        entry_start = np.zeros(n_nodes + n_graphs, dtype=np.int64)
-        entry_count = np.zeros(n_nodes + n_graphs, dtype=np.int64)
-        entry_start[n_nodes:] = np.arange(n_graphs)
-        entry_count[n_nodes:] = 1
+        # The partial paths of a node are stored together, by mass; the nodes' blocks are
+        # numbered in storage order, so ``key = block * KEY_OFFSET + mass`` is sorted and
+        # the partial paths an edge can take into a node are one searchsorted range.
+        block = np.full(n_nodes + n_graphs, -1, dtype=np.int64)
+        block[n_nodes:] = np.arange(n_graphs)
+        n_blocks = n_graphs
         layer_width = _GLYCINE - s.max_node_width_da - 1e-6
         source, target, edge = self._triples(nodes, n_graphs)
         layer = np.floor(nodes.lo / layer_width).astype(np.int64)
@@ -1172,10 +1209,17 @@ class GraphDecoder:
         for part in np.split(np.arange(len(target)), bounds):
             if len(part) == 0:
                 continue
-            owner, e = _expand(entry_start[source[part]], entry_count[source[part]])
+            u, v, c = source[part], target[part], edge[part]
+            reached = block[u] >= 0
+            u, v, c = u[reached], v[reached], c[reached]
+            keys = store["key"]
+            base = block[u] * KEY_OFFSET - edge_mass[c]
+            low = np.searchsorted(keys, base + nodes.lo[v] - KEY_SLACK, "left")
+            high = np.searchsorted(keys, base + nodes.hi[v] + KEY_SLACK, "right")
+            owner, e = _expand(low, np.maximum(high - low, 0))
             if len(e) == 0:
                 continue
-            v, c = target[part][owner], edge[part][owner]
+            v, c = v[owner], c[owner]
             expanded += len(e)
             parent_mass = store["mass"][e]
             mass = parent_mass + edge_mass[c]
@@ -1213,7 +1257,13 @@ class GraphDecoder:
             e, v, c, mass, count, graph, score = (
                 e[keep], v[keep], c[keep], mass[keep], count[keep], graph[keep], score[keep]
             )  # fmt: skip
-            first_index = store.size
+            order = np.lexsort((mass, v))
+            e, v, c, mass, count, graph, score = (
+                e[order], v[order], c[order], mass[order], count[order], graph[order], score[order]
+            )  # fmt: skip
+            nodes_here, inverse = np.unique(v, return_inverse=True)
+            block[nodes_here] = n_blocks + np.arange(len(nodes_here))
+            n_blocks += len(nodes_here)
             store.append(
                 graph=graph,
                 node=v,
@@ -1222,10 +1272,8 @@ class GraphDecoder:
                 count=count,
                 parent=e,
                 tokens=edge_tokens[c],
+                key=block[v] * KEY_OFFSET + mass,
             )
-            nodes_here, starts, counts = np.unique(v, return_index=True, return_counts=True)
-            entry_start[nodes_here] = first_index + starts
-            entry_count[nodes_here] = counts
         log.debug(
             "graph search: %d graphs, %d nodes, %d node-edge triples, %d extensions tried, "
             "%d in a node, %d kept",
@@ -1270,8 +1318,8 @@ class GraphDecoder:
     def _prune(
         self, node: np.ndarray, mass: np.ndarray, count: np.ndarray, score: np.ndarray
     ) -> np.ndarray:
-        """Which new partial paths to keep, in (node, best score first) order: the
-        ``n_paths`` best per state, then the ``node_beam`` best per node."""
+        """Which new partial paths to keep: the ``n_paths`` best per state, then the
+        ``node_beam`` best per node."""
         s = self.settings
         state = _state_key(node, mass, np.minimum(count, self._count_cap))
         keep = np.flatnonzero(_group_rank((-score,), (state,)) < s.n_paths)
@@ -1437,8 +1485,13 @@ class GraphDecoder:
         if s.fallback_edge_residues <= s.max_edge_residues:
             return None
         if not hasattr(self, "_fallback_decoder"):
+            # longer edges multiply the partial paths: half the beams
             settings = dataclasses.replace(
-                s, max_edge_residues=s.fallback_edge_residues, fallback_edge_residues=0
+                s,
+                max_edge_residues=s.fallback_edge_residues,
+                fallback_edge_residues=0,
+                n_paths=max(1, s.n_paths // 2),
+                node_beam=max(1, s.node_beam // 2) if s.node_beam else 0,
             )
             self._fallback_decoder = GraphDecoder(self.vocabulary, settings, self.probabilities)
         return self._fallback_decoder
