@@ -305,7 +305,8 @@ def main() -> None:
     changes: dict[str, object] = {}
     for item in args.set:
         name, value = item.split("=", 1)
-        kind = type(getattr(GraphSettings(), name))
+        default = getattr(GraphSettings(), name)
+        kind = float if default is None else type(default)
         changes[name] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
     settings = GraphSettings.from_instrument(instrument, **changes)
     if args.tolerance is not None:
