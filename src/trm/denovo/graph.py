@@ -1614,6 +1614,8 @@ class GraphDecoder:
         token_ids = np.asarray(token_ids, dtype=np.int64)
         if token_ids.ndim != 3 or len(token_ids) != len(counts):
             raise ValueError("token_ids must have shape (n_spectra, n_peptides, length)")
+        if token_ids.shape[2] == 0:
+            token_ids = np.zeros((*token_ids.shape[:2], 1), dtype=np.int64)
         n, k, length = token_ids.shape
         token_ids = np.clip(token_ids, 0, len(self.vocabulary) - 1)
         result = PeptideScores(
