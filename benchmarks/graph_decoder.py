@@ -43,7 +43,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from trm.chem import NH3_MASS, WATER_MASS, Vocabulary
+from trm.chem import Vocabulary
 from trm.denovo.graph import (
     KEY_OFFSET,
     RANK_EDGES,
@@ -52,7 +52,7 @@ from trm.denovo.graph import (
     GraphSettings,
     IonProbabilities,
 )
-from trm.fragments import A_ION_LOSS, ion_mz, max_fragment_charge, nearest_peaks
+from trm.fragments import A_ION_LOSS, NEUTRAL_LOSSES, ion_mz, max_fragment_charge, nearest_peaks
 from trm.instrument import load_instrument
 from trm.metrics import match_peptides, precision_coverage, sequencing_metrics
 from trm.noise_model import NoiseModelParameters, bucket
@@ -189,7 +189,7 @@ def measure_ranks(decoder: GraphDecoder, data: SpectrumDataset) -> dict:
         primary[index[found]] = True
         losses = np.concatenate(
             [prefix - A_ION_LOSS]
-            + [ion - loss for ion in (prefix, suffix) for loss in (WATER_MASS, NH3_MASS)]
+            + [ion - loss for ion in (prefix, suffix) for loss in NEUTRAL_LOSSES]
         )
         queries = ion_mz(losses, 1)
         queries = queries[queries >= lowest]
@@ -306,7 +306,8 @@ def main() -> None:
     changes: dict[str, object] = {}
     for item in args.set:
         name, value = item.split("=", 1)
-        kind = type(getattr(GraphSettings(), name))
+        default = getattr(GraphSettings(), name)
+        kind = float if default is None else type(default)
         changes[name] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
     settings = GraphSettings.from_instrument(instrument, **changes)
     if args.tolerance is not None:

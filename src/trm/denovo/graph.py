@@ -81,8 +81,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from trm.chem import C13_SPACING, NH3_MASS, PROTON_MASS, WATER_MASS, Vocabulary
-from trm.fragments import A_ION_LOSS, immonium_mz, ion_mz, max_fragment_charge, nearest_peaks
+from trm.chem import C13_SPACING, PROTON_MASS, WATER_MASS, Vocabulary
+from trm.fragments import (
+    A_ION_LOSS,
+    NEUTRAL_LOSSES,
+    immonium_mz,
+    ion_mz,
+    max_fragment_charge,
+    nearest_peaks,
+)
 from trm.noise_model import (
     A_ION_NUMBER_EDGES,
     DOUBLE_CHARGE_MASS_EDGES,
@@ -828,7 +835,7 @@ class GraphDecoder:
             mass = np.where(usable, precursor_mass, 0.0)[:, None]
             for peak_charge in range(1, int(np.max(np.where(usable, charge, 1), initial=1)) + 1):
                 applies = (charge >= peak_charge)[:, None] & valid
-                for loss in (0.0, WATER_MASS, NH3_MASS):
+                for loss in (0.0, *NEUTRAL_LOSSES):
                     centre = (mass - loss + peak_charge * PROTON_MASS) / peak_charge
                     high = centre + 2 * C13_SPACING / peak_charge + tolerance
                     hit = (mz >= centre - tolerance) & (mz <= high)
@@ -939,10 +946,10 @@ class GraphDecoder:
                 b,
                 y,
                 b - A_ION_LOSS,
-                b - WATER_MASS,
-                b - NH3_MASS,
-                y - WATER_MASS,
-                y - NH3_MASS,
+                b - NEUTRAL_LOSSES[0],
+                b - NEUTRAL_LOSSES[1],
+                y - NEUTRAL_LOSSES[0],
+                y - NEUTRAL_LOSSES[1],
             ],
             axis=1,
         )
@@ -1614,6 +1621,8 @@ class GraphDecoder:
         token_ids = np.asarray(token_ids, dtype=np.int64)
         if token_ids.ndim != 3 or len(token_ids) != len(counts):
             raise ValueError("token_ids must have shape (n_spectra, n_peptides, length)")
+        if token_ids.shape[2] == 0:
+            token_ids = np.zeros((*token_ids.shape[:2], 1), dtype=np.int64)
         n, k, length = token_ids.shape
         token_ids = np.clip(token_ids, 0, len(self.vocabulary) - 1)
         result = PeptideScores(

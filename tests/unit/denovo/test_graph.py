@@ -352,6 +352,8 @@ def test_odd_peaks_and_charges_do_not_break_the_batch(fitted):
     assert result.reasons[5] == REASON_FEW_PEAKS
     empty = decoder.decode(np.zeros((0, 4)), np.zeros((0, 4)), [], [], [])
     assert empty.candidates == [] and empty.reasons == []
+    none = decoder.score_peptides(*arrays, np.zeros((6, 2, 0), dtype=np.int64))
+    assert np.isnan(none.score).all() and not none.fits.any()
 
 
 def test_coarse_tolerance_still_decodes(fitted):
