@@ -58,7 +58,7 @@ from trm.denovo.decode import DecodedPeptide
 from trm.denovo.inference import Sequencer, raw_scores
 from trm.denovo.model_file import load_sequencer
 from trm.denovo.rescore import Rescorer
-from trm.denovo.settings import InferenceSettings
+from trm.denovo.settings import DECODERS, InferenceSettings
 from trm.instrument import load_instrument
 from trm.metrics import match_peptides, precision_coverage, sequencing_metrics
 from trm.noise_model import NoiseModelParameters
@@ -174,6 +174,9 @@ def evaluate(
     elif mode == "search":
         chosen = predictions.choose(None)
         decoded, scores = chosen.decoded, raw_scores("peptide", chosen)
+        if sequencer.settings.decoder == "graph":
+            # the graph decoder alone ranks its answers by the graph score
+            scores = np.array([np.nan if d is None else d.graph_score for d in decoded])
     else:
         chosen = predictions.choose(rescorer)
         decoded, scores = chosen.decoded, raw_scores("rescored", chosen)
@@ -196,6 +199,7 @@ def evaluate(
         "seconds_model": sequencer.times.model,
         "seconds_search": sequencer.times.decode,
         "seconds_rescoring": sequencer.times.rescore,
+        "seconds_graph": sequencer.times.graph,
         **({} if groups is None else {"breakdown": groups}),
     }
 
@@ -289,6 +293,12 @@ def main() -> None:
     parser.add_argument("--dev-split", type=Path)
     parser.add_argument("--dev-part", default="holdout", choices=["holdout", "fit", "all"])
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    parser.add_argument(
+        "--decoder",
+        choices=DECODERS,
+        help="model, graph or hybrid (default: the one the model file was calibrated with); "
+        "search+rescore needs a model file calibrated with the same decoder",
+    )
     parser.add_argument("--beam-size", type=int, default=16)
     parser.add_argument("--max-beam-size", type=int, default=64)
     parser.add_argument("--halt-threshold", type=float, default=None)
@@ -326,13 +336,19 @@ def main() -> None:
     }
     if args.refinement_steps is not None:
         overrides["refinement_steps"] = args.refinement_steps
+    if args.decoder is not None:
+        overrides["decoder"] = args.decoder
     sequencer, model_file = load_sequencer(args.model, load_instrument(args.instrument), overrides)
     model, vocabulary, rescorer = sequencer.model, sequencer.vocabulary, model_file.rescorer
+    decoder = sequencer.settings.decoder
+    if rescorer is not None and (model_file.stored is None or model_file.stored.decoder != decoder):
+        log.warning("%s was not calibrated for the %s decoder: no rescorer", args.model, decoder)
+        rescorer = None
     config = model.config
     sizes = {
         "vocabulary": vocabulary,
         "max_length": config.max_length,
-        "n_peaks": config.n_peaks,
+        "n_peaks": sequencer.n_peaks,
         "max_charge": config.max_charge,
     }
     sets: dict[str, tuple[SpectrumDataset, tuple[np.ndarray, ...]]] = {}
@@ -352,10 +368,12 @@ def main() -> None:
     settings = sequencer.settings
 
     def sequencer_with(settings: InferenceSettings) -> Sequencer:
-        return Sequencer(model, vocabulary, settings)
+        return Sequencer(model, vocabulary, settings, graph=sequencer.graph)
 
     results = {}
     for mode in args.modes:
+        if mode == "beam" and decoder != "model":
+            continue
         if mode == "search+rescore" and rescorer is None:
             log.warning("%s has no rescorer (run trm calibrate): skipping %s", args.model, mode)
             continue

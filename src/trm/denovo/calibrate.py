@@ -33,7 +33,7 @@ from trm.chem import Vocabulary
 from trm.denovo.calibration import IsotonicCalibration
 from trm.denovo.decode import DecodedPeptide
 from trm.denovo.inference import Predictions, Sequencer, raw_scores, steps_histogram
-from trm.denovo.rescore import Rescorer
+from trm.denovo.rescore import DECODER_FEATURES, Rescorer
 from trm.denovo.settings import RAW_SCORE_KINDS
 from trm.metrics import match_peptides, precision_coverage
 
@@ -198,10 +198,16 @@ def score_kinds(
 
 
 def fit_rescorer(
-    predictions: Predictions, correct: np.ndarray, seed: int, folds: int = 2
+    predictions: Predictions,
+    correct: np.ndarray,
+    seed: int,
+    names: tuple[str, ...] = DECODER_FEATURES["model"],
+    folds: int = 2,
 ) -> tuple[Rescorer | None, np.ndarray]:
     """The rescorer fitted on every candidate, and each spectrum's rescored answer index
     cross-validated by spectrum (the rescorer of the other folds chose it).
+
+    ``names`` are the features it reads (:data:`trm.denovo.rescore.DECODER_FEATURES`).
 
     Returns
     -------
@@ -216,7 +222,7 @@ def fit_rescorer(
     n = len(present)
     if labels.all() or not labels.any():
         return None, np.zeros(n, dtype=np.int64)
-    rescorer = Rescorer.fit(features[present], labels)
+    rescorer = Rescorer.fit(features[present], labels, names)
     fold = np.random.default_rng(seed).permutation(n) % folds
     choice = np.zeros(n, dtype=np.int64)
     for index in range(folds):
@@ -224,7 +230,7 @@ def fit_rescorer(
         if correct[train].all() or not correct[train].any():
             model = rescorer
         else:
-            model = Rescorer.fit(features[train], correct[train])
+            model = Rescorer.fit(features[train], correct[train], names)
         probability = np.where(present, model(features), -np.inf)
         held_out = fold == index
         choice[held_out] = probability[held_out].argmax(axis=1)
@@ -338,7 +344,9 @@ def calibrate_dataset(
         spectra.mz, spectra.intensity, spectra.counts, spectra.precursor_mass, spectra.charge
     )
     candidate_correct = candidates_correct(predictions, spectra.tokens, vocabulary)
-    rescorer, cv_choice = fit_rescorer(predictions, candidate_correct, seed)
+    rescorer, cv_choice = fit_rescorer(
+        predictions, candidate_correct, seed, DECODER_FEATURES[sequencer.settings.decoder]
+    )
     model_best = predictions.choose(None)
     answers = {}
     for kind in ("peptide", "halt", "combined"):
@@ -372,7 +380,7 @@ def calibrate_dataset(
     calibration = IsotonicCalibration.fit(raw, right)
     calibrated = calibration(raw)
     cross_validated = cross_validated_probabilities(raw, right, seed)
-    n_steps = sequencer.settings.refinement_steps or sequencer.model.config.supervision_steps
+    n_steps = sequencer.refinement_steps
     reasons: dict[str, int] = {}
     for reason in predictions.reasons:
         if reason is not None:

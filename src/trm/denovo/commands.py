@@ -22,7 +22,12 @@ from typing import Any
 import torch
 
 from trm.denovo.model_file import OVERRIDABLE
-from trm.denovo.settings import RAW_SCORE_KINDS, InferenceSettings, parse_halt_threshold
+from trm.denovo.settings import (
+    DECODERS,
+    RAW_SCORE_KINDS,
+    InferenceSettings,
+    parse_halt_threshold,
+)
 from trm.errors import TrmError
 from trm.instrument import load_instrument
 
@@ -86,6 +91,14 @@ def _add_inference_options(parser: argparse.ArgumentParser, calibrated: bool) ->
     def default(value: object) -> str:
         return "as calibrated" if calibrated else str(value)
 
+    parser.add_argument(
+        "--decoder",
+        choices=DECODERS,
+        default=argparse.SUPPRESS,
+        help="how candidates are found: hybrid (the spectrum graph's best paths, the "
+        "model refining the best one and searching its own), graph (the spectrum graph "
+        f"alone) or model (the model alone) (default: {default(_DEFAULTS.decoder)})",
+    )
     parser.add_argument(
         "--beam-size",
         type=_non_negative_int,
@@ -302,6 +315,21 @@ def _calibration_spectra(args: argparse.Namespace, vocabulary: Any, config: Any)
 _LABEL_COLUMNS = ("precursor_mz", "charge", "mz", "intensity", "peptide")
 
 
+def _ion_probabilities(noise_model: str | Path | None) -> Any:
+    """The graph decoder's ion probabilities from a noise model file (None without one, or
+    when the instrument file names one that is not here)."""
+    if noise_model is None:
+        return None
+    if not Path(noise_model).is_file():
+        log.warning("noise model %s not found: the graph decoder's ion probabilities will be "
+                    "hand-set; give --noise-model", noise_model)  # fmt: skip
+        return None
+    from trm.denovo.graph import IonProbabilities
+    from trm.noise_model import NoiseModelParameters
+
+    return IonProbabilities.from_noise_model(NoiseModelParameters.read(noise_model))
+
+
 def run_calibrate(args: argparse.Namespace) -> None:
     """``trm calibrate``."""
     from trm.atomic import atomic_outputs, write_json
@@ -313,11 +341,13 @@ def run_calibrate(args: argparse.Namespace) -> None:
     torch.manual_seed(args.seed)
     device = _device(args.device)
     workers = parallel_plan(args.threads, device)
+    instrument = load_instrument(args.instrument)
     sequencer, model_file = load_sequencer(
         args.model,
-        load_instrument(args.instrument),
+        instrument,
         _overrides(args),
         afresh=True,
+        ion_probabilities=_ion_probabilities(args.noise_model or instrument.noise_model),
         device=device,
         batch_size=args.batch_size,
         workers=workers,
@@ -342,10 +372,16 @@ def run_calibrate(args: argparse.Namespace) -> None:
         "seconds_model": sequencer.times.model,
         "seconds_search": sequencer.times.decode,
         "seconds_rescoring": sequencer.times.rescore,
+        "seconds_graph": sequencer.times.graph,
     }
     with atomic_outputs([args.out, args.report]) as (model_path, report_path):
         save_checkpoint(
-            model_file.with_calibration(settings, outcome.calibration, outcome.rescorer),
+            model_file.with_calibration(
+                settings,
+                outcome.calibration,
+                outcome.rescorer,
+                None if sequencer.graph is None else sequencer.graph.probabilities,
+            ),
             model_path,
         )
         write_json(report, report_path)
@@ -448,6 +484,8 @@ def run_denovo(args: argparse.Namespace) -> None:
             "seconds_model": sequencer.times.model,
             "seconds_search": sequencer.times.decode,
             "seconds_rescoring": sequencer.times.rescore,
+            "seconds_graph": sequencer.times.graph,
+            "decoder": settings.decoder,
             "threads": args.threads,
             "workers": workers,
             "device": str(device),

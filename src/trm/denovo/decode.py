@@ -126,9 +126,11 @@ class DecodedPeptide:
     token_ids : numpy.ndarray of shape (n_tokens,)
         Vocabulary indices, N-terminal modification first when present.
     log_probability : float
-        Sum of the chosen log-probabilities over every position (tokens and ends).
+        Sum of the chosen log-probabilities over every position (tokens and ends); NaN
+        when no model scored it (the graph decoder alone).
     token_probabilities : numpy.ndarray of shape (n_tokens,)
-        Probability of each chosen token at its position.
+        Probability of each chosen token at its position (under the graph decoder alone:
+        the logistic of the graph score of the cleavage after it).
     mass_error_ppm : float
         Observed minus theoretical, in ppm: (precursor mass corrected by the isotope
         error - peptide mass) / corrected precursor mass; positive when the precursor is
@@ -137,6 +139,11 @@ class DecodedPeptide:
         Isotope error that made the peptide fit (0 for greedy decoding).
     certified : bool
         The search proved no fitting peptide scores higher (False for greedy decoding).
+    graph_score : float
+        The spectrum-graph decoder's score (:mod:`trm.denovo.graph`); NaN when not scored.
+    source : str
+        Who proposed it: ``model`` (this search), ``graph`` (the graph decoder's best
+        paths) or ``graph+model``.
     """
 
     token_ids: np.ndarray
@@ -145,6 +152,8 @@ class DecodedPeptide:
     mass_error_ppm: float
     isotope_error: int
     certified: bool = False
+    graph_score: float = float("nan")
+    source: str = "model"
 
 
 @dataclass

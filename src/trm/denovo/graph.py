@@ -90,6 +90,7 @@ from trm.fragments import (
     max_fragment_charge,
     nearest_peaks,
 )
+from trm.instrument import DEFAULT_FRAGMENT_TOLERANCE_DA, DEFAULT_PRECURSOR_TOLERANCE_PPM
 from trm.noise_model import (
     A_ION_NUMBER_EDGES,
     DOUBLE_CHARGE_MASS_EDGES,
@@ -229,8 +230,8 @@ class GraphSettings:
         Spectra decoded together.
     """
 
-    fragment_tolerance_da: float = 0.02
-    precursor_tolerance_ppm: float = 20.0
+    fragment_tolerance_da: float = DEFAULT_FRAGMENT_TOLERANCE_DA
+    precursor_tolerance_ppm: float = DEFAULT_PRECURSOR_TOLERANCE_PPM
     isotope_errors: tuple[int, int] = (0, 1)
     n_candidates: int = 16
     n_paths: int = 16
@@ -416,6 +417,17 @@ class IonProbabilities:
             secondary_rank_log_ratio=tuple(secondary_rank_log_ratio),
             source=f"fitted noise model ({parameters.provenance.get('instrument', '?')})",
         )
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain types, for the model file."""
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, object]) -> IonProbabilities:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
     @classmethod
     def hand_set(cls) -> IonProbabilities:

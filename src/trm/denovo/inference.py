@@ -1,12 +1,27 @@
 """Spectra to peptides with raw scores: the path ``calibrate`` and ``denovo`` share.
 
-Peaks are cut to the ``n_peaks`` most intense exactly as in training
-(:func:`trm.train.data.top_peaks`), the model refines its answer with optional early exit
-through the halting head (:meth:`trm.model.PeptideTRM.refine`) and its fragment-evidence
-lookup at the instrument's fragment tolerance, the exact precursor-mass search
-(:func:`trm.denovo.decode.search`) finds the best few peptides that fit the precursor, and
-spectrum-match rescoring (:mod:`trm.denovo.rescore`) picks among them when the model file has a
-fitted rescorer. Greedy decoding (beam size 0) skips the search.
+Three decoders (:data:`trm.denovo.settings.DECODERS`) find each spectrum's candidates:
+
+``model``
+    The model refines its answer from a blank start, with optional early exit through
+    the halting head (:meth:`trm.model.PeptideTRM.refine`) and its fragment-evidence
+    lookup at the instrument's fragment tolerance; the exact precursor-mass search
+    (:func:`trm.denovo.decode.search`) finds the best few peptides that fit the precursor
+    under it. Greedy decoding (beam size 0) skips the search.
+``graph``
+    The spectrum-graph decoder's best paths (:mod:`trm.denovo.graph`): the fragment
+    ladder alone, no learning.
+``hybrid``
+    Evidence first: the graph decoder's best paths; the model's recursion starts from the
+    best one as its draft and refines it; the exact search under the refined answer adds
+    the model's own candidates. Every candidate of the pool gets the model's
+    log-likelihood (its tokens read off the refined distributions) and the graph score.
+
+Spectrum-match rescoring (:mod:`trm.denovo.rescore`) then makes one choice among the
+candidates when the model file has a fitted rescorer (the ``graph`` and ``hybrid``
+decoders always calibrate the rescored answer). The model reads the ``n_peaks`` most
+intense peaks exactly as in training (:func:`trm.train.data.top_peaks`); the graph
+decoder reads its own, wider share of them.
 
 Raw scores (:func:`raw_scores`), before calibration:
 
@@ -37,9 +52,11 @@ import torch
 
 from trm.chem import Vocabulary
 from trm.denovo.decode import REASON_EMPTY, DecodedPeptide, greedy_decode, search
-from trm.denovo.rescore import FEATURES, Rescorer, match_features
+from trm.denovo.graph import GraphCandidate, GraphDecoder, GraphResult, canonical_tokens
+from trm.denovo.rescore import FEATURES, UNSCORABLE_LOG_PROBABILITY, Rescorer, match_features
 from trm.denovo.settings import RAW_SCORE_KINDS, InferenceSettings
 from trm.model import PeptideTRM
+from trm.model.network import draft_logits
 from trm.train.data import list_column_arrays, top_peaks
 
 log = logging.getLogger(__name__)
@@ -197,12 +214,14 @@ def parallel_plan(threads: int, device: torch.device) -> int:
 
 @dataclass
 class StageTimes:
-    """Seconds spent in the model, the search and the rescoring, summed over calls (and
-    over workers, so with several workers their sum exceeds the wall time)."""
+    """Seconds spent in the model, the search, the rescoring and the graph decoder, summed
+    over calls (and over workers, so with several workers their sum exceeds the wall
+    time)."""
 
     model: float = 0.0
     decode: float = 0.0
     rescore: float = 0.0
+    graph: float = 0.0
     spectra: int = 0
     steps: list[int] = field(default_factory=list)
 
@@ -224,6 +243,8 @@ class Sequencer:
     workers : int
         Batches sequenced at once, each in its own thread (torch and numpy release the
         GIL); see :func:`parallel_plan` for how ``--threads`` becomes workers.
+    graph : GraphDecoder, optional
+        The spectrum-graph decoder; needed by the ``graph`` and ``hybrid`` decoders.
 
     Attributes
     ----------
@@ -245,7 +266,10 @@ class Sequencer:
         batch_size: int = 256,
         rescorer: Rescorer | None = None,
         workers: int = 1,
+        graph: GraphDecoder | None = None,
     ) -> None:
+        if settings.decoder != "model" and graph is None:
+            raise ValueError(f"the {settings.decoder} decoder needs a graph decoder")
         if batch_size < 1:
             raise ValueError(f"batch size must be positive, got {batch_size}")
         if workers < 1:
@@ -259,6 +283,9 @@ class Sequencer:
         self.batch_size = batch_size
         self.rescorer = rescorer if settings.raw_score == "rescored" else None
         self.workers = workers
+        self.graph = graph if settings.decoder != "model" else None
+        if self.graph is not None:
+            self._canonical = canonical_tokens(vocabulary)
         self.times = StageTimes()
         self._times_lock = threading.Lock()
         trained = model.config.evidence_tolerance
@@ -279,8 +306,10 @@ class Sequencer:
 
     @property
     def n_peaks(self) -> int:
-        """Peaks the model reads per spectrum."""
-        return self.model.config.n_peaks
+        """Peaks read per spectrum: the model's, or the graph decoder's when more."""
+        if self.graph is None:
+            return self.model.config.n_peaks
+        return max(self.model.config.n_peaks, self.graph.settings.max_peaks)
 
     @property
     def max_charge(self) -> int:
@@ -341,10 +370,16 @@ class Sequencer:
         counts: np.ndarray,
         precursor_mass: np.ndarray,
         charge: np.ndarray,
+        drafts: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The model's answer distributions for one batch, before any search.
 
-        Parameters are those of :meth:`predict` (one batch of them).
+        Parameters are those of :meth:`predict` (one batch of them, peaks as the model
+        reads them), and:
+
+        drafts : numpy.ndarray of shape (n, max_length), int64, optional
+            Token ids of each spectrum's starting answer (the end class after it; all 0
+            starts blank).
 
         Returns
         -------
@@ -356,6 +391,10 @@ class Sequencer:
         # Padding columns no spectrum of the batch uses change nothing (they are masked).
         width = max(int(counts.max()), 1)
         device = self.device
+        draft = None
+        if drafts is not None:
+            draft = draft_logits(torch.from_numpy(drafts), len(self.vocabulary)).to(device)
+            draft = draft * torch.from_numpy(drafts.any(axis=1))[:, None, None].to(device)
         refinement = self.model.refine(
             torch.from_numpy(np.ascontiguousarray(mz[:, :width])).to(device),
             torch.from_numpy(np.ascontiguousarray(intensity[:, :width])).to(device),
@@ -365,6 +404,7 @@ class Sequencer:
             halt_threshold=self.settings.halt_threshold,
             max_steps=self.refinement_steps,
             fragment_tolerance_da=self.fragment_tolerance_da,
+            draft=draft,
         )
         log_probs = torch.log_softmax(refinement.logits.float(), dim=-1).cpu().numpy()
         halt = refinement.halt_probability.float().cpu().numpy()
@@ -379,31 +419,57 @@ class Sequencer:
         charge: np.ndarray,
     ) -> Predictions:
         started = time.perf_counter()
-        width = max(int(counts.max()), 1)
-        log_probs, halt, steps = self.refine_batch(mz, intensity, counts, precursor_mass, charge)
-        decoding_started = time.perf_counter()
         decoding = self.settings.decoding
-        if decoding.beam_size == 0:
-            greedy = greedy_decode(log_probs, precursor_mass, self.vocabulary)
-            candidates = [[] if d is None else [d] for d in greedy]
-            reasons = [None if d is not None else REASON_EMPTY for d in greedy]
+        graph_result = None
+        if self.graph is not None:
+            graph_result = self.graph.decode(mz, intensity, counts, precursor_mass, charge)
+        graph_done = time.perf_counter()
+        model_mz, model_intensity, model_counts = narrow_peaks(
+            mz, intensity, counts, self.model.config.n_peaks
+        )
+        n = len(counts)
+        if self.settings.decoder == "graph":
+            assert graph_result is not None
+            candidates = [
+                [self._graph_peptide(c) for c in row[: decoding.n_candidates]]
+                for row in graph_result.candidates
+            ]
+            reasons = list(graph_result.reasons)
+            halt, steps = np.zeros(n, dtype=np.float32), np.zeros(n, dtype=np.int64)
+            model_done = decoding_started = time.perf_counter()
         else:
-            result = search(
-                log_probs, precursor_mass, self.vocabulary, decoding, torch.get_num_threads()
+            drafts = None if graph_result is None else self._drafts(graph_result)
+            log_probs, halt, steps = self.refine_batch(
+                model_mz, model_intensity, model_counts, precursor_mass, charge, drafts
             )
-            candidates, reasons = result.candidates, result.reasons
+            model_done = decoding_started = time.perf_counter()
+            if decoding.beam_size == 0:
+                greedy = greedy_decode(log_probs, precursor_mass, self.vocabulary)
+                candidates = [[] if d is None else [d] for d in greedy]
+                reasons = [None if d is not None else REASON_EMPTY for d in greedy]
+            else:
+                result = search(
+                    log_probs, precursor_mass, self.vocabulary, decoding, torch.get_num_threads()
+                )
+                candidates, reasons = result.candidates, result.reasons
+            if graph_result is not None:
+                candidates, reasons = self._merge(
+                    candidates, reasons, graph_result, log_probs, mz, intensity, counts,
+                    precursor_mass, charge,
+                )  # fmt: skip
         rescoring_started = time.perf_counter()
+        width = max(int(model_counts.max()), 1)
         features, present = match_features(
             candidates,
             halt,
-            mz[:, :width],
-            intensity[:, :width],
-            counts,
+            model_mz[:, :width],
+            model_intensity[:, :width],
+            model_counts,
             charge,
             self.vocabulary,
             self.fragment_tolerance_da,
             decoding.precursor_tolerance_ppm,
-            decoding.n_candidates,
+            self.n_candidates,
         )
         predictions = Predictions(
             decoded=[],
@@ -416,12 +482,139 @@ class Sequencer:
         ).choose(self.rescorer)
         finished = time.perf_counter()
         with self._times_lock:
-            self.times.model += decoding_started - started
+            self.times.graph += graph_done - started
+            self.times.model += model_done - graph_done
             self.times.decode += rescoring_started - decoding_started
             self.times.rescore += finished - rescoring_started
             self.times.spectra += len(counts)
             self.times.steps.extend(steps.tolist())
         return predictions
+
+    @property
+    def n_candidates(self) -> int:
+        """Candidates per spectrum at most: the search's, plus the graph's in ``hybrid``."""
+        n = self.settings.decoding.n_candidates
+        if self.settings.decoder == "hybrid":
+            n += self.settings.graph.n_candidates
+        return n
+
+    def _drafts(self, graph_result: GraphResult) -> np.ndarray:
+        """Token ids (n, max_length) of each spectrum's best graph path, as the model's
+        starting answer; rows of 0 (blank) where there is none or it is too long."""
+        length = self.model.config.max_length
+        drafts = np.zeros((len(graph_result.candidates), length), dtype=np.int64)
+        for row, best in enumerate(graph_result.best):
+            if best is not None and len(best.token_ids) < length:
+                drafts[row, : len(best.token_ids)] = best.token_ids
+        return drafts
+
+    def _graph_peptide(
+        self, candidate: GraphCandidate, log_probs: np.ndarray | None = None
+    ) -> DecodedPeptide:
+        """A graph candidate as a decoded peptide; with the model's ``log_probs`` of its
+        spectrum (max_length, n_tokens), the model's log-likelihood of it, each token read
+        as the likeliest of its mass-identical twins (I/L, ...)."""
+        ids = candidate.token_ids
+        if log_probs is None:
+            # per-residue scores: the logistic of the site score after each token
+            sites = np.append(candidate.site_scores, 0.0)[: len(ids)]
+            probabilities = 1.0 / (1.0 + np.exp(-np.clip(sites, -30, 30)))
+            log_probability = float("nan")
+        elif len(ids) >= len(log_probs):
+            probabilities = np.zeros(len(ids))
+            log_probability = UNSCORABLE_LOG_PROBABILITY
+        else:
+            twins = self._canonical == self._canonical[ids][:, None]  # (n_tokens_peptide, V)
+            rows = log_probs[: len(ids)]
+            ids = np.where(twins, rows, -np.inf).argmax(axis=1)
+            chosen = rows[np.arange(len(ids)), ids]
+            probabilities = np.exp(chosen)
+            log_probability = float(chosen.sum() + log_probs[len(ids) :, 0].sum())
+        return DecodedPeptide(
+            token_ids=ids,
+            log_probability=log_probability,
+            token_probabilities=probabilities,
+            mass_error_ppm=candidate.mass_error_ppm,
+            isotope_error=candidate.isotope_error,
+            graph_score=candidate.score,
+            source="graph",
+        )
+
+    def _merge(
+        self,
+        model_candidates: list[list[DecodedPeptide]],
+        reasons: list[str | None],
+        graph_result: GraphResult,
+        log_probs: np.ndarray,
+        mz: np.ndarray,
+        intensity: np.ndarray,
+        counts: np.ndarray,
+        precursor_mass: np.ndarray,
+        charge: np.ndarray,
+    ) -> tuple[list[list[DecodedPeptide]], list[str | None]]:
+        """The hybrid pool of each spectrum: the search's candidates (with their graph
+        scores) first, then the graph's not already among them (with their model
+        log-likelihoods); a peptide both proposed is kept once, marked ``graph+model``."""
+        longest = max((len(c.token_ids) for row in model_candidates for c in row), default=1)
+        ids = np.zeros((len(model_candidates), max(1, max(map(len, model_candidates), default=1)),
+                        longest), dtype=np.int64)  # fmt: skip
+        for row, peptides in enumerate(model_candidates):
+            for rank, peptide in enumerate(peptides):
+                ids[row, rank, : len(peptide.token_ids)] = peptide.token_ids
+        scores = self.graph.score_peptides(mz, intensity, counts, precursor_mass, charge, ids)
+        pools: list[list[DecodedPeptide]] = []
+        for row, peptides in enumerate(model_candidates):
+            pool = []
+            seen: dict[tuple[int, ...], int] = {}
+            for rank, peptide in enumerate(peptides):
+                peptide.graph_score = float(scores.score[row, rank])
+                seen[tuple(self._canonical[peptide.token_ids].tolist())] = len(pool)
+                pool.append(peptide)
+            for candidate in graph_result.candidates[row][: self.settings.graph.n_candidates]:
+                key = tuple(self._canonical[candidate.token_ids].tolist())
+                if key in seen:
+                    pool[seen[key]].source = "graph+model"
+                    continue
+                seen[key] = len(pool)
+                pool.append(self._graph_peptide(candidate, log_probs[row]))
+            pools.append(pool)
+        merged_reasons = [
+            reason if not pool else None for reason, pool in zip(reasons, pools, strict=True)
+        ]
+        return pools, merged_reasons
+
+
+def narrow_peaks(
+    mz: np.ndarray, intensity: np.ndarray, counts: np.ndarray, n_peaks: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``n_peaks`` most intense of each row's peaks, in their order, zero-padded: the
+    peaks :func:`trm.train.data.top_peaks` would keep of the whole spectrum when the rows
+    hold its most intense peaks in m/z order (ties to the earlier peak).
+
+    Parameters
+    ----------
+    mz, intensity : numpy.ndarray of shape (n, width)
+    counts : numpy.ndarray of shape (n,)
+    n_peaks : int
+
+    Returns
+    -------
+    mz, intensity : numpy.ndarray of shape (n, min(width, n_peaks))
+    counts : numpy.ndarray of shape (n,)
+    """
+    width = mz.shape[1]
+    if width <= n_peaks:
+        return mz, intensity, counts
+    real = np.arange(width)[None, :] < counts[:, None]
+    order = np.argsort(np.where(real, -intensity, np.inf), axis=1, kind="stable")[:, :n_peaks]
+    keep = np.sort(order, axis=1)
+    kept = np.minimum(counts, n_peaks)
+    inside = np.arange(n_peaks)[None, :] < kept[:, None]
+    return (
+        np.where(inside, np.take_along_axis(mz, keep, axis=1), 0).astype(mz.dtype),
+        np.where(inside, np.take_along_axis(intensity, keep, axis=1), 0).astype(intensity.dtype),
+        kept,
+    )
 
 
 def steps_histogram(steps: np.ndarray | list[int], n_steps: int) -> dict[str, int]:

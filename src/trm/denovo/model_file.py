@@ -29,6 +29,7 @@ import torch
 
 from trm.denovo.calibration import IsotonicCalibration
 from trm.denovo.decode import DecodingSettings
+from trm.denovo.graph import GraphDecoder, GraphSettings, IonProbabilities
 from trm.denovo.inference import Sequencer
 from trm.denovo.rescore import Rescorer
 from trm.denovo.settings import InferenceSettings
@@ -38,6 +39,7 @@ from trm.model import ModelConfig
 from trm.train.checkpoint import (
     CALIBRATION_KEY,
     INFERENCE_KEY,
+    ION_PROBABILITIES_KEY,
     RESCORER_KEY,
     model_from_checkpoint,
     read_checkpoint,
@@ -72,6 +74,8 @@ class ModelFile:
     calibration : IsotonicCalibration or None
     rescorer : Rescorer or None
     model_config : ModelConfig
+    ion_probabilities : IonProbabilities or None
+        Of the graph decoder (from the instrument's noise model at calibration).
     """
 
     path: Path
@@ -80,6 +84,7 @@ class ModelFile:
     calibration: IsotonicCalibration | None
     rescorer: Rescorer | None
     model_config: ModelConfig
+    ion_probabilities: IonProbabilities | None = None
 
     @classmethod
     def read(cls, path: str | Path) -> ModelFile:
@@ -97,6 +102,11 @@ class ModelFile:
                 Rescorer.from_dict(checkpoint[RESCORER_KEY]) if RESCORER_KEY in checkpoint else None
             ),
             model_config=ModelConfig.from_dict(checkpoint["model_config"]),
+            ion_probabilities=(
+                IonProbabilities.from_dict(checkpoint[ION_PROBABILITIES_KEY])
+                if ION_PROBABILITIES_KEY in checkpoint
+                else None
+            ),
         )
 
     def with_calibration(
@@ -104,13 +114,17 @@ class ModelFile:
         settings: InferenceSettings,
         calibration: IsotonicCalibration,
         rescorer: Rescorer | None,
+        ion_probabilities: IonProbabilities | None = None,
     ) -> dict[str, Any]:
         """The checkpoint with these calibration results in place of any stored ones."""
-        checkpoint = {key: value for key, value in self.checkpoint.items() if key != RESCORER_KEY}
+        replaced = (RESCORER_KEY, ION_PROBABILITIES_KEY)
+        checkpoint = {key: value for key, value in self.checkpoint.items() if key not in replaced}
         checkpoint[CALIBRATION_KEY] = calibration.to_dict()
         checkpoint[INFERENCE_KEY] = settings.to_dict()
         if rescorer is not None:
             checkpoint[RESCORER_KEY] = rescorer.to_dict()
+        if ion_probabilities is not None:
+            checkpoint[ION_PROBABILITIES_KEY] = ion_probabilities.to_dict()
         return checkpoint
 
 
@@ -127,7 +141,9 @@ def resolve_settings(
     base : InferenceSettings
         Stored or default settings.
     instrument : InstrumentSettings
-        Its precursor tolerance, isotope errors and fragment tolerance win over ``base``.
+        Its precursor tolerance, isotope errors and fragment tolerance win over ``base``;
+        the graph decoder's settings are the instrument's
+        (:meth:`~trm.denovo.graph.GraphSettings.from_instrument`).
     model_config : ModelConfig
         Of the model: a refinement step count or fragment tolerance equal to the trained
         one is stored as None.
@@ -160,6 +176,7 @@ def resolve_settings(
         base,
         decoding=decoding,
         fragment_tolerance_da=instrument.fragment_tolerance_da,
+        graph=GraphSettings.from_instrument(instrument),
         **{k: v for k, v in overrides.items() if k not in decoding_names},
     )
     as_trained = {}
@@ -177,6 +194,7 @@ def load_sequencer(
     *,
     afresh: bool = False,
     require_calibration: bool = False,
+    ion_probabilities: IonProbabilities | None = None,
     device: torch.device | str = "cpu",
     batch_size: int = 256,
     workers: int = 1,
@@ -194,6 +212,9 @@ def load_sequencer(
         Start from the default settings, not the stored ones (``trm calibrate``).
     require_calibration : bool
         Refuse a model file without calibration (:class:`UncalibratedModelError`).
+    ion_probabilities : IonProbabilities, optional
+        Of the graph decoder, instead of the model file's (``trm calibrate`` gives the
+        instrument's noise model's); hand-set defaults when neither has them.
     device, batch_size, workers
         As for :class:`~trm.denovo.inference.Sequencer`.
 
@@ -222,6 +243,17 @@ def load_sequencer(
                 "; ".join(changed),
             )
     model, vocabulary = model_from_checkpoint(model_file.checkpoint, map_location=device)
+    graph = None
+    if settings.decoder != "model":
+        probabilities = ion_probabilities or model_file.ion_probabilities
+        if probabilities is None:
+            log.warning(
+                "%s holds no ion probabilities for the graph decoder (calibrate it with the "
+                "instrument's noise model): using hand-set ones",
+                path,
+            )
+            probabilities = IonProbabilities.hand_set()
+        graph = GraphDecoder(vocabulary, settings.graph, probabilities)
     sequencer = Sequencer(
         model,
         vocabulary,
@@ -230,5 +262,6 @@ def load_sequencer(
         batch_size,
         rescorer=model_file.rescorer,
         workers=workers,
+        graph=graph,
     )
     return sequencer, model_file

@@ -21,7 +21,16 @@ described by :data:`FEATURES`:
     Length, in residues.
 ``relative_mass_error``
     |precursor mass error| over the tolerance.
+``graph_score``
+    The spectrum-graph decoder's score of the candidate (:mod:`trm.denovo.graph`: naive
+    Bayes log-odds of its cleavage sites, each peak counted once).
+``graph_gap``
+    Its difference to the best graph score among the spectrum's candidates.
+``from_graph``, ``from_model``
+    Whether the graph decoder's K best paths, and the model's exact search, proposed it.
 
+The model decoder's candidates have no graph features (0), the graph decoder's no model
+features: a rescorer uses the features of its decoder (:data:`DECODER_FEATURES`).
 :class:`Rescorer` combines them by logistic regression into the probability that the
 candidate is the right peptide; ``trm calibrate`` fits it on labelled spectra that look
 like the lab's, and the best candidate by that probability becomes the answer.
@@ -52,7 +61,22 @@ FEATURES: tuple[str, ...] = (
     "longest_ladder",
     "n_residues",
     "relative_mass_error",
+    "graph_score",
+    "graph_gap",
+    "from_graph",
+    "from_model",
 )
+_MODEL = FEATURES[:8]
+_MATCH = ("fragment_coverage", "explained_intensity", "longest_ladder", "n_residues",
+          "relative_mass_error")  # fmt: skip
+#: The features each decoder's rescorer uses.
+DECODER_FEATURES: dict[str, tuple[str, ...]] = {
+    "model": _MODEL,
+    "graph": (*_MATCH, "graph_score", "graph_gap"),
+    "hybrid": FEATURES,
+}
+#: Model log-probability given to a candidate the model cannot hold (too long).
+UNSCORABLE_LOG_PROBABILITY = -1000.0
 
 #: Spacing between spectra when the peaks of a batch are searched as one sorted array.
 _ROW_OFFSET = 1.0e6
@@ -160,12 +184,18 @@ def match_features(
 
     features = np.zeros((batch, n_candidates, len(FEATURES)))
     log_probability = np.full((batch, n_candidates), np.nan)
+    graph_score = np.full((batch, n_candidates), np.nan)
+    sources = np.zeros((batch, n_candidates, 2), dtype=bool)
     mass_error = np.zeros((batch, n_candidates))
     for row, peptides in enumerate(candidates):
         for rank, peptide in enumerate(peptides[:n_candidates]):
             log_probability[row, rank] = peptide.log_probability
+            graph_score[row, rank] = peptide.graph_score
+            sources[row, rank] = ("graph" in peptide.source, "model" in peptide.source)
             mass_error[row, rank] = abs(peptide.mass_error_ppm)
-    best = np.where(present[:, :1], log_probability[:, :1], 0.0)
+    # the best of the spectrum's pool (the search's first candidate for the model decoder)
+    best = _pool_best(log_probability, present)
+    best_graph = _pool_best(graph_score, present)
     features[..., 0] = np.nan_to_num(log_probability)
     features[..., 1] = np.nan_to_num(log_probability - best)
     features[..., 2] = halt_probability[:, None]
@@ -174,8 +204,18 @@ def match_features(
     features[..., 5] = ladder
     features[..., 6] = n_residues
     features[..., 7] = mass_error / precursor_tolerance_ppm
+    features[..., 8] = np.nan_to_num(graph_score)
+    features[..., 9] = np.nan_to_num(graph_score - best_graph)
+    features[..., 10:12] = sources
     features[~present] = 0.0
     return features, present
+
+
+def _pool_best(values: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Each row's largest value among present, non-NaN entries; shape (B, 1), 0 when none."""
+    usable = present & ~np.isnan(values)
+    best = np.where(usable, values, -np.inf).max(axis=1, keepdims=True)
+    return np.where(usable.any(axis=1, keepdims=True), best, 0.0)
 
 
 def _longest_run(flags: np.ndarray) -> np.ndarray:
@@ -190,31 +230,53 @@ def _longest_run(flags: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Rescorer:
-    """Logistic regression from :data:`FEATURES` to the probability a candidate is right.
+    """Logistic regression from features to the probability a candidate is right.
 
     Attributes
     ----------
+    names : tuple of str
+        The features it reads, a subset of :data:`FEATURES` (its decoder's).
     mean, scale : numpy.ndarray of shape (n_features,)
         Standardisation of the features.
     weights : numpy.ndarray of shape (n_features,)
     bias : float
     """
 
+    names: tuple[str, ...]
     mean: np.ndarray
     scale: np.ndarray
     weights: np.ndarray
     bias: float
 
+    @staticmethod
+    def columns(names: tuple[str, ...]) -> list[int]:
+        """Positions of the named features in :data:`FEATURES`."""
+        unknown = [name for name in names if name not in FEATURES]
+        if unknown:
+            raise ValueError(
+                f"the model file's rescorer uses features {unknown} this trm does not compute "
+                f"({list(FEATURES)}): recalibrate the model (trm calibrate)"
+            )
+        return [FEATURES.index(name) for name in names]
+
     @classmethod
-    def fit(cls, features: np.ndarray, correct: np.ndarray, l2: float = 1e-2) -> Rescorer:
+    def fit(
+        cls,
+        features: np.ndarray,
+        correct: np.ndarray,
+        names: tuple[str, ...] = FEATURES,
+        l2: float = 1e-2,
+    ) -> Rescorer:
         """Fit by Newton's method with a small L2 penalty (IRLS).
 
         Parameters
         ----------
-        features : numpy.ndarray of shape (n, n_features)
+        features : numpy.ndarray of shape (n, len(FEATURES))
         correct : numpy.ndarray of shape (n,), bool
+        names : tuple of str
+            The features to use.
         """
-        x = np.asarray(features, dtype=np.float64)
+        x = np.asarray(features, dtype=np.float64)[..., cls.columns(names)]
         y = np.asarray(correct, dtype=np.float64)
         mean = x.mean(axis=0)
         scale = np.where(x.std(axis=0) > 1e-9, x.std(axis=0), 1.0)
@@ -230,17 +292,21 @@ class Rescorer:
             beta -= step
             if np.abs(step).max() < 1e-8:
                 break
-        return cls(mean=mean, scale=scale, weights=beta[:-1], bias=float(beta[-1]))
+        return cls(
+            names=tuple(names), mean=mean, scale=scale, weights=beta[:-1], bias=float(beta[-1])
+        )
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
-        """Probability of each candidate: shape of ``features`` without the last axis."""
-        logit = ((features - self.mean) / self.scale) @ self.weights + self.bias
+        """Probability of each candidate: shape of ``features`` (all :data:`FEATURES`)
+        without the last axis."""
+        x = features[..., self.columns(self.names)]
+        logit = ((x - self.mean) / self.scale) @ self.weights + self.bias
         return 1.0 / (1.0 + np.exp(-np.clip(logit, -30, 30)))
 
     def to_dict(self) -> dict:
         """Plain types, for the model file."""
         return {
-            "features": list(FEATURES),
+            "features": list(self.names),
             "mean": self.mean.tolist(),
             "scale": self.scale.tolist(),
             "weights": self.weights.tolist(),
@@ -249,13 +315,11 @@ class Rescorer:
 
     @classmethod
     def from_dict(cls, data: dict) -> Rescorer:
-        """Inverse of :meth:`to_dict`; the feature list must be this version's."""
-        if list(data["features"]) != list(FEATURES):
-            raise ValueError(
-                f"the model file's rescorer uses features {data['features']}, this trm "
-                f"computes {list(FEATURES)}: recalibrate the model (trm calibrate)"
-            )
+        """Inverse of :meth:`to_dict`; every feature must be one this version computes."""
+        names = tuple(data["features"])
+        cls.columns(names)
         return cls(
+            names=names,
             mean=np.asarray(data["mean"], dtype=np.float64),
             scale=np.asarray(data["scale"], dtype=np.float64),
             weights=np.asarray(data["weights"], dtype=np.float64),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trm.denovo.decode import DecodingSettings
+from trm.denovo.graph import GraphSettings
 from trm.errors import InputError
 from trm.instrument import (  # noqa: F401 - part of this module's interface
     MISSING_CHARGE_POLICIES,
@@ -27,6 +28,11 @@ MAX_STEPS = 1024
 
 #: Raw scores ``trm calibrate`` can calibrate (see :func:`trm.denovo.inference.raw_scores`).
 RAW_SCORE_KINDS: tuple[str, ...] = ("peptide", "halt", "combined", "rescored")
+
+#: How candidates are found (see :mod:`trm.denovo.inference`): the model's exact search
+#: alone, the spectrum graph's best paths alone, or both with the recursion starting from
+#: the graph's best path.
+DECODERS: tuple[str, ...] = ("hybrid", "graph", "model")
 
 
 def parse_halt_threshold(text: str) -> float | None:
@@ -58,6 +64,10 @@ class InferenceSettings:
     fragment_tolerance_da : float or None
         Tolerance (Da) of the model's ion lookups and of rescoring: the instrument's;
         None: the one the model was trained with.
+    decoder : str
+        One of :data:`DECODERS`.
+    graph : GraphSettings
+        The spectrum-graph decoder's settings (``graph`` and ``hybrid``).
     """
 
     decoding: DecodingSettings = DecodingSettings()
@@ -65,8 +75,14 @@ class InferenceSettings:
     raw_score: str = "peptide"
     refinement_steps: int | None = None
     fragment_tolerance_da: float | None = None
+    decoder: str = "hybrid"
+    graph: GraphSettings = GraphSettings()
 
     def __post_init__(self) -> None:
+        if self.decoder not in DECODERS:
+            raise InputError(f"decoder must be one of {DECODERS}, not {self.decoder!r}")
+        if self.decoder != "model" and self.decoding.beam_size == 0:
+            raise InputError(f"the {self.decoder} decoder needs the exact search: beam size > 0")
         if self.raw_score not in RAW_SCORE_KINDS:
             raise InputError(f"raw score must be one of {RAW_SCORE_KINDS}, not {self.raw_score!r}")
         if self.refinement_steps is not None and not 1 <= self.refinement_steps <= MAX_STEPS:
@@ -88,6 +104,8 @@ class InferenceSettings:
             "raw_score": self.raw_score,
             "refinement_steps": self.refinement_steps,
             "fragment_tolerance_da": self.fragment_tolerance_da,
+            "decoder": self.decoder,
+            "graph": _plain(dataclasses.asdict(self.graph)),
         }
 
     @classmethod
@@ -111,15 +129,32 @@ class InferenceSettings:
         threshold = data.get("halt_threshold")
         steps = data.get("refinement_steps")
         tolerance = data.get("fragment_tolerance_da")
+        graph = data.get("graph")
         return cls(
             decoding=decoding,
             halt_threshold=None if threshold is None else float(threshold),
             raw_score=str(data.get("raw_score", "peptide")),
             refinement_steps=None if steps is None else int(steps),
             fragment_tolerance_da=None if tolerance is None else float(tolerance),
+            # files calibrated before the graph decoder existed used the model alone
+            decoder=str(data.get("decoder", "model")),
+            graph=GraphSettings() if graph is None else _graph_settings(graph),
         )
 
     def differences(self, other: InferenceSettings) -> list[str]:
         """Settings that differ from ``other``, as ``name: mine vs other``."""
         mine, theirs = self.to_dict(), other.to_dict()
         return [f"{key}: {mine[key]} vs {theirs[key]}" for key in mine if mine[key] != theirs[key]]
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    """Tuples as lists, for the model file and JSON."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+
+def _graph_settings(values: dict[str, Any]) -> GraphSettings:
+    """Graph settings from a model file; fields this version does not know are dropped."""
+    known = {f.name for f in dataclasses.fields(GraphSettings)}
+    return GraphSettings(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known}
+    )

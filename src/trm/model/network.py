@@ -32,6 +32,26 @@ from trm.model.layers import (
     relative_intensity,
 )
 
+#: Logit of a draft's token over the others: a confident but revisable starting answer.
+DRAFT_LOGIT = 4.0
+
+
+def draft_logits(token_ids: torch.Tensor, n_tokens: int) -> torch.Tensor:
+    """Starting answers of the recursion from token ids (training drafts, decoder drafts).
+
+    Parameters
+    ----------
+    token_ids : torch.Tensor of shape (batch, max_length), int64
+        Each answer's tokens, the end class (0) after them.
+    n_tokens : int
+
+    Returns
+    -------
+    torch.Tensor of shape (batch, max_length, n_tokens)
+        One-hot times :data:`DRAFT_LOGIT`.
+    """
+    return torch.nn.functional.one_hot(token_ids, n_tokens).float() * DRAFT_LOGIT
+
 
 @dataclass
 class Carry:
@@ -612,6 +632,8 @@ class PeptideTRM(nn.Module):
             mz, intensity, peak_mask, precursor_mass, charge, fragment_tolerance_da
         )
         carry = self.core.initial_carry(batch)
+        if draft is not None:
+            carry = Carry(z=carry.z, y=carry.y + draft.to(carry.y.dtype))
         logits = carry.y.clone()
         halt_probability = logits.new_zeros(batch)
         steps_used = torch.zeros(batch, dtype=torch.long, device=mz.device)

@@ -35,8 +35,11 @@ A model file ready for ``trm denovo`` (written by ``trm calibrate``) adds, read 
     (:meth:`trm.denovo.calibration.IsotonicCalibration.to_dict`).
 ``rescorer`` (:data:`RESCORER_KEY`, optional)
     The spectrum-match rescorer (:meth:`trm.denovo.rescore.Rescorer.to_dict`).
+``ion_probabilities`` (:data:`ION_PROBABILITIES_KEY`, optional)
+    The graph decoder's ion probabilities, from the instrument's noise model
+    (:meth:`trm.denovo.graph.IonProbabilities.to_dict`).
 
-Changing the weights (``trm finetune``) drops these three (:func:`without_calibration`):
+Changing the weights (``trm finetune``) drops these four (:func:`without_calibration`):
 they belong to the weights they were fitted for.
 """
 
@@ -58,7 +61,10 @@ CHECKPOINT_VERSION = 1
 INFERENCE_KEY = "inference"
 CALIBRATION_KEY = "calibration"
 RESCORER_KEY = "rescorer"
-CALIBRATION_KEYS: tuple[str, ...] = (INFERENCE_KEY, CALIBRATION_KEY, RESCORER_KEY)
+ION_PROBABILITIES_KEY = "ion_probabilities"
+CALIBRATION_KEYS: tuple[str, ...] = (
+    INFERENCE_KEY, CALIBRATION_KEY, RESCORER_KEY, ION_PROBABILITIES_KEY
+)  # fmt: skip
 
 
 def without_calibration(checkpoint: dict) -> dict:

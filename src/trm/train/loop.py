@@ -32,6 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from trm.chem import Vocabulary
 from trm.model import ModelConfig, build_model, count_parameters, inference_flops
+from trm.model.network import draft_logits
 from trm.noise_model import NoiseModelParameters
 from trm.train.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -48,9 +49,6 @@ from trm.train.losses import compute_loss
 from trm.train.noise import FittedNoise, NoiseModel
 
 log = logging.getLogger(__name__)
-
-#: Logit of a draft's token over the others: a confident but revisable starting answer.
-DRAFT_LOGIT = 4.0
 
 #: Stream tags separating the seeds of training noise and evaluation noise.
 _TRAIN_STREAM, _EVAL_STREAM = 1, 2
@@ -190,8 +188,8 @@ class Trainer:
         Returns
         -------
         torch.Tensor of shape (batch, max_length, n_tokens) or None
-            Logits of the starting answer: one-hot times :data:`DRAFT_LOGIT` for drafts,
-            zero (uniform) for the others.
+            Logits of the starting answer (:func:`trm.model.network.draft_logits`) for
+            drafts, zero (uniform) for the others.
         """
         config = self.config
         if config.draft_fraction <= 0:
@@ -203,7 +201,7 @@ class Trainer:
         replaced = torch.rand(n_spectra, length, generator=generator) < rate
         random_tokens = torch.randint(0, n_tokens, (n_spectra, length), generator=generator)
         draft_tokens = torch.where(replaced, random_tokens, tokens)
-        logits = torch.nn.functional.one_hot(draft_tokens, n_tokens).float() * DRAFT_LOGIT
+        logits = draft_logits(draft_tokens, n_tokens)
         return logits * drafted[:, None, None]
 
     def step_generator(self) -> torch.Generator:

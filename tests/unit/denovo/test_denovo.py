@@ -45,6 +45,9 @@ def test_calibrate_writes_model_and_report(calibrated, model_path):
     added = {"calibration", "inference"}
     if checkpoint["inference"]["raw_score"] == "rescored":
         added.add("rescorer")
+    # the default hybrid decoder stores its graph decoder's ion probabilities
+    assert checkpoint["inference"]["decoder"] == "hybrid"
+    added.add("ion_probabilities")
     assert set(checkpoint) == set(original) | added
     assert checkpoint["inference"]["beam_size"] == 16
     assert checkpoint["inference"]["halt_threshold"] is None
@@ -208,7 +211,8 @@ def test_greedy_early_exit_real_mzml(tmp_path, calibrated, instrument_path):
     save_checkpoint(checkpoint, model)
     spectra = tmp_path / "real.mzML"
     shutil.copyfile(DATA / "depthcharge" / "TMT10-Trial-8.mzML", spectra)
-    extra = ["--beam-size", "0", "--halt-threshold", "0.9", "--batch-size", "3"]
+    extra = ["--decoder", "model", "--beam-size", "0", "--halt-threshold", "0.9"]
+    extra += ["--batch-size", "3"]
     status, paths = run_denovo(spectra, model, instrument_path, tmp_path, *extra, run="real")
     assert status == 0
     denovo = read_tsv(paths["denovo"])

@@ -50,11 +50,20 @@ def test_halt_threshold_and_settings_round_trip():
     assert parse_halt_threshold("0.8") == 0.8
     with pytest.raises(ValueError, match="halt threshold"):
         parse_halt_threshold("1.5")
-    settings = InferenceSettings(DecodingSettings(beam_size=4), halt_threshold=None)
+    settings = InferenceSettings(
+        decoder="model", decoding=DecodingSettings(beam_size=4), halt_threshold=None
+    )
     assert InferenceSettings.from_dict(settings.to_dict()) == settings
-    other = InferenceSettings(DecodingSettings(beam_size=8), halt_threshold=None)
+    other = InferenceSettings(
+        decoder="model", decoding=DecodingSettings(beam_size=8), halt_threshold=None
+    )
     assert other.differences(settings) == ["beam_size: 8 vs 4"]
-    longer = InferenceSettings(DecodingSettings(beam_size=4), None, refinement_steps=16)
+    longer = InferenceSettings(
+        decoding=DecodingSettings(beam_size=4),
+        halt_threshold=None,
+        refinement_steps=16,
+        decoder="model",
+    )
     assert InferenceSettings.from_dict(longer.to_dict()) == longer
     assert longer.differences(settings) == ["refinement_steps: 16 vs None"]
     old = settings.to_dict()
@@ -101,7 +110,9 @@ def test_peak_lists_keep_empty_spectra():
 
 def test_try_policy_keeps_the_best_copy_in_input_order(model_path):
     model, vocabulary = load_model(model_path)
-    settings = InferenceSettings(DecodingSettings(precursor_tolerance_ppm=1e6, beam_size=4))
+    settings = InferenceSettings(
+        decoder="model", decoding=DecodingSettings(precursor_tolerance_ppm=1e6, beam_size=4)
+    )
     sequencer = Sequencer(model, vocabulary, settings, batch_size=2)
     peaks = [100.0, 200.0, 300.0]
     batch = pl.DataFrame(
@@ -137,7 +148,9 @@ def test_try_policy_keeps_the_best_copy_in_input_order(model_path):
 def test_reason_of_a_spectrum_tried_at_several_charges(model_path):
     """The decoder's verdict on a charge it saw wins over a charge the model cannot take."""
     model, vocabulary = load_model(model_path)
-    settings = InferenceSettings(DecodingSettings(precursor_tolerance_ppm=1e-9, beam_size=2))
+    settings = InferenceSettings(
+        decoder="model", decoding=DecodingSettings(precursor_tolerance_ppm=1e-9, beam_size=2)
+    )
     sequencer = Sequencer(model, vocabulary, settings)
     batch = pl.DataFrame(
         {
@@ -167,7 +180,9 @@ def test_the_instruments_fragment_tolerance_reaches_the_model(model_path, caplog
     """An ion-trap tolerance (0.5 Da) changes the model's ion lookup and its answers, and a
     model trained at 0.02 Da says so."""
     model, vocabulary = load_model(model_path)
-    settings = InferenceSettings(DecodingSettings(beam_size=4), halt_threshold=None)
+    settings = InferenceSettings(
+        decoder="model", decoding=DecodingSettings(beam_size=4), halt_threshold=None
+    )
     table = theoretical_table(random_peptides(16, seed=5), seed=6)
     mz, intensity, counts = spectrum_arrays(table, model.config.n_peaks)
     # Peaks 0.1 Da off: inside an ion trap's tolerance, outside an Orbitrap's.
@@ -197,7 +212,9 @@ def test_the_instruments_fragment_tolerance_reaches_the_model(model_path, caplog
 def test_a_one_peak_spectrum_does_not_stop_its_batch(model_path):
     """One spectrum with a single peak crashed the encoder for its whole batch."""
     model, vocabulary = load_model(model_path)
-    settings = InferenceSettings(DecodingSettings(beam_size=4), halt_threshold=None)
+    settings = InferenceSettings(
+        decoder="model", decoding=DecodingSettings(beam_size=4), halt_threshold=None
+    )
     sequencer = Sequencer(model, vocabulary, settings, batch_size=8)
     batch = pl.DataFrame(
         {
@@ -230,7 +247,9 @@ def test_profile_spectra_are_listed_not_sequenced(model_path, tmp_path):
         ],
     )
     model, vocabulary = load_model(model_path)
-    settings = InferenceSettings(DecodingSettings(beam_size=4), halt_threshold=None)
+    settings = InferenceSettings(
+        decoder="model", decoding=DecodingSettings(beam_size=4), halt_threshold=None
+    )
     sequencer = Sequencer(model, vocabulary, settings)
     (batch,) = list(iter_input_batches(path, 10, "mixed"))
     assert batch["profile"].to_list() == [False, True]
@@ -249,7 +268,9 @@ def test_workers_sequence_a_file_as_one_worker_does(model_path, sample, instrume
     from trm.denovo.run import sequence_file
 
     model, vocabulary = load_model(model_path)
-    settings = InferenceSettings(DecodingSettings(beam_size=4), halt_threshold=None)
+    settings = InferenceSettings(
+        decoder="model", decoding=DecodingSettings(beam_size=4), halt_threshold=None
+    )
     instrument = load_instrument(instrument_path)
     assert parallel_plan(3, torch.device("cpu")) == 3 and torch.get_num_threads() == 1
     outcomes = [
@@ -277,7 +298,9 @@ def test_workers_sequence_a_file_as_one_worker_does(model_path, sample, instrume
 
 def test_predict_with_workers_keeps_the_order(model_path):
     model, vocabulary = load_model(model_path)
-    settings = InferenceSettings(DecodingSettings(beam_size=4), halt_threshold=None)
+    settings = InferenceSettings(
+        decoder="model", decoding=DecodingSettings(beam_size=4), halt_threshold=None
+    )
     peptides = random_peptides(10, seed=3)
     table = theoretical_table(peptides, seed=4, charge=2)
     mz, intensity, counts = spectrum_arrays(table, model.config.n_peaks)
