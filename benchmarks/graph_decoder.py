@@ -1,4 +1,4 @@
-"""Accuracy and speed of the spectrum-graph decoder (:mod:`trm.denovo.graph`).
+"""Accuracy and speed of the spectrum-graph decoder (:mod:`trm.graph.decoder`).
 
 Data sets (each optional):
 
@@ -15,10 +15,10 @@ recall by true length and precursor charge, and spectra per second on one thread
 time).
 
 ``--tolerance 0.5`` decodes with a fake ion-trap setting (0.5 Da fragment tolerance,
-:meth:`trm.denovo.graph.GraphSettings.for_tolerance`) on the same spectra, to measure the
+:meth:`trm.graph.decoder.GraphSettings.for_tolerance`) on the same spectra, to measure the
 speed (and cost in accuracy) of the coarse graph. ``--measure-ranks`` prints the
-intensity-rank likelihood ratio of primary ions (:data:`trm.denovo.graph.RANK_EDGES`) on
-the chosen dev part, the numbers behind :data:`trm.denovo.graph.MEASURED_RANK_LOG_RATIO`.
+intensity-rank likelihood ratio of primary ions (:data:`trm.graph.decoder.RANK_EDGES`) on
+the chosen dev part, the numbers behind :data:`trm.graph.decoder.MEASURED_RANK_LOG_RATIO`.
 ``--measure-double`` counts doubly charged b/y ions of doubly charged precursors against
 a decoy shift.
 
@@ -44,7 +44,8 @@ import polars as pl
 import torch
 
 from trm.chem import Vocabulary
-from trm.denovo.graph import (
+from trm.fragments import A_ION_LOSS, NEUTRAL_LOSSES, ion_mz, max_fragment_charge, nearest_peaks
+from trm.graph.decoder import (
     KEY_OFFSET,
     RANK_EDGES,
     GraphDecoder,
@@ -52,7 +53,6 @@ from trm.denovo.graph import (
     GraphSettings,
     IonProbabilities,
 )
-from trm.fragments import A_ION_LOSS, NEUTRAL_LOSSES, ion_mz, max_fragment_charge, nearest_peaks
 from trm.instrument import load_instrument
 from trm.metrics import match_peptides, precision_coverage, sequencing_metrics
 from trm.noise_model import NoiseModelParameters, bucket

@@ -324,7 +324,7 @@ def _ion_probabilities(noise_model: str | Path | None) -> Any:
         log.warning("noise model %s not found: the graph decoder's ion probabilities will be "
                     "hand-set; give --noise-model", noise_model)  # fmt: skip
         return None
-    from trm.denovo.graph import IonProbabilities
+    from trm.graph import IonProbabilities
     from trm.noise_model import NoiseModelParameters
 
     return IonProbabilities.from_noise_model(NoiseModelParameters.read(noise_model))

@@ -140,7 +140,7 @@ class DecodedPeptide:
     certified : bool
         The search proved no fitting peptide scores higher (False for greedy decoding).
     graph_score : float
-        The spectrum-graph decoder's score (:mod:`trm.denovo.graph`); NaN when not scored.
+        The spectrum-graph decoder's score (:mod:`trm.graph.decoder`); NaN when not scored.
     source : str
         Who proposed it: ``model`` (this search), ``graph`` (the graph decoder's best
         paths) or ``graph+model``.

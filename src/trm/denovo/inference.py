@@ -9,7 +9,7 @@ Three decoders (:data:`trm.denovo.settings.DECODERS`) find each spectrum's candi
     (:func:`trm.denovo.decode.search`) finds the best few peptides that fit the precursor
     under it. Greedy decoding (beam size 0) skips the search.
 ``graph``
-    The spectrum-graph decoder's best paths (:mod:`trm.denovo.graph`): the fragment
+    The spectrum-graph decoder's best paths (:mod:`trm.graph.decoder`): the fragment
     ladder alone, no learning.
 ``hybrid``
     Evidence first: the graph decoder's best paths; the model's recursion starts from the
@@ -52,9 +52,9 @@ import torch
 
 from trm.chem import Vocabulary
 from trm.denovo.decode import REASON_EMPTY, DecodedPeptide, greedy_decode, search
-from trm.denovo.graph import GraphCandidate, GraphDecoder, GraphResult, canonical_tokens
 from trm.denovo.rescore import FEATURES, UNSCORABLE_LOG_PROBABILITY, Rescorer, match_features
 from trm.denovo.settings import RAW_SCORE_KINDS, InferenceSettings
+from trm.graph import GraphCandidate, GraphDecoder, GraphResult, canonical_tokens
 from trm.model import PeptideTRM
 from trm.model.network import draft_logits
 from trm.train.data import list_column_arrays, top_peaks

@@ -29,11 +29,11 @@ import torch
 
 from trm.denovo.calibration import IsotonicCalibration
 from trm.denovo.decode import DecodingSettings
-from trm.denovo.graph import GraphDecoder, GraphSettings, IonProbabilities
 from trm.denovo.inference import Sequencer
 from trm.denovo.rescore import Rescorer
 from trm.denovo.settings import InferenceSettings
 from trm.errors import TrmError
+from trm.graph import GraphDecoder, GraphSettings, IonProbabilities
 from trm.instrument import InstrumentSettings
 from trm.model import ModelConfig
 from trm.train.checkpoint import (
@@ -143,7 +143,7 @@ def resolve_settings(
     instrument : InstrumentSettings
         Its precursor tolerance, isotope errors and fragment tolerance win over ``base``;
         the graph decoder's settings are the instrument's
-        (:meth:`~trm.denovo.graph.GraphSettings.from_instrument`).
+        (:meth:`~trm.graph.decoder.GraphSettings.from_instrument`).
     model_config : ModelConfig
         Of the model: a refinement step count or fragment tolerance equal to the trained
         one is stored as None.

@@ -22,7 +22,7 @@ described by :data:`FEATURES`:
 ``relative_mass_error``
     |precursor mass error| over the tolerance.
 ``graph_score``
-    The spectrum-graph decoder's score of the candidate (:mod:`trm.denovo.graph`: naive
+    The spectrum-graph decoder's score of the candidate (:mod:`trm.graph.decoder`: naive
     Bayes log-odds of its cleavage sites, each peak counted once).
 ``graph_gap``
     Its difference to the best graph score among the spectrum's candidates.

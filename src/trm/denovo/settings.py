@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from trm.denovo.decode import DecodingSettings
-from trm.denovo.graph import GraphSettings
 from trm.errors import InputError
+from trm.graph import GraphSettings
 from trm.instrument import (  # noqa: F401 - part of this module's interface
     MISSING_CHARGE_POLICIES,
     InstrumentFileError,

@@ -37,7 +37,7 @@ A model file ready for ``trm denovo`` (written by ``trm calibrate``) adds, read 
     The spectrum-match rescorer (:meth:`trm.denovo.rescore.Rescorer.to_dict`).
 ``ion_probabilities`` (:data:`ION_PROBABILITIES_KEY`, optional)
     The graph decoder's ion probabilities, from the instrument's noise model
-    (:meth:`trm.denovo.graph.IonProbabilities.to_dict`).
+    (:meth:`trm.graph.decoder.IonProbabilities.to_dict`).
 
 Changing the weights (``trm finetune``) drops these four (:func:`without_calibration`):
 they belong to the weights they were fitted for.

@@ -55,16 +55,24 @@ class TrainConfig:
         Fraction of each training batch whose recursion starts from a draft answer (the
         true peptide with some positions replaced at random) instead of the blank one, so
         that refinement learns, from the first steps on, to use the fragment evidence of
-        a mostly right answer; inference always starts blank.
+        a mostly right answer (the ``model`` decoder starts blank, the ``hybrid`` one from
+        the spectrum graph's best path).
     draft_corruption : float
         Largest fraction of a draft's positions replaced (each draft draws its own rate
         uniformly below it).
+    graph_draft_fraction : float
+        Share of the drafts that are the spectrum-graph decoder's best path on the
+        (noised) training spectrum instead of a corrupted true peptide, so that the
+        recursion learns to correct the errors the drafts of the ``hybrid`` decoder carry
+        (residues swapped inside a cleavage without peaks, equal-mass pairs, wrong ends);
+        spectra without a graph path get a corrupted true peptide. Costs one graph
+        decoding per such spectrum and step.
     loss : LossWeights
     curriculum : Curriculum
     noise : RampNoise
         The hand-set noise ramp, used when ``fitted_noise`` is None.
     fitted_noise : dict or None
-        The fitted noise model trained with (:class:`trm.train.noise.NoiseModelParameters`
+        The fitted noise model trained with (:class:`trm.noise_model.NoiseModelParameters`
         as a dict, so the checkpoint says which noise the model saw); None for the ramp.
     """
 
@@ -86,6 +94,7 @@ class TrainConfig:
     mixed_precision: bool = True
     draft_fraction: float = 0.8
     draft_corruption: float = 0.5
+    graph_draft_fraction: float = 0.0
     loss: LossWeights = LossWeights()
     curriculum: Curriculum = Curriculum()
     noise: RampNoise = RampNoise()

@@ -348,7 +348,7 @@ class FineTuner(Trainer):
             )
             self.domain_head.train()
             auxiliary = self._domain_loss
-        stats = self.optimise(batch, self.draft(batch.tokens, generator), auxiliary)
+        stats = self.optimise(batch, self.draft(batch, generator), auxiliary)
         stats["real_fraction"] = n_real / size
         return stats
 

@@ -31,6 +31,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from trm.chem import Vocabulary
+from trm.graph import GraphDecoder, GraphSettings, IonProbabilities
 from trm.model import ModelConfig, build_model, count_parameters, inference_flops
 from trm.model.network import draft_logits
 from trm.noise_model import NoiseModelParameters
@@ -150,6 +151,17 @@ class Trainer:
                 NoiseModelParameters.from_dict(train_config.fitted_noise), vocabulary
             )
         self.noise_model: NoiseModel = noise_model or train_config.noise
+        self.graph = None
+        if train_config.graph_draft_fraction > 0:
+            self.graph = GraphDecoder(
+                vocabulary,
+                GraphSettings.for_tolerance(self.model_config.evidence_tolerance),
+                IonProbabilities.from_noise_model(
+                    NoiseModelParameters.from_dict(train_config.fitted_noise)
+                )
+                if train_config.fitted_noise is not None
+                else None,
+            )
         self.token_masses = torch.tensor(vocabulary.masses, dtype=torch.float32).to(self.device)
         self.step = 0
         #: CPU time (all threads of this process) spent training, summed over resumes.
@@ -176,14 +188,16 @@ class Trainer:
         strength = torch.where(noisy, curriculum.noise_strength(step, steps), 0.0)
         return self.noise_model.apply(batch, strength, generator)
 
-    def draft(self, tokens: torch.Tensor, generator: torch.Generator) -> torch.Tensor | None:
+    def draft(self, batch: SpectrumBatch, generator: torch.Generator) -> torch.Tensor | None:
         """Starting answers for a batch: drafts for ``draft_fraction`` of it (see
-        :class:`TrainConfig`), blank for the rest; None when drafts are off.
+        :class:`TrainConfig`), blank for the rest; None when drafts are off. A draft is
+        the true peptide with random positions replaced, or, for ``graph_draft_fraction``
+        of them, the spectrum graph's best path on the spectrum.
 
         Parameters
         ----------
-        tokens : torch.Tensor of shape (batch, max_length)
-            True token ids (on the CPU).
+        batch : SpectrumBatch
+            The (noised) spectra and their true token ids, on the CPU.
 
         Returns
         -------
@@ -194,6 +208,7 @@ class Trainer:
         config = self.config
         if config.draft_fraction <= 0:
             return None
+        tokens = batch.tokens
         n_spectra, length = tokens.shape
         n_tokens = len(self.vocabulary)
         drafted = torch.rand(n_spectra, generator=generator) < config.draft_fraction
@@ -201,8 +216,43 @@ class Trainer:
         replaced = torch.rand(n_spectra, length, generator=generator) < rate
         random_tokens = torch.randint(0, n_tokens, (n_spectra, length), generator=generator)
         draft_tokens = torch.where(replaced, random_tokens, tokens)
+        if self.graph is not None:
+            from_graph = drafted & (
+                torch.rand(n_spectra, generator=generator) < config.graph_draft_fraction
+            )
+            draft_tokens = self._graph_drafts(batch, from_graph, draft_tokens)
         logits = draft_logits(draft_tokens, n_tokens)
         return logits * drafted[:, None, None]
+
+    def _graph_drafts(
+        self, batch: SpectrumBatch, rows: torch.Tensor, draft_tokens: torch.Tensor
+    ) -> torch.Tensor:
+        """``draft_tokens`` with the rows ``rows`` replaced by the spectrum graph's best
+        path on their spectra, where it has one that fits the answer window."""
+        chosen = np.flatnonzero(rows.numpy())
+        if not len(chosen):
+            return draft_tokens
+        mask = batch.peak_mask[chosen].numpy()
+        mz = np.where(mask, batch.mz[chosen].numpy(), np.inf)
+        order = np.argsort(mz, axis=1, kind="stable")  # real peaks first, in m/z order
+        counts = mask.sum(axis=1)
+        real = np.arange(mask.shape[1])[None, :] < counts[:, None]
+        sorted_mz = np.where(real, np.take_along_axis(mz, order, axis=1), 0.0)
+        intensity = np.take_along_axis(batch.intensity[chosen].numpy(), order, axis=1)
+        result = self.graph.decode(
+            sorted_mz.astype(np.float32),
+            np.where(real, intensity, 0.0).astype(np.float32),
+            counts,
+            batch.precursor_mass[chosen].numpy().astype(np.float64),
+            batch.charge[chosen].numpy(),
+        )
+        out = draft_tokens.clone()
+        length = out.shape[1]
+        for row, best in zip(chosen, result.best, strict=True):
+            if best is not None and len(best.token_ids) < length:
+                out[row] = 0
+                out[row, : len(best.token_ids)] = torch.from_numpy(best.token_ids)
+        return out
 
     def step_generator(self) -> torch.Generator:
         """The generator of this step's noise and drafts: a pure function of the seed and
@@ -228,7 +278,7 @@ class Trainer:
         )
         generator = self.step_generator()
         batch = self.augment(dataset.batch(indices), self.step, generator)
-        draft = self.draft(batch.tokens, generator)
+        draft = self.draft(batch, generator)
         if context.world_size > 1:
             rows = slice(context.rank * config.batch_size, (context.rank + 1) * config.batch_size)
             batch = batch.rows(rows)

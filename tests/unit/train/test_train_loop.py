@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
+from trm.graph import canonical_tokens
 from trm.train import loop as loop_module
 from trm.train.checkpoint import load_model, read_checkpoint
 from trm.train.commands import register
@@ -275,23 +278,40 @@ def test_drafts_start_a_share_of_the_batch_from_a_corrupted_true_answer(micro_co
     tokens = torch.randint(
         1, len(vocabulary), (400, 16), generator=torch.Generator().manual_seed(0)
     )
+    tokens = SimpleNamespace(tokens=tokens)  # the drafts read no spectrum here
     blank = Trainer(micro_config, short_run(draft_fraction=0.0), vocabulary)
     assert blank.draft(tokens, torch.Generator().manual_seed(1)) is None
 
     exact = Trainer(micro_config, short_run(draft_fraction=1.0, draft_corruption=0.0), vocabulary)
     draft = exact.draft(tokens, torch.Generator().manual_seed(1))
     assert draft.shape == (400, 16, len(vocabulary))
-    assert torch.equal(draft.argmax(dim=-1), tokens)
+    assert torch.equal(draft.argmax(dim=-1), tokens.tokens)
 
     mixed = Trainer(micro_config, short_run(draft_fraction=0.5, draft_corruption=0.5), vocabulary)
     draft = mixed.draft(tokens, torch.Generator().manual_seed(1))
     drafted = draft.abs().sum(dim=(1, 2)) > 0
     assert 150 < int(drafted.sum()) < 250
-    kept = (draft[drafted].argmax(dim=-1) == tokens[drafted]).float().mean()
+    kept = (draft[drafted].argmax(dim=-1) == tokens.tokens[drafted]).float().mean()
     # Each draft replaces a rate drawn below 0.5 of its positions: about 1/4 on average.
     assert 0.7 < float(kept) < 0.85
     # A pure function of the generator, as exact resumption needs.
     assert torch.equal(draft, mixed.draft(tokens, torch.Generator().manual_seed(1)))
+
+
+def test_graph_drafts_are_the_spectrum_graphs_best_paths(dataset, micro_config, vocabulary):
+    """With every draft from the spectrum graph, clean theoretical spectra start from their
+    own peptide (I/L aside) where the graph reads it, never from a random corruption."""
+    trainer = Trainer(
+        micro_config,
+        short_run(draft_fraction=1.0, draft_corruption=1.0, graph_draft_fraction=1.0),
+        vocabulary,
+    )
+    batch = dataset.batch(np.arange(16))
+    draft = trainer.draft(batch, torch.Generator().manual_seed(1)).argmax(dim=-1)
+    canonical = torch.from_numpy(canonical_tokens(vocabulary))
+    same = (canonical[draft] == canonical[batch.tokens]).all(dim=1)
+    assert int(same.sum()) >= 12
+    assert torch.equal(draft, trainer.draft(batch, torch.Generator().manual_seed(1)).argmax(-1))
 
 
 def test_start_from_a_base_model_and_use_it_as_is(tmp_path, dataset, micro_config, vocabulary):

@@ -1,4 +1,4 @@
-"""trm.denovo.graph: the spectrum-graph decoder finds the best paths (brute force agrees),
+"""trm.graph.decoder: the spectrum-graph decoder finds the best paths (brute force agrees),
 returns a theoretical spectrum's own peptide first, and answers bad input with reasons."""
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from trm.chem import (
     peptide_mass,
     token_mass,
 )
-from trm.denovo.graph import (
+from trm.fragments import fragment_ladders, ion_mz
+from trm.graph.decoder import (
     REASON_CHARGE,
     REASON_FEW_PEAKS,
     REASON_NO_PATH,
@@ -26,7 +27,6 @@ from trm.denovo.graph import (
     IonProbabilities,
     canonical_tokens,
 )
-from trm.fragments import fragment_ladders, ion_mz
 from trm.noise_model import NoiseModelParameters
 
 NOISE_MODEL = Path(__file__).resolve().parents[3] / "resources" / "noise" / "orbitrap_hcd.yaml"
