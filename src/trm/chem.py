@@ -107,6 +107,56 @@ def unimod_accession(name: str) -> str | None:
     return "UNIMOD:" + accession.split(":", 1)[1]
 
 
+def modification_spec(spec: str) -> tuple[ModificationDef, tuple[str, ...]]:
+    """Parse ``Name@Residues`` (``Carbamidomethyl@C``, ``Oxidation@M``,
+    ``Acetyl@N-term``): the vocabulary's modification and the sites it sits on (all its
+    targets without ``@``).
+
+    Raises
+    ------
+    InputError
+        For a modification outside :data:`KNOWN_MODIFICATIONS` or a site it cannot sit on.
+    """
+    name, _, targets = spec.partition("@")
+    if name not in _MOD_BY_NAME:
+        raise InputError(
+            f"modification {name!r} is not in the model vocabulary; known: {sorted(_MOD_BY_NAME)}"
+        )
+    definition = _MOD_BY_NAME[name]
+    if not targets:
+        return definition, definition.targets
+    sites = ("N-term",) if targets == "N-term" else tuple(targets)
+    for site in sites:
+        if site not in definition.targets:
+            raise InputError(f"{name} cannot sit on {site!r} (allowed: {list(definition.targets)})")
+    return definition, sites
+
+
+def vocabulary_tokens(fixed_modifications: Sequence[str]) -> tuple[str, ...]:
+    """The tokens of :data:`DEFAULT_TOKENS` for samples prepared with these fixed
+    modifications (``Name@Residues``): a residue a fixed modification sits on appears only
+    modified, and a modified residue token of :data:`DEFAULT_TOKENS` whose modification is
+    not among them (``C[Carbamidomethyl]`` without alkylation) becomes the plain residue.
+    Variable modifications stay as they are."""
+    fixed: dict[str, str] = {}
+    for spec in fixed_modifications:
+        definition, sites = modification_spec(spec)
+        for site in sites:
+            if site != "N-term":
+                fixed[site] = _residue_token(site, definition)
+    default_fixed = {"C": "C[Carbamidomethyl]"}  # the default vocabulary's one fixed token
+    out = []
+    for token in DEFAULT_TOKENS:
+        residue = token[0] if not token.endswith("-") else None
+        if residue in fixed and token in (residue, default_fixed.get(residue)):
+            token = fixed[residue]
+        elif residue in default_fixed and token == default_fixed[residue]:
+            token = residue
+        if token not in out:
+            out.append(token)
+    return tuple(out)
+
+
 #: Tolerance (Da) when a modification given by mass or by another name is matched to one
 #: of the vocabulary by its mass.
 MODIFICATION_MATCH_TOLERANCE_DA = 0.01

@@ -33,12 +33,18 @@ from typing import Any
 
 import yaml
 
+from trm.chem import modification_spec
 from trm.errors import InputError
 
 #: Missing-charge policies of the instrument file.
 MISSING_CHARGE_POLICIES: tuple[str, ...] = ("try", "skip")
 #: Fragmentations the model can read: both give b and y ions.
 FRAGMENTATIONS: tuple[str, ...] = ("HCD", "CID")
+#: How de novo finds its candidates (see :mod:`trm.denovo.inference`): the spectrum
+#: graph's best paths refined and ranked with the model, the graph alone, the model alone.
+DECODERS: tuple[str, ...] = ("hybrid", "graph", "model")
+#: Fixed modifications of the sample preparation the default vocabulary assumes.
+DEFAULT_FIXED_MODIFICATIONS: tuple[str, ...] = ("Carbamidomethyl@C",)
 #: Activation names (as the spectrum reader reports them) of electron-based
 #: fragmentation, whose c and z ions the model does not read.
 ELECTRON_ACTIVATIONS: frozenset[str] = frozenset({"ETD", "ECD", "EThcD", "ETciD"})
@@ -55,6 +61,8 @@ _KEYS = frozenset(
         "charge_weights",
         "missing_charge",
         "noise_model",
+        "decoder",
+        "fixed_modifications",
     }
 )
 _REQUIRED = ("fragmentation", "ms2pip_model", "fragment_tolerance_da", "precursor_tolerance_ppm")
@@ -100,6 +108,12 @@ class InstrumentSettings:
     noise_model : str or None
         Path of the noise model to train with when none is fitted (relative paths are
         relative to the working directory, the project root in the workflow).
+    decoder : str or None
+        The de novo decoder for this instrument's spectra (one of :data:`DECODERS`);
+        None: the de novo stage's default.
+    fixed_modifications : tuple of str
+        ``Name@Residues`` modifications every matching residue of the samples carries
+        (:func:`trm.chem.vocabulary_tokens`); empty for samples without alkylation.
     description : str
     """
 
@@ -112,6 +126,8 @@ class InstrumentSettings:
     charge_weights: tuple[float, ...] | None = None
     missing_charge: str = "try"
     noise_model: str | None = None
+    decoder: str | None = None
+    fixed_modifications: tuple[str, ...] = DEFAULT_FIXED_MODIFICATIONS
     description: str = ""
 
     @classmethod
@@ -193,6 +209,21 @@ class InstrumentSettings:
                 source, f"missing_charge must be one of {MISSING_CHARGE_POLICIES}, not {policy!r}"
             )
         noise_model = data.get("noise_model")
+        decoder = data.get("decoder")
+        if decoder is not None and decoder not in DECODERS:
+            raise InstrumentFileError(
+                source, f"decoder must be one of {list(DECODERS)}, not {decoder!r}"
+            )
+        fixed = data.get("fixed_modifications", list(defaults.fixed_modifications))
+        if not isinstance(fixed, list | tuple) or not all(isinstance(f, str) for f in fixed):
+            raise InstrumentFileError(
+                source, f"fixed_modifications must be a list of Name@Residues, not {fixed!r}"
+            )
+        for spec in fixed:
+            try:
+                modification_spec(spec)
+            except InputError as error:
+                raise InstrumentFileError(source, f"fixed_modifications: {error}") from None
         return cls(
             fragmentation=fragmentation,
             ms2pip_model=str(data["ms2pip_model"]),
@@ -203,6 +234,8 @@ class InstrumentSettings:
             charge_weights=weights,
             missing_charge=policy,
             noise_model=None if noise_model in (None, "") else str(noise_model),
+            decoder=decoder,
+            fixed_modifications=tuple(fixed),
             description=str(data.get("description", "")),
         )
 
@@ -219,6 +252,8 @@ class InstrumentSettings:
             "charge_weights": None if self.charge_weights is None else list(self.charge_weights),
             "missing_charge": self.missing_charge,
             "noise_model": self.noise_model,
+            "decoder": self.decoder,
+            "fixed_modifications": list(self.fixed_modifications),
         }
 
 

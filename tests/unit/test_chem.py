@@ -96,3 +96,12 @@ def test_the_fast_path_parses_as_the_full_parser(monkeypatch):
     monkeypatch.setattr(chem, "_PLAIN_PEPTIDOFORM", lambda: re.compile("(?!)"))
     full = [chem.parse_peptidoform(text) for text, _ in texts]
     assert fast == full == [expected for _, expected in texts]
+
+
+def test_vocabulary_of_a_sample_preparation():
+    assert chem.vocabulary_tokens(["Carbamidomethyl@C"]) == chem.DEFAULT_TOKENS
+    plain = chem.vocabulary_tokens([])
+    assert "C" in plain and "C[Carbamidomethyl]" not in plain
+    assert len(plain) == len(chem.DEFAULT_TOKENS)
+    with pytest.raises(chem.InputError, match="cannot sit on"):
+        chem.vocabulary_tokens(["Carbamidomethyl@K"])

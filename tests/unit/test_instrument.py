@@ -55,3 +55,25 @@ def test_missing_keys_and_files(tmp_path):
         load_instrument(path)
     with pytest.raises(InstrumentFileError, match="absent.yaml: cannot read"):
         load_instrument(tmp_path / "absent.yaml")
+
+
+def test_decoder_and_fixed_modifications_are_checked(tmp_path):
+    from trm.instrument import InstrumentFileError, load_instrument
+
+    base = {
+        "fragmentation": "CID", "ms2pip_model": "HCD2019-distilled",
+        "fragment_tolerance_da": 0.5, "precursor_tolerance_ppm": 20, "charges": [2, 3],
+    }  # fmt: skip
+    path = tmp_path / "trap.yaml"
+    for changes, message in (
+        ({"decoder": "beam"}, "decoder must be one of"),
+        ({"fixed_modifications": "Carbamidomethyl@C"}, "list of Name@Residues"),
+        ({"fixed_modifications": ["Phospho@S"]}, "not in the model vocabulary"),
+        ({"fixed_modifications": ["Oxidation@C"]}, "cannot sit on"),
+    ):
+        path.write_text(yaml.safe_dump({**base, **changes}))
+        with pytest.raises(InstrumentFileError, match=message):
+            load_instrument(path)
+    path.write_text(yaml.safe_dump({**base, "decoder": "graph", "fixed_modifications": []}))
+    instrument = load_instrument(path)
+    assert instrument.decoder == "graph" and instrument.fixed_modifications == ()

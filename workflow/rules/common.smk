@@ -332,6 +332,13 @@ def setting_options(section, workflow_keys):
     return " ".join(options)
 
 
+def decoder_option():
+    """`--decoder NAME` when the config names a decoder for every instrument (else each
+    instrument file's, or the default, decides)."""
+    decoder = config["denovo"].get("decoder")
+    return f"--decoder {decoder}" if decoder else ""
+
+
 def pretrain_init():
     """The base model pretraining starts from (config `pretrain: init:`), or []."""
     init = config["pretrain"]["init"]

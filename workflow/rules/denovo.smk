@@ -25,6 +25,7 @@ rule calibrate:
         max_spectra=config["calibrate"]["max_spectra"],
         beam_size=config["denovo"]["beam_size"],
         halt_threshold=config["denovo"]["halt_threshold"] or "none",
+        decoder=decoder_option(),
         refinement_steps=(
             f"--refinement-steps {config['denovo']['refinement_steps']}"
             if config["denovo"].get("refinement_steps")
@@ -36,7 +37,7 @@ rule calibrate:
         " --instrument {input.instrument:q} --out {output.model:q}"
         " --report {output.report:q} --max-spectra {params.max_spectra}"
         " --beam-size {params.beam_size} --halt-threshold {params.halt_threshold}"
-        " {params.refinement_steps} --threads {threads} 2> {log:q}"
+        " {params.refinement_steps} {params.decoder} --threads {threads} 2> {log:q}"
 
 
 rule denovo:
@@ -63,6 +64,7 @@ rule denovo:
         batch_size=config["denovo"]["batch_size"],
         beam_size=config["denovo"]["beam_size"],
         halt_threshold=config["denovo"]["halt_threshold"] or "none",
+        decoder=decoder_option(),
         refinement_steps=(
             f"--refinement-steps {config['denovo']['refinement_steps']}"
             if config["denovo"].get("refinement_steps")
@@ -75,7 +77,7 @@ rule denovo:
         " --unsequenced {output.unsequenced:q} --timing {output.timing:q}"
         " --batch-size {params.batch_size} --beam-size {params.beam_size}"
         " --halt-threshold {params.halt_threshold} {params.refinement_steps}"
-        " --threads {threads} 2> {log:q}"
+        " {params.decoder} --threads {threads} 2> {log:q}"
 
 
 rule evaluate:

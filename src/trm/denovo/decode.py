@@ -144,6 +144,10 @@ class DecodedPeptide:
     source : str
         Who proposed it: ``model`` (this search), ``graph`` (the graph decoder's best
         paths) or ``graph+model``.
+    forced_log_probability, forced_halt_probability : float
+        The model's log-likelihood of the peptide and its halting probability when the
+        peptide itself is the draft of one supervision step
+        (:meth:`trm.model.PeptideTRM.score_answers`); NaN when not scored.
     """
 
     token_ids: np.ndarray
@@ -154,6 +158,8 @@ class DecodedPeptide:
     certified: bool = False
     graph_score: float = float("nan")
     source: str = "model"
+    forced_log_probability: float = float("nan")
+    forced_halt_probability: float = float("nan")
 
 
 @dataclass

@@ -428,6 +428,7 @@ class Sequencer:
             mz, intensity, counts, self.model.config.n_peaks
         )
         n = len(counts)
+        forced_seconds = 0.0
         if self.settings.decoder == "graph":
             assert graph_result is not None
             candidates = [
@@ -457,6 +458,11 @@ class Sequencer:
                     candidates, reasons, graph_result, log_probs, mz, intensity, counts,
                     precursor_mass, charge,
                 )  # fmt: skip
+                forced_started = time.perf_counter()
+                self._score_forced(
+                    candidates, model_mz, model_intensity, model_counts, precursor_mass, charge
+                )
+                forced_seconds = time.perf_counter() - forced_started
         rescoring_started = time.perf_counter()
         width = max(int(model_counts.max()), 1)
         features, present = match_features(
@@ -483,8 +489,8 @@ class Sequencer:
         finished = time.perf_counter()
         with self._times_lock:
             self.times.graph += graph_done - started
-            self.times.model += model_done - graph_done
-            self.times.decode += rescoring_started - decoding_started
+            self.times.model += model_done - graph_done + forced_seconds
+            self.times.decode += rescoring_started - decoding_started - forced_seconds
             self.times.rescore += finished - rescoring_started
             self.times.spectra += len(counts)
             self.times.steps.extend(steps.tolist())
@@ -497,6 +503,49 @@ class Sequencer:
         if self.settings.decoder == "hybrid":
             n += self.settings.graph.n_candidates
         return n
+
+    def _score_forced(
+        self,
+        candidates: list[list[DecodedPeptide]],
+        mz: np.ndarray,
+        intensity: np.ndarray,
+        counts: np.ndarray,
+        precursor_mass: np.ndarray,
+        charge: np.ndarray,
+    ) -> None:
+        """Give every candidate the model's teacher-forced log-likelihood and halting
+        probability (:meth:`trm.model.PeptideTRM.score_answers`), in place."""
+        length = self.model.config.max_length
+        width = max((len(pool) for pool in candidates), default=0)
+        if width == 0:
+            return
+        answers = np.zeros((len(candidates), width, length), dtype=np.int64)
+        fits = np.zeros((len(candidates), width), dtype=bool)
+        for row, pool in enumerate(candidates):
+            for rank, peptide in enumerate(pool):
+                if len(peptide.token_ids) < length:
+                    answers[row, rank, : len(peptide.token_ids)] = peptide.token_ids
+                    fits[row, rank] = True
+        peaks = max(int(counts.max()), 1)
+        device = self.device
+        log_likelihood, halt = self.model.score_answers(
+            torch.from_numpy(np.ascontiguousarray(mz[:, :peaks])).to(device),
+            torch.from_numpy(np.ascontiguousarray(intensity[:, :peaks])).to(device),
+            torch.from_numpy(np.arange(peaks) < counts[:, None]).to(device),
+            torch.from_numpy(np.asarray(precursor_mass).astype(np.float32)).to(device),
+            torch.from_numpy(np.asarray(charge, dtype=np.int64)).to(device),
+            torch.from_numpy(answers).to(device),
+            fragment_tolerance_da=self.fragment_tolerance_da,
+        )
+        log_likelihood, halt = log_likelihood.cpu().numpy(), halt.cpu().numpy()
+        for row, pool in enumerate(candidates):
+            for rank, peptide in enumerate(pool):
+                if fits[row, rank]:
+                    peptide.forced_log_probability = float(log_likelihood[row, rank])
+                    peptide.forced_halt_probability = float(halt[row, rank])
+                else:
+                    peptide.forced_log_probability = UNSCORABLE_LOG_PROBABILITY
+                    peptide.forced_halt_probability = 0.0
 
     def _drafts(self, graph_result: GraphResult) -> np.ndarray:
         """Token ids (n, max_length) of each spectrum's best graph path, as the model's

@@ -27,14 +27,15 @@ from typing import Any
 
 import torch
 
+from trm.chem import Vocabulary, vocabulary_tokens
 from trm.denovo.calibration import IsotonicCalibration
 from trm.denovo.decode import DecodingSettings
 from trm.denovo.inference import Sequencer
 from trm.denovo.rescore import Rescorer
 from trm.denovo.settings import InferenceSettings
-from trm.errors import TrmError
+from trm.errors import InputError, TrmError
 from trm.graph import GraphDecoder, GraphSettings, IonProbabilities
-from trm.instrument import InstrumentSettings
+from trm.instrument import DEFAULT_FIXED_MODIFICATIONS, InstrumentSettings
 from trm.model import ModelConfig
 from trm.train.checkpoint import (
     CALIBRATION_KEY,
@@ -141,8 +142,8 @@ def resolve_settings(
     base : InferenceSettings
         Stored or default settings.
     instrument : InstrumentSettings
-        Its precursor tolerance, isotope errors and fragment tolerance win over ``base``;
-        the graph decoder's settings are the instrument's
+        Its precursor tolerance, isotope errors, fragment tolerance and decoder (when it
+        names one) win over ``base``; the graph decoder's settings are the instrument's
         (:meth:`~trm.graph.decoder.GraphSettings.from_instrument`).
     model_config : ModelConfig
         Of the model: a refinement step count or fragment tolerance equal to the trained
@@ -172,12 +173,14 @@ def resolve_settings(
         isotope_errors=instrument.isotope_errors,
         **decoding,
     )
+    others = {k: v for k, v in overrides.items() if k not in decoding_names}
     settings = dataclasses.replace(
         base,
         decoding=decoding,
         fragment_tolerance_da=instrument.fragment_tolerance_da,
         graph=GraphSettings.from_instrument(instrument),
-        **{k: v for k, v in overrides.items() if k not in decoding_names},
+        decoder=others.pop("decoder", instrument.decoder or base.decoder),
+        **others,
     )
     as_trained = {}
     if settings.refinement_steps == model_config.supervision_steps:
@@ -243,6 +246,25 @@ def load_sequencer(
                 "; ".join(changed),
             )
     model, vocabulary = model_from_checkpoint(model_file.checkpoint, map_location=device)
+    # Residues the samples carry otherwise than the default preparation assumes.
+    replaced = {
+        old: new
+        for old, new in zip(
+            vocabulary_tokens(DEFAULT_FIXED_MODIFICATIONS),
+            vocabulary_tokens(instrument.fixed_modifications),
+            strict=True,
+        )
+        if old != new and old in vocabulary.index
+    }
+    if replaced:
+        if settings.decoder != "graph":
+            raise InputError(
+                f"the instrument's fixed modifications {list(instrument.fixed_modifications)} "
+                f"make residues the model in {path} does not know ({sorted(replaced.values())}):"
+                " use the graph decoder (decoder: graph), which needs no model, or a model "
+                "trained for them"
+            )
+        vocabulary = Vocabulary([replaced.get(t, t) for t in vocabulary.tokens[1:]])
     graph = None
     if settings.decoder != "model":
         probabilities = ion_probabilities or model_file.ion_probabilities

@@ -28,6 +28,10 @@ described by :data:`FEATURES`:
     Its difference to the best graph score among the spectrum's candidates.
 ``from_graph``, ``from_model``
     Whether the graph decoder's K best paths, and the model's exact search, proposed it.
+``forced_log_probability``, ``forced_gap``, ``forced_halt_probability``
+    The model's log-likelihood of the candidate and its halting probability with the
+    candidate itself as the draft of one refinement step (teacher forcing), and the
+    log-likelihood's difference to the spectrum's best.
 
 The model decoder's candidates have no graph features (0), the graph decoder's no model
 features: a rescorer uses the features of its decoder (:data:`DECODER_FEATURES`).
@@ -65,6 +69,9 @@ FEATURES: tuple[str, ...] = (
     "graph_gap",
     "from_graph",
     "from_model",
+    "forced_log_probability",
+    "forced_gap",
+    "forced_halt_probability",
 )
 _MODEL = FEATURES[:8]
 _MATCH = ("fragment_coverage", "explained_intensity", "longest_ladder", "n_residues",
@@ -185,12 +192,14 @@ def match_features(
     features = np.zeros((batch, n_candidates, len(FEATURES)))
     log_probability = np.full((batch, n_candidates), np.nan)
     graph_score = np.full((batch, n_candidates), np.nan)
+    forced = np.full((batch, n_candidates, 2), np.nan)
     sources = np.zeros((batch, n_candidates, 2), dtype=bool)
     mass_error = np.zeros((batch, n_candidates))
     for row, peptides in enumerate(candidates):
         for rank, peptide in enumerate(peptides[:n_candidates]):
             log_probability[row, rank] = peptide.log_probability
             graph_score[row, rank] = peptide.graph_score
+            forced[row, rank] = (peptide.forced_log_probability, peptide.forced_halt_probability)
             sources[row, rank] = ("graph" in peptide.source, "model" in peptide.source)
             mass_error[row, rank] = abs(peptide.mass_error_ppm)
     # the best of the spectrum's pool (the search's first candidate for the model decoder)
@@ -207,6 +216,9 @@ def match_features(
     features[..., 8] = np.nan_to_num(graph_score)
     features[..., 9] = np.nan_to_num(graph_score - best_graph)
     features[..., 10:12] = sources
+    features[..., 12] = np.nan_to_num(forced[..., 0])
+    features[..., 13] = np.nan_to_num(forced[..., 0] - _pool_best(forced[..., 0], present))
+    features[..., 14] = np.nan_to_num(forced[..., 1])
     features[~present] = 0.0
     return features, present
 

@@ -33,8 +33,7 @@ import polars as pl
 from trm.chem import WATER_MASS, Vocabulary, mass_to_mz, mz_to_mass, tokens_to_proforma
 from trm.denovo.calibration import IsotonicCalibration, q_values_from_probabilities
 from trm.denovo.inference import Sequencer, raw_scores, spectrum_arrays
-from trm.denovo.settings import InstrumentSettings
-from trm.instrument import ELECTRON_ACTIVATIONS
+from trm.instrument import ELECTRON_ACTIVATIONS, InstrumentSettings
 from trm.io.errors import SpectrumFileError
 from trm.io.results import DENOVO_COLUMNS, UNSEQUENCED_COLUMNS
 from trm.io.spectra import apply_missing_charge_policy, drop_empty_spectra, iter_spectrum_batches

@@ -1,10 +1,10 @@
-"""Settings of the de novo stage: the instrument file and what a calibrated model stores.
+"""Settings of the de novo stage: what a calibrated model stores.
 
-The instrument file (``config/instruments/*.yaml``) fixes the precursor tolerance, the
-isotope errors, the charges to try for spectra without one and the missing-charge policy.
-``trm calibrate`` stores the decoding settings it calibrated under in the model file
-(:class:`InferenceSettings`), so ``trm denovo`` decodes the same way by default and warns
-when told otherwise.
+The instrument file (``config/instruments/*.yaml``, :mod:`trm.instrument`) fixes the
+tolerances, the isotope errors, the charges to try for spectra without one and the
+missing-charge policy. ``trm calibrate`` stores the decoding settings it calibrated under
+in the model file (:class:`InferenceSettings`), so ``trm denovo`` decodes the same way by
+default and warns when told otherwise.
 """
 
 from __future__ import annotations
@@ -16,23 +16,13 @@ from typing import Any
 from trm.denovo.decode import DecodingSettings
 from trm.errors import InputError
 from trm.graph import GraphSettings
-from trm.instrument import (  # noqa: F401 - part of this module's interface
-    MISSING_CHARGE_POLICIES,
-    InstrumentFileError,
-    InstrumentSettings,
-    load_instrument,
-)
+from trm.instrument import DECODERS
 
 #: Most refinement steps a run may ask for (results store the count as a 16-bit integer).
 MAX_STEPS = 1024
 
 #: Raw scores ``trm calibrate`` can calibrate (see :func:`trm.denovo.inference.raw_scores`).
 RAW_SCORE_KINDS: tuple[str, ...] = ("peptide", "halt", "combined", "rescored")
-
-#: How candidates are found (see :mod:`trm.denovo.inference`): the model's exact search
-#: alone, the spectrum graph's best paths alone, or both with the recursion starting from
-#: the graph's best path.
-DECODERS: tuple[str, ...] = ("hybrid", "graph", "model")
 
 
 def parse_halt_threshold(text: str) -> float | None:

@@ -587,6 +587,53 @@ class PeptideTRM(nn.Module):
         return outputs
 
     @torch.no_grad()
+    def score_answers(
+        self,
+        mz: torch.Tensor,
+        intensity: torch.Tensor,
+        peak_mask: torch.Tensor,
+        precursor_mass: torch.Tensor,
+        charge: torch.Tensor,
+        answers: torch.Tensor,
+        fragment_tolerance_da: float | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """How much the model keeps given answers: each one is the draft of one supervision
+        step (teacher forcing), and the step's output gives the log-likelihood of the
+        answer's own tokens and the halting head's probability that it is right.
+
+        Parameters
+        ----------
+        mz, intensity, peak_mask, precursor_mass, charge
+            As for :meth:`forward`.
+        answers : torch.Tensor of shape (batch, n_answers, max_length), int64
+            Token ids, the end class after each answer.
+        fragment_tolerance_da : float, optional
+            As for :meth:`refine`.
+
+        Returns
+        -------
+        log_likelihood : torch.Tensor of shape (batch, n_answers)
+            Sum over the positions of the log-probability of the answer's token (or end).
+        halt_probability : torch.Tensor of shape (batch, n_answers)
+        """
+        batch, n_answers, _ = answers.shape
+        memory = self.encode(
+            mz, intensity, peak_mask, precursor_mass, charge, fragment_tolerance_da
+        )
+        rows = torch.arange(batch, device=mz.device).repeat_interleave(n_answers)
+        memory = memory.select(rows)
+        flat = answers.reshape(batch * n_answers, -1)
+        carry = self.core.initial_carry(len(rows))
+        carry = Carry(
+            z=carry.z, y=carry.y + draft_logits(flat, self.config.n_tokens).to(carry.y.dtype)
+        )
+        carry, halt_logit = self.core.supervision_step(carry, memory, 0)
+        log_probs = torch.log_softmax(carry.y.float(), dim=-1)
+        log_likelihood = log_probs.gather(-1, flat[..., None]).squeeze(-1).sum(dim=-1)
+        halt = torch.sigmoid(halt_logit.float())
+        return log_likelihood.reshape(batch, n_answers), halt.reshape(batch, n_answers)
+
+    @torch.no_grad()
     def refine(
         self,
         mz: torch.Tensor,

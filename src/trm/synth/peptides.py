@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from pyteomics import fasta, parser
 
-from trm.chem import DEFAULT_TOKENS, KNOWN_MODIFICATIONS, STANDARD_RESIDUES, ModificationDef
+from trm.chem import DEFAULT_TOKENS, STANDARD_RESIDUES, modification_spec
 from trm.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -258,32 +258,6 @@ def split_peptides(
     return out
 
 
-def resolve_modification(spec: str) -> tuple[ModificationDef, tuple[str, ...]]:
-    """Parse ``Name@Residues`` (``Carbamidomethyl@C``, ``Oxidation@M``).
-
-    The name must be one of :data:`trm.chem.KNOWN_MODIFICATIONS`, so every synthetic
-    peptide is expressible in the model vocabulary; ``N-term`` targets a peptide
-    N-terminal modification (``Acetyl@N-term``). Without ``@`` every target of the
-    definition is used.
-    """
-    name, _, targets = spec.partition("@")
-    by_name = {m.name: m for m in KNOWN_MODIFICATIONS}
-    if name not in by_name:
-        raise SyntheticInputError(
-            f"modification {name!r} is not in the model vocabulary; known: {sorted(by_name)}"
-        )
-    definition = by_name[name]
-    if not targets:
-        return definition, definition.targets
-    sites = ("N-term",) if targets == "N-term" else tuple(targets)
-    for site in sites:
-        if site not in definition.targets:
-            raise SyntheticInputError(
-                f"{name} cannot sit on {site!r} (allowed: {list(definition.targets)})"
-            )
-    return definition, sites
-
-
 @dataclass(frozen=True)
 class PeptidoformSampler:
     """Draws modified, charged peptidoforms from unmodified peptides.
@@ -321,13 +295,13 @@ class PeptidoformSampler:
             raise SyntheticInputError("max_variable_mods must be >= 0")
         fixed_sites: set[str] = set()
         for spec in self.fixed_modifications:
-            _, sites = resolve_modification(spec)
+            _, sites = modification_spec(spec)
             clash = fixed_sites.intersection(sites)
             if clash:
                 raise SyntheticInputError(f"two fixed modifications on {sorted(clash)}")
             fixed_sites.update(sites)
         for spec in self.variable_modifications:
-            resolve_modification(spec)
+            modification_spec(spec)
         fixed = self._site_table(self.fixed_modifications)
         variable = self._site_table(self.variable_modifications)
         # the model can only learn what its vocabulary spells: refuse, rather than
@@ -356,7 +330,7 @@ class PeptidoformSampler:
     def _site_table(self, specs: Sequence[str]) -> dict[str, str]:
         table: dict[str, str] = {}
         for spec in specs:
-            definition, sites = resolve_modification(spec)
+            definition, sites = modification_spec(spec)
             for site in sites:
                 token = (
                     f"[{definition.name}]-" if site == "N-term" else f"{site}[{definition.name}]"

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from tests.unit.train.theoretical_spectra import theoretical_table
-from trm.chem import mz_to_mass
+from trm.chem import mass_to_mz, mz_to_mass, parse_peptidoform, peptide_mass
 from trm.denovo.calibrate import (
     choose_raw_score,
     expected_calibration_error,
@@ -21,13 +21,10 @@ from trm.denovo.decode import REASON_NO_FITTING_LENGTH, REASON_NOT_FOUND, Decodi
 from trm.denovo.inference import Sequencer, spectrum_arrays
 from trm.denovo.rescore import FEATURES
 from trm.denovo.run import sequence_batch
-from trm.denovo.settings import (
-    InferenceSettings,
-    InstrumentFileError,
-    InstrumentSettings,
-    load_instrument,
-    parse_halt_threshold,
-)
+from trm.denovo.settings import InferenceSettings, parse_halt_threshold
+from trm.fragments import fragment_mz
+from trm.graph import GraphDecoder, IonProbabilities
+from trm.instrument import InstrumentFileError, InstrumentSettings, load_instrument
 from trm.io.table import SPECTRUM_SCHEMA
 from trm.train.checkpoint import load_model
 from trm.train.data import list_column_arrays
@@ -316,3 +313,53 @@ def test_predict_with_workers_keeps_the_order(model_path):
         d and list(d.token_ids) for d in runs[1].decoded
     ]
     np.testing.assert_allclose(runs[0].halt_probability, runs[1].halt_probability, rtol=1e-5)
+
+
+@pytest.mark.parametrize("decoder", ["hybrid", "graph"])
+def test_bad_spectra_are_accounted_for_by_the_evidence_decoders(model_path, decoder):
+    """Spectra with 0-2 peaks, a precursor no peptide fits, and charges 1 and 5+ end up
+    once each, in the results or with a reason, under the graph and hybrid decoders too."""
+    model, vocabulary = load_model(model_path)
+    settings = InferenceSettings(decoder=decoder, decoding=DecodingSettings(beam_size=4))
+    graph = GraphDecoder(vocabulary, settings.graph, IonProbabilities.hand_set())
+    sequencer = Sequencer(model, vocabulary, settings, graph=graph)
+    peptides = random_peptides(2, seed=7)  # of the micro model's vocabulary
+    good = theoretical_table(peptides, seed=3)
+    tokens, _ = parse_peptidoform(peptides[0])
+    ladder = fragment_mz(tokens, charges=(1,))
+    ladder_mz = sorted([*ladder["b1"], *ladder["y1"]])
+    neutral = peptide_mass(tokens)
+    rows = {
+        "no peaks": ([], 2, mass_to_mz(neutral, 2)),
+        "one peak": (ladder_mz[:1], 2, mass_to_mz(neutral, 2)),
+        "two peaks": (ladder_mz[:2], 2, mass_to_mz(neutral, 2)),
+        "no peptide fits": (ladder_mz, 2, mass_to_mz(57.0215 * 1.5, 2)),
+        "charge 1": (ladder_mz, 1, mass_to_mz(neutral, 1)),
+        "charge 5": (ladder_mz, 5, mass_to_mz(neutral, 5)),
+        "charge 7": (ladder_mz, 7, mass_to_mz(neutral, 7)),
+    }
+    bad = pl.DataFrame(
+        {
+            "spectrum_id": list(rows),
+            "run": ["r"] * len(rows),
+            "scan": list(range(len(rows))),
+            "precursor_mz": [float(r[2]) for r in rows.values()],
+            "charge": [r[1] for r in rows.values()],
+            "rt": [0.0] * len(rows),
+            "mz": [list(map(float, r[0])) for r in rows.values()],
+            "intensity": [[1.0] * len(r[0]) for r in rows.values()],
+            "peptide": [None] * len(rows),
+        },
+        schema=SPECTRUM_SCHEMA,
+    )
+    batch = pl.concat([good.select(*SPECTRUM_SCHEMA), bad])
+    result = sequence_batch(batch, sequencer, InstrumentSettings(), calibration=None, offset=0)
+    sequenced = result.sequenced["spectrum_id"].to_list()
+    unsequenced = dict(
+        zip(result.unsequenced["spectrum_id"], result.unsequenced["reason"], strict=True)
+    )
+    assert sorted(sequenced + list(unsequenced)) == sorted(batch["spectrum_id"].to_list())
+    assert not set(sequenced) & set(unsequenced)
+    assert {"no peaks", "no peptide fits"} <= set(unsequenced)
+    assert all(unsequenced.values())
+    assert set(good["spectrum_id"]) <= set(sequenced), unsequenced

@@ -7,9 +7,10 @@ import dataclasses
 import pytest
 
 from trm.denovo.decode import DecodingSettings
-from trm.denovo.model_file import ModelFile, resolve_settings
+from trm.denovo.model_file import ModelFile, load_sequencer, resolve_settings
 from trm.denovo.settings import InferenceSettings
-from trm.instrument import InstrumentSettings
+from trm.errors import InputError
+from trm.instrument import InstrumentSettings, load_instrument
 from trm.model import get_model_config
 
 SHIPPED = "resources/models/orbitrap_hcd/model.pt"
@@ -57,3 +58,32 @@ def test_an_unknown_setting_is_named():
             get_model_config("default"),
             {"beam_width": 4},
         )
+
+
+def test_the_instrument_names_the_decoder_and_the_command_line_wins():
+    config = get_model_config("default")
+    instrument = InstrumentSettings(decoder="graph")
+    stored = InferenceSettings(decoder="hybrid")
+    assert resolve_settings(stored, instrument, config).decoder == "graph"
+    assert resolve_settings(stored, InstrumentSettings(), config).decoder == "hybrid"
+    asked = resolve_settings(stored, instrument, config, {"decoder": "model"})
+    assert asked.decoder == "model"
+
+
+def test_samples_without_alkylation_need_the_graph_decoder(project_root):
+    model = project_root / SHIPPED
+    plain = InstrumentSettings(fixed_modifications=())
+    with pytest.raises(InputError, match="graph decoder"):
+        load_sequencer(model, plain, {"decoder": "hybrid"})
+    sequencer, _ = load_sequencer(model, plain, {"decoder": "graph"})
+    assert "C" in sequencer.vocabulary.index
+    assert "C[Carbamidomethyl]" not in sequencer.vocabulary.index
+    assert sequencer.graph is not None and sequencer.graph.vocabulary is sequencer.vocabulary
+
+
+def test_the_shipped_ion_trap_file_uses_the_graph_decoder(project_root):
+    instrument = load_instrument(project_root / "config/instruments/iontrap_cid.yaml")
+    assert instrument.decoder == "graph" and instrument.fragment_tolerance_da == 0.5
+    sequencer, _ = load_sequencer(project_root / SHIPPED, instrument)
+    assert sequencer.settings.decoder == "graph"
+    assert sequencer.graph.settings.fragment_tolerance_da == 0.5

@@ -8,6 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from trm.errors import InputError
 from trm.synth.peptides import (
     DigestionSettings,
     PeptidoformSampler,
@@ -147,5 +148,5 @@ def test_sampler_n_terminal_modification() -> None:
     ],
 )
 def test_sampler_refuses_bad_settings(kwargs: dict, message: str) -> None:
-    with pytest.raises(SyntheticInputError, match=message):
+    with pytest.raises(InputError, match=message):
         PeptidoformSampler(**kwargs)
