@@ -3,7 +3,12 @@
 Input: a 10,000-spectrum mzML built from the 128 real, charged Orbitrap HCD spectra of
 ``resources/demo/mouse_hcd.mgf`` (Casanovo's sample data, the source
 ``benchmarks/casanovo_speed.py`` times Casanovo on), replicated in order with fresh native
-ids (``scan=N``) and retention times; MS2 only (mean 54 peaks per spectrum).
+ids (``scan=N``) and retention times; MS2 only (mean 54 peaks per spectrum); or the
+charged spectra of ``--source`` (a spectrum file or table) replicated the same way.
+
+Modes: the model decoder's search, greedy decoding, more refinement steps and early exit,
+and the ``graph`` and ``hybrid`` decoders (``trm denovo --decoder``; their graph decoder's
+seconds in ``graph_seconds``).
 
 Models: a trained model (``--model``, e.g. the shipped base model; its search works on
 real answer distributions), or the named configs of :data:`trm.model.MODEL_CONFIGS`
@@ -59,6 +64,8 @@ class Mode:
     sure_halting_head: bool = False
     #: Supervision steps at inference (None: as trained).
     refinement_steps: int | None = None
+    #: The de novo decoder (``trm denovo --decoder``).
+    decoder: str = "model"
 
 
 MODES: tuple[Mode, ...] = (
@@ -70,17 +77,23 @@ MODES: tuple[Mode, ...] = (
     Mode("greedy, exit 0.9", 0, "0.9"),
     Mode("search16, exit@1 (emulated)", 16, "0.9", sure_halting_head=True),
     Mode("greedy, exit@1 (emulated)", 0, "0.9", sure_halting_head=True),
+    Mode("graph", 16, "0.9", decoder="graph"),
+    Mode("hybrid, exit 0.9", 16, "0.9", decoder="hybrid"),
+    Mode("hybrid, no exit", 16, "none", decoder="hybrid"),
 )
 
 
-def build_mzml(path: Path, n_spectra: int) -> float:
-    """Write ``n_spectra`` replicated real MS2 spectra; returns the mean peak count."""
+def build_mzml(path: Path, n_spectra: int, source: Path = SOURCE) -> float:
+    """Write ``n_spectra`` replicated real MS2 spectra of ``source`` (a spectrum file or a
+    spectrum-table parquet, charged spectra only); returns the mean peak count."""
     import numpy as np
+    import polars as pl
     import pyopenms as oms
 
     from trm.io.spectra import read_spectra
 
-    table = read_spectra(SOURCE)
+    table = pl.read_parquet(source) if source.suffix == ".parquet" else read_spectra(source)
+    table = table.filter(pl.col("charge").is_not_null())
     writer = oms.PlainMSDataWritingConsumer(str(path))
     writer.setExpectedSize(n_spectra, 0)
     rows = list(table.iter_rows(named=True))
@@ -146,6 +159,7 @@ def run_denovo(
         "--unsequenced", str(out / "unsequenced.tsv"), "--timing", str(out / "timing.json"),
         "--beam-size", str(mode.beam_size), "--halt-threshold", mode.halt_threshold,
         "--threads", str(threads), "--batch-size", str(batch_size), "--uncalibrated",
+        "--decoder", mode.decoder,
     ]  # fmt: skip
     if mode.refinement_steps is not None:
         command += ["--refinement-steps", str(mode.refinement_steps)]
@@ -167,6 +181,13 @@ def main() -> None:
         "--model", type=Path, help="a trained model instead of random-weight configs"
     )
     parser.add_argument("--n-spectra", type=int, default=10_000)
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=SOURCE,
+        help="spectra to replicate: a spectrum file or a spectrum-table parquet (default: "
+        "the demo's mouse HCD MGF)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--modes", nargs="+", help="mode names to run (default: all)")
@@ -178,8 +199,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="denovo_speed_") as scratch:
         work = args.work_dir or Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
-        spectra = work / f"mouse_x{args.n_spectra}.mzML"
-        mean_peaks = build_mzml(spectra, args.n_spectra)
+        spectra = work / f"{args.source.stem}_x{args.n_spectra}.mzML"
+        mean_peaks = build_mzml(spectra, args.n_spectra, args.source)
         rows = []
         configs = [args.model.name] if args.model is not None else args.configs
         if args.model is not None:
@@ -206,6 +227,7 @@ def main() -> None:
                     "model_seconds": round(timing["seconds_model"], 1),
                     "search_seconds": round(timing["seconds_search"], 1),
                     "rescoring_seconds": round(timing["seconds_rescoring"], 1),
+                    "graph_seconds": round(timing.get("seconds_graph", 0.0), 1),
                     "cpu_seconds": round(timing["cpu_seconds"], 1),
                     "peak_rss_mb": round(timing["peak_rss_mb"]),
                     "n_sequenced": timing["n_sequenced"],
@@ -216,7 +238,7 @@ def main() -> None:
 
     header = list(rows[0])
     lines = [
-        f"denovo speed: {args.n_spectra} spectra (mouse_hcd.mgf x{args.n_spectra // 128}+, "
+        f"denovo speed: {args.n_spectra} spectra ({args.source.name} replicated, "
         f"{mean_peaks:.1f} peaks/spectrum), {args.threads} threads, batch {args.batch_size}, "
         f"{'model ' + args.model.name if args.model else 'random weights'}; "
         f"{platform.processor() or platform.machine()}, "
