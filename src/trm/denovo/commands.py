@@ -221,6 +221,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--plot", type=Path, help="output with --labels: precision-coverage plot (.png/.pdf/.svg)"
     )
     denovo.add_argument(
+        "--database-labels",
+        type=Path,
+        help="the sample's database identifications (.parquet from trm labelled-spectra): "
+        "fit the raw score against them and write database-grounded error probabilities "
+        "and q-values (meta:database_pep, meta:database_qvalue; trm.denovo.database_fdr)",
+    )
+    denovo.add_argument(
+        "--finetune-split",
+        type=Path,
+        help="with --database-labels: trm finetune's split table; spectra the model was "
+        "fine-tuned or selected on are left out of the fit",
+    )
+    denovo.add_argument(
+        "--fdr-report",
+        type=Path,
+        help="output: JSON report of the database-grounded FDR (method, counts, held-out "
+        "check); says why nothing was estimated when it was not",
+    )
+    denovo.add_argument(
         "--batch-size",
         type=_positive_int,
         default=256,
@@ -352,6 +371,52 @@ def run_calibrate(args: argparse.Namespace) -> None:
     log.info("wrote %s and %s", args.out, args.report)
 
 
+def _with_database_fdr(outcome: Any, args: argparse.Namespace, run: str) -> tuple[Any, dict]:
+    """The writers' table, with ``database_pep`` and ``database_q_value`` when
+    ``--database-labels`` allows an estimate, and the FDR report."""
+    import polars as pl
+
+    from trm.denovo.database_fdr import answers_against_labels, database_fdr
+    from trm.io.labels import read_labels, spectra_used_for_finetuning
+
+    table = outcome.denovo_table()
+    if args.database_labels is None:
+        if args.finetune_split is not None:
+            raise TrmError("--finetune-split goes with --database-labels")
+        return table, {
+            "run": run,
+            "estimated": False,
+            "reason": "no database identifications for this run (--database-labels)",
+        }
+    labels = read_labels(args.database_labels, run)
+    used = (
+        spectra_used_for_finetuning(args.finetune_split, run)
+        if args.finetune_split is not None
+        else set()
+    )
+    fdr = database_fdr(answers_against_labels(outcome.sequenced, labels, used))
+    report = {
+        "run": run,
+        "labels": args.database_labels.name,
+        "n_labels": labels.height,
+        "n_left_out_finetuning": len(used & set(labels["spectrum_id"].to_list())),
+        **fdr.report,
+    }
+    if fdr.q_values is None:
+        log.warning("no database-grounded q-values: %s", fdr.report["reason"])
+        return table, report
+    log.info(
+        "database-grounded FDR from %d labelled answers (%d right): %s answers at q <= 0.01, "
+        "0.05, 0.10",
+        fdr.report["n_labelled"], fdr.report["n_labelled_correct"],
+        " / ".join(str(n) for n in fdr.report["accepted_at"].values()),
+    )  # fmt: skip
+    table = table.with_columns(
+        pl.Series("database_pep", fdr.pep), pl.Series("database_q_value", fdr.q_values)
+    )
+    return table, report
+
+
 def run_denovo(args: argparse.Namespace) -> None:
     """``trm denovo``."""
     from trm.atomic import atomic_outputs, write_json
@@ -390,13 +455,18 @@ def run_denovo(args: argparse.Namespace) -> None:
         args.spectra, run, sequencer, instrument, calibration, batch_size=args.batch_size
     )
 
+    table, fdr_report = _with_database_fdr(outcome, args, run)
+
     outputs = [args.denovo, args.mztab, args.unsequenced]
     if labels is not None:
         outputs += [p for p in (args.metrics, args.plot) if p is not None]
     outputs.append(args.timing)
+    if args.fdr_report is not None:
+        outputs.append(args.fdr_report)
     with atomic_outputs(outputs) as temporary:
         paths = dict(zip(map(str, outputs), temporary, strict=True))
-        table = outcome.denovo_table()
+        if args.fdr_report is not None:
+            write_json(fdr_report, paths[str(args.fdr_report)])
         write_denovo_tsv(table, paths[str(args.denovo)])
         description = f"trm de novo peptides of run {run} (model {args.model.name}; " + (
             "calibrated scores)" if calibration is not None else "UNCALIBRATED raw scores)"
