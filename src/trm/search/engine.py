@@ -390,7 +390,11 @@ def _psm_rows(
                 "precursor_mz": spectrum["precursor_mz"],
                 "calc_mz": float(chem.mass_to_mz(mass, charge)),
                 "rt": spectrum["rt"],
-                "proteins": list(psm.proteins),
+                # Sage lists a decoy under its target's accession: tagged here.
+                "proteins": [
+                    p if not psm.decoy or p.startswith(DECOY_TAG) else DECOY_TAG + p
+                    for p in psm.proteins
+                ],
             }
         )
     if n_unmapped:

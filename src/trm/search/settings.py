@@ -83,8 +83,12 @@ class SearchSettings:
     max_peptide_length: int = 30
     min_peptide_mass: float = 500.0
     max_peptide_mass: float = 5000.0
-    fixed_modifications: tuple[str, ...] = ("Carbamidomethyl",)
-    variable_modifications: tuple[str, ...] = ("Oxidation", "Acetyl", "Ammonia-loss")
+    fixed_modifications: tuple[str, ...] = field(
+        default=("Carbamidomethyl",), metadata={"allow_empty": True}
+    )
+    variable_modifications: tuple[str, ...] = field(
+        default=("Oxidation", "Acetyl", "Ammonia-loss"), metadata={"allow_empty": True}
+    )
     max_variable_modifications: int = 2
     min_matched_peaks: int = 4
     top_peaks: int = 150
