@@ -96,9 +96,40 @@ def check_finetune_settings(settings):
         )
 
 
+def check_search_settings(settings):
+    """What the schema cannot say about `search:`, checked before any job runs."""
+    if settings["min_peptide_length"] > settings["max_peptide_length"]:
+        raise WorkflowError(
+            f"search: min_peptide_length {settings['min_peptide_length']} exceeds "
+            f"max_peptide_length {settings['max_peptide_length']}"
+        )
+    if settings["min_peptide_mass"] >= settings["max_peptide_mass"]:
+        raise WorkflowError(
+            f"search: min_peptide_mass {settings['min_peptide_mass']} is not below "
+            f"max_peptide_mass {settings['max_peptide_mass']}"
+        )
+    both = sorted(
+        set(settings["fixed_modifications"]) & set(settings["variable_modifications"])
+    )
+    if both:
+        raise WorkflowError(f"search: {both} cannot be both fixed and variable")
+
+
+def check_search_fastas():
+    """Every FASTA a sample is searched against exists, before any job runs."""
+    for sample in searched_samples():
+        fasta = sample_fasta(sample)
+        if not os.path.exists(fasta):
+            raise WorkflowError(
+                f"sample {sample!r}: FASTA {fasta!r} (samples sheet `fasta`, else "
+                "`search: fasta`) does not exist"
+            )
+
+
 samples = load_samples(config["samples"])
 instruments = load_instruments(config["instruments"])
 check_finetune_settings(config["finetune"])
+check_search_settings(config["search"])
 
 # Every rule runs `python -m trm` from this checkout's src/. Without --sdm conda, `python`
 # must be the interpreter running snakemake, so its directory goes first on PATH (a
@@ -509,3 +540,6 @@ def final_outputs():
         ),
         "results/comparison_summary.tsv",
     ]
+
+
+check_search_fastas()
