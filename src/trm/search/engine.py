@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from trm import chem
-from trm.errors import InputError
+from trm.errors import InputError, TrmError
 from trm.fragments import MAX_FRAGMENT_CHARGE
 from trm.instrument import ELECTRON_ACTIVATIONS, InstrumentSettings
 from trm.io.fasta import Protein
@@ -69,6 +69,23 @@ SKIPPED_SCHEMA: dict[str, pl.DataType] = {
     "run": pl.String(),
     "reason": pl.String(),
 }
+
+
+def require_sagepy() -> None:
+    """Fail with what to install when sagepy is missing.
+
+    Raises
+    ------
+    TrmError
+        Naming the package, its pinned version and what its wheels need.
+    """
+    try:
+        import sagepy  # noqa: F401
+    except ImportError as error:
+        raise TrmError(
+            "the database search needs sagepy 0.4.6 (pip install sagepy==0.4.6; its Linux "
+            f"wheels need glibc 2.34 or newer): {error}"
+        ) from error
 
 
 def limit_threads(threads: int) -> None:
@@ -229,6 +246,7 @@ def build_database(
     InputError
         When no peptide of the proteins falls in the searched length and mass ranges.
     """
+    require_sagepy()
     from sagepy.core import EnzymeBuilder, SageSearchConfiguration
 
     targets = _target_proteins(proteins)
