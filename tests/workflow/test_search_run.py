@@ -101,6 +101,14 @@ def test_de_novo_against_the_database(finished_run, sample):
     assert (folder / "denovo_vs_database.png").stat().st_size > 0
 
 
+def test_the_report_shows_the_database_comparison_with_its_caption(finished_run):
+    result = snakemake("--report", "results/report.html", *TARGETS, workdir=finished_run)
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (finished_run / "results" / "report.html").read_text(encoding="utf-8")
+    assert "The recursive model against the database search of sample" in html
+    assert "searched/denovo_vs_database.png" in html
+
+
 def test_rerun_has_nothing_to_do(finished_run):
     result = snakemake("-n", *TARGETS, workdir=finished_run)
     assert "Nothing to be done" in result.stdout + result.stderr

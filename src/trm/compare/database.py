@@ -282,7 +282,7 @@ def database_comparison_figure(table: pl.DataFrame, summary: dict[str, Any]):  #
     scores_axes.set_xlabel("de novo score (calibrated)")
     scores_axes.set_ylabel("spectra")
     scores_axes.set_title("de novo answers by database status", fontsize=10)
-    scores_axes.legend(fontsize=7, loc="upper center")
+    scores_axes.legend(fontsize=7, loc="upper right")
     identified = table.filter(pl.col("database_peptide").is_not_null())
     scored = identified.filter(pl.col("denovo_peptide").is_not_null())
     coverage, precision, auc = precision_coverage(

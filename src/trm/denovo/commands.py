@@ -5,9 +5,11 @@
   and the inference settings, plus a calibration report (JSON).
 - ``trm denovo``: sequence one sample with a calibrated model into ``denovo.tsv``,
   ``denovo.mztab``, ``unsequenced.tsv`` and a timing JSON (and, with ``--labels``,
-  ``metrics.json`` and a precision-coverage plot). A model without calibration is refused
-  unless ``--uncalibrated`` is given; then ``score`` is the raw score, and the mzTab
-  description, the timing file and the log say so.
+  ``metrics.json`` and a precision-coverage plot; with ``--database-labels``, the
+  database-grounded error probability and q-value of every answer, fitted by
+  :mod:`trm.denovo.database_fdr`, and ``--fdr-report``). A model without calibration is
+  refused unless ``--uncalibrated`` is given; then ``score`` is the raw score, and the
+  mzTab description, the timing file and the log say so.
 """
 
 from __future__ import annotations

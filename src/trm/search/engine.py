@@ -4,8 +4,9 @@ The spectra come from the project's one spectrum reader (:mod:`trm.io.spectra`),
 PSMs carry the same spectrum ids as every other result of the run. The proteins come from
 the one FASTA reader (:mod:`trm.io.fasta`); Sage adds a reversed decoy of each. The search
 uses the instrument's settings (fragment and precursor tolerances, isotope errors, the
-charges tried where a spectrum has none) and the modifications of the model vocabulary
-with the masses of :mod:`trm.chem`; trypsin cuts after K or R, not before P.
+charges tried where a spectrum has none) and the modifications of the model vocabulary,
+named by their Unimod accessions (Sage's masses for them are checked against
+:mod:`trm.chem`'s); trypsin cuts after K or R, not before P.
 
 Each spectrum keeps its best PSM (target or decoy); target-decoy competition over those
 gives Sage's own q-values, from the score :attr:`SearchSettings.score` names. Sage runs

@@ -2,8 +2,8 @@
 
 The instrument file gives the tolerances, isotope errors and charges; these settings give
 what the instrument does not: the digestion, the modifications searched and the FDR.
-Modifications are named as the model vocabulary names them (:data:`trm.chem.KNOWN_MODIFICATIONS`),
-with the masses of :mod:`trm.chem`; where each one may sit in a search is
+Modifications are named as the model vocabulary names them
+(:data:`trm.chem.KNOWN_MODIFICATIONS`); where each one may sit in a search is
 :data:`MODIFICATION_SITES`.
 """
 

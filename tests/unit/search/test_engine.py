@@ -133,3 +133,11 @@ def test_decoys_in_the_fasta_are_left_out(caplog):
     assert "1 FASTA entries are decoys already" in caplog.text
     with pytest.raises(InputError, match="decoy entries only"):
         build_database(proteins[1:], SearchSettings())
+
+
+def test_a_search_without_any_modification(yeast_spectra, subset_proteins, instrument):
+    """No alkylation and no variable modification (``[]`` in the config) is a search too."""
+    settings = SearchSettings(fixed_modifications=(), variable_modifications=())
+    outcome = search_spectra(yeast_spectra.head(20), subset_proteins, instrument, settings)
+    assert outcome.psms.height > 0
+    assert not outcome.psms["peptide"].str.contains(r"\[").any()
