@@ -81,10 +81,14 @@ def test_de_novo_answers_carry_database_grounded_q_values(finished_run):
     psms = read_file(folder / "denovo.tsv", filetype="tsv")
     assert all(0 <= float(p.metadata["database_qvalue"]) <= 1 for p in psms)
     assert "opt_global_database_qvalue" in (folder / "denovo.mztab").read_text()
+    assert report["fitted_on"] == "this run's identified spectra"
+    # mouse has no identifications: the map is fitted on the instrument's labelled runs.
     mouse = _json(finished_run / "results" / "mouse" / "denovo_fdr.json")
-    assert mouse["estimated"] is False
-    header = (finished_run / "results" / "mouse" / "denovo.tsv").read_text().splitlines()[0]
-    assert "database_qvalue" not in header
+    assert mouse["estimated"] is True
+    assert mouse["fitted_on"] == "identified spectra of other runs of the instrument"
+    assert mouse["labels"] == ["searched.parquet", "supplied.parquet"]
+    psms = read_file(finished_run / "results" / "mouse" / "denovo.tsv", filetype="tsv")
+    assert all(0 <= float(p.metadata["database_qvalue"]) <= 1 for p in psms)
 
 
 @pytest.mark.parametrize("sample", ["searched", "supplied"])

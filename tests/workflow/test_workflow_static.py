@@ -173,8 +173,9 @@ def test_fine_tuning_plans_finetune_calibrates_on_its_validation_and_holds_out(t
     assert "--labels 'results/models/orbitrap_hcd/finetune_validation.parquet'" in output
     assert "--min-labelled" in output
     # Both labelled samples are evaluated, compared (with Casanovo, and the searched one
-    # with its database) and their de novo q-values fitted on held-out spectra only.
-    assert output.count("--finetune-split 'results/models/orbitrap_hcd/finetune_split.tsv'") == 7
+    # with its database), and every sample's de novo q-values fitted, on held-out spectra
+    # only.
+    assert output.count("--finetune-split 'results/models/orbitrap_hcd/finetune_split.tsv'") == 8
     # A split that does not sum to 1 stops before any job.
     config.write_text(config.read_text().replace("split: [0.6, 0.2, 0.2]", "split: [0.6, 0.2]"))
     assert snakemake("-n", workdir=workdir).returncode != 0

@@ -277,11 +277,17 @@ def empty_labels_option(wildcards):
 
 
 def denovo_labels(wildcards):
-    """The labels a sample's de novo q-values are grounded on: its own labels table,
-    and the fine-tuning split to leave out; empty for an unlabelled sample."""
-    if not has_labels(wildcards.sample):
+    """The labels a sample's de novo q-values are grounded on: its own labels table, or
+    for an unlabelled sample those of its instrument's labelled samples; and the
+    fine-tuning split to leave out. Empty when the instrument has no labelled sample."""
+    sample = wildcards.sample
+    if has_labels(sample):
+        labelled = [sample]
+    else:
+        labelled = instrument_labelled_samples(samples.loc[sample, "instrument"])
+    if not labelled:
         return {}
-    inputs = {"labels": f"results/labels/{wildcards.sample}.parquet"}
+    inputs = {"labels": expand("results/labels/{sample}.parquet", sample=labelled)}
     split = sample_finetune_split(wildcards)
     if split:
         inputs["finetune_split"] = split[0]
@@ -289,10 +295,10 @@ def denovo_labels(wildcards):
 
 
 def denovo_labels_option(wildcards, input):
-    """`--database-labels FILE` (and `--finetune-split FILE`) for `trm denovo`."""
+    """`--database-labels FILE...` (and `--finetune-split FILE`) for `trm denovo`."""
     options = ""
     if "labels" in input.keys():
-        options += f"--database-labels '{input.labels}'"
+        options += "--database-labels " + " ".join(f"'{path}'" for path in input.labels)
     if "finetune_split" in input.keys():
         options += f" --finetune-split '{input.finetune_split}'"
     return options

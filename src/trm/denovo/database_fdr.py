@@ -11,7 +11,10 @@ q-value: the lowest estimated FDR of any score threshold that accepts it.
 
 The assumption: at a given score, answers to the identified spectra are right as often as
 answers to all spectra. Spectra a search identifies tend to be the clean ones, so the
-estimate can be optimistic for the rest; the report says how many answers it rests on.
+estimate can be optimistic for the rest; the report says how many answers it rests on. A
+run without identifications of its own can borrow the map of other runs of its instrument
+(``reference``): the model's answers to their identified spectra, under the same
+assumption across runs.
 
 The report carries its own check: the labelled answers are split in two halves by a seeded
 hash of the spectrum id; each half's q-values come from the map fitted on the other half,
@@ -127,17 +130,25 @@ def held_out_check(
     return rows
 
 
-def database_fdr(answers: pl.DataFrame, min_labelled: int = MIN_LABELLED) -> DatabaseFdr:
+def database_fdr(
+    answers: pl.DataFrame,
+    reference: pl.DataFrame | None = None,
+    min_labelled: int = MIN_LABELLED,
+) -> DatabaseFdr:
     """Estimated error probabilities and q-values of de novo answers from the answers to
     database-identified spectra.
 
     Parameters
     ----------
     answers : polars.DataFrame
-        One row per answer: ``spectrum_id``, ``raw_score`` (the model's confidence, a
-        probability), ``correct`` (bool: the answer matches the database's peptide; null
-        where the spectrum has no database identification, or must not be used, such as a
-        spectrum the model was fine-tuned on).
+        One row per answer of the run: ``spectrum_id``, ``raw_score`` (the model's
+        confidence, a probability), ``correct`` (bool: the answer matches the database's
+        peptide; null where the spectrum has no database identification, or must not be
+        used, such as a spectrum the model was fine-tuned on).
+    reference : polars.DataFrame, optional
+        Answers to identified spectra of other runs of the same instrument, same columns:
+        the map is fitted on them instead, for a run without identifications of its own.
+        The q-values are always those of ``answers``, ranked among themselves.
     min_labelled : int
         Fewest labelled answers to fit on.
 
@@ -145,8 +156,8 @@ def database_fdr(answers: pl.DataFrame, min_labelled: int = MIN_LABELLED) -> Dat
     -------
     DatabaseFdr
     """
-    scores = answers.get_column("raw_score").cast(pl.Float64).to_numpy()
-    correct_column = answers.get_column("correct")
+    fitted_on = answers if reference is None else reference
+    correct_column = fitted_on.get_column("correct")
     labelled = correct_column.is_not_null().to_numpy()
     n_labelled = int(labelled.sum())
     report: dict[str, Any] = {
@@ -159,6 +170,12 @@ def database_fdr(answers: pl.DataFrame, min_labelled: int = MIN_LABELLED) -> Dat
         "assumption": (
             "at a given score, answers to identified spectra are right as often as answers "
             "to all spectra"
+            + ("" if reference is None else ", in this run as in the runs fitted on")
+        ),
+        "fitted_on": (
+            "this run's identified spectra"
+            if reference is None
+            else "identified spectra of other runs of the instrument"
         ),
         "n_answers": answers.height,
         "n_labelled": n_labelled,
@@ -174,12 +191,12 @@ def database_fdr(answers: pl.DataFrame, min_labelled: int = MIN_LABELLED) -> Dat
         }
         return DatabaseFdr(None, None, report)
     correct = correct_column.filter(correct_column.is_not_null()).to_numpy().astype(bool)
-    labelled_scores = scores[labelled]
+    labelled_scores = fitted_on.get_column("raw_score").cast(pl.Float64).to_numpy()[labelled]
     calibration = IsotonicCalibration.fit(labelled_scores, correct)
-    probability = calibration(scores)
+    probability = calibration(answers.get_column("raw_score").cast(pl.Float64).to_numpy())
     pep = 1.0 - probability
     q_values = q_values_from_probabilities(probability)
-    ids = answers.get_column("spectrum_id").filter(pl.Series(labelled)).to_list()
+    ids = fitted_on.get_column("spectrum_id").filter(pl.Series(labelled)).to_list()
     halves = np.array([_half(str(s)) for s in ids], dtype=np.int64)
     report |= {
         "estimated": True,

@@ -173,3 +173,30 @@ def test_denovo_without_database_labels_reports_why(
     assert status == 0
     assert json.loads(report_path.read_text())["estimated"] is False
     assert "meta:database_qvalue" not in paths["denovo"].read_text().splitlines()[0]
+
+
+def test_a_run_without_labels_borrows_the_map_of_other_runs(
+    tmp_path, labelled_table, calibrated, instrument_path
+):
+    """The labels are of run fdrtest; the run sequenced is another: its answers get q-values
+    from the map fitted on fdrtest's labelled spectra, sequenced for the purpose, and the
+    run's timing does not count them."""
+    spectra = tmp_path / "other.parquet"
+    pl.read_parquet(labelled_table).head(20).drop("peptide").write_parquet(spectra)
+    report_path = tmp_path / "denovo_fdr.json"
+    status, paths = run_denovo(
+        spectra, calibrated[0], instrument_path, tmp_path,
+        "--database-labels", str(labelled_table), "--fdr-report", str(report_path),
+        run="other",
+    )  # fmt: skip
+    assert status == 0
+    report = json.loads(report_path.read_text())
+    assert report["estimated"] is True
+    assert report["fitted_on"] == "identified spectra of other runs of the instrument"
+    assert report["n_labelled"] == 60 and report["n_answers"] <= 20
+    psms = read_file(paths["denovo"], filetype="tsv")
+    assert len(psms) == report["n_answers"]
+    assert all(0 <= float(psm.metadata["database_qvalue"]) <= 1 for psm in psms)
+    timing = json.loads(paths["timing"].read_text())
+    assert timing["n_spectra"] == 20
+    assert sum(timing["steps_histogram"].values()) == len(psms)
