@@ -21,6 +21,7 @@ wildcard_constraints:
 
 
 include: "workflow/rules/convert.smk"
+include: "workflow/rules/search.smk"
 include: "workflow/rules/synthetic.smk"
 include: "workflow/rules/noise.smk"
 include: "workflow/rules/train.smk"

@@ -21,6 +21,7 @@ from trm.errors import TrmError
 #: Modules whose ``register(subparsers)`` adds subcommands, in workflow order.
 COMMAND_MODULES: tuple[str, ...] = (
     "trm.io.commands",
+    "trm.search.commands",
     "trm.synth.commands",
     "trm.train.commands",
     "trm.train.finetune_commands",

@@ -13,6 +13,8 @@ the fields given on the command line. A field may carry metadata:
     for ``LossWeights.spectrum``).
 ``choices``
     The values it accepts.
+``allow_empty``
+    A tuple setting that may be empty: its option takes zero or more values.
 
 The workflow hands a config section's keys to the command as these options
 (``setting_options`` in ``workflow/rules/common.smk``), so a new setting is one dataclass
@@ -70,6 +72,8 @@ class Setting:
     help : str
         The field's description.
     choices : tuple or None
+    allow_empty : bool
+        A tuple setting whose option may be given without values.
     """
 
     name: str
@@ -77,6 +81,7 @@ class Setting:
     default: Any
     help: str
     choices: tuple | None = None
+    allow_empty: bool = False
 
     @property
     def flag(self) -> str:
@@ -117,6 +122,7 @@ def settings_of(cls: type, exclude: tuple[str, ...] = ()) -> list[Setting]:
                     default=value,
                     help=described.get(field.name, ""),
                     choices=None if choices is None else tuple(choices),
+                    allow_empty=bool(field.metadata.get("allow_empty", False)),
                 )
             )
 
@@ -165,7 +171,10 @@ def add_options(
         if isinstance(default, bool):
             kwargs.update(type=_boolean, nargs="?", const=True, metavar="BOOL")
         elif isinstance(default, tuple):
-            kwargs.update(type=type(default[0]) if default else float, nargs="+")
+            kwargs.update(
+                type=type(default[0]) if default else float,
+                nargs="*" if setting.allow_empty else "+",
+            )
         else:
             kwargs["type"] = type(default)
         if setting.choices is not None:

@@ -15,7 +15,7 @@ import trm
 
 SOURCE = Path(trm.__file__).parent
 #: Stage packages, each allowed to import the ones before it.
-STAGES = ("io", "synth", "model", "graph", "train", "denovo", "casanovo", "compare")
+STAGES = ("io", "search", "synth", "model", "graph", "train", "denovo", "casanovo", "compare")
 FOUNDATIONS = tuple(
     p.stem for p in SOURCE.glob("*.py") if p.stem not in ("__init__", "__main__", "cli")
 )

@@ -126,6 +126,7 @@ def test_without_labelled_runs_the_shipped_noise_model_is_used(tmp_path):
     sheet = workdir / "config" / "samples.tsv"
     table = pd.read_csv(sheet, sep="\t", dtype=str, keep_default_na=False)
     table["identifications"] = ""
+    table["fasta"] = ""  # a searched sample is labelled by its search
     table.to_csv(sheet, sep="\t", index=False)
     result = snakemake("-n", "-p", workdir=workdir)
     assert result.returncode == 0, result.stderr
@@ -171,8 +172,10 @@ def test_fine_tuning_plans_finetune_calibrates_on_its_validation_and_holds_out(t
     assert "calibrate --model results/models/orbitrap_hcd/finetuned.pt" in output
     assert "--labels 'results/models/orbitrap_hcd/finetune_validation.parquet'" in output
     assert "--min-labelled" in output
-    # Both labelled samples are evaluated and compared on held-out spectra only.
-    assert output.count("--finetune-split 'results/models/orbitrap_hcd/finetune_split.tsv'") == 4
+    # Both labelled samples are evaluated, compared (with Casanovo, and the searched one
+    # with its database), and every sample's de novo q-values fitted, on held-out spectra
+    # only.
+    assert output.count("--finetune-split 'results/models/orbitrap_hcd/finetune_split.tsv'") == 8
     # A split that does not sum to 1 stops before any job.
     config.write_text(config.read_text().replace("split: [0.6, 0.2, 0.2]", "split: [0.6, 0.2]"))
     assert snakemake("-n", workdir=workdir).returncode != 0

@@ -96,9 +96,40 @@ def check_finetune_settings(settings):
         )
 
 
+def check_search_settings(settings):
+    """What the schema cannot say about `search:`, checked before any job runs."""
+    if settings["min_peptide_length"] > settings["max_peptide_length"]:
+        raise WorkflowError(
+            f"search: min_peptide_length {settings['min_peptide_length']} exceeds "
+            f"max_peptide_length {settings['max_peptide_length']}"
+        )
+    if settings["min_peptide_mass"] >= settings["max_peptide_mass"]:
+        raise WorkflowError(
+            f"search: min_peptide_mass {settings['min_peptide_mass']} is not below "
+            f"max_peptide_mass {settings['max_peptide_mass']}"
+        )
+    both = sorted(
+        set(settings["fixed_modifications"]) & set(settings["variable_modifications"])
+    )
+    if both:
+        raise WorkflowError(f"search: {both} cannot be both fixed and variable")
+
+
+def check_search_fastas():
+    """Every FASTA a sample is searched against exists, before any job runs."""
+    for sample in searched_samples():
+        fasta = sample_fasta(sample)
+        if not os.path.exists(fasta):
+            raise WorkflowError(
+                f"sample {sample!r}: FASTA {fasta!r} (samples sheet `fasta`, else "
+                "`search: fasta`) does not exist"
+            )
+
+
 samples = load_samples(config["samples"])
 instruments = load_instruments(config["instruments"])
 check_finetune_settings(config["finetune"])
+check_search_settings(config["search"])
 
 # Every rule runs `python -m trm` from this checkout's src/. Without --sdm conda, `python`
 # must be the interpreter running snakemake, so its directory goes first on PATH (a
@@ -145,19 +176,52 @@ def instrument_file(wildcards):
     return config["instruments"][name]
 
 
-def has_labels(sample):
-    """Whether a sample comes with peptide identifications (evaluation labels)."""
+def has_supplied_labels(sample):
+    """Whether the samples sheet gives a sample's identifications (`identifications`)."""
     return samples.loc[sample, "identifications"] != ""
+
+
+def sample_fasta(sample):
+    """The FASTA a sample is searched against (its `fasta` cell, else `search: fasta`),
+    or "" when it is not searched."""
+    own = samples.loc[sample].get("fasta", "") if "fasta" in samples.columns else ""
+    return project_path(own or config["search"]["fasta"])
+
+
+def searched(sample):
+    """Whether a sample is searched against a FASTA (rule `search`)."""
+    return sample_fasta(sample) != ""
+
+
+def labels_from_search(sample):
+    """Whether a sample's labels are its search's PSMs: searched, none supplied."""
+    return searched(sample) and not has_supplied_labels(sample)
+
+
+def has_labels(sample):
+    """Whether a sample has labels: identifications of its own, or its search's PSMs
+    (which may turn out to be none: the downstream rules then say so)."""
+    return has_supplied_labels(sample) or searched(sample)
 
 
 def labelled_samples():
     return [sample for sample in samples.index if has_labels(sample)]
 
 
+def searched_samples():
+    return [sample for sample in samples.index if searched(sample)]
+
+
 def label_sources(wildcards):
     """The files the labels of a sample are read from: a vendor file's identifications
-    are matched against its converted mzML (the raw file itself cannot be read)."""
+    are matched against its converted mzML (the raw file itself cannot be read); a
+    search's PSMs against the mzML it searched."""
     row = samples.loc[wildcards.sample]
+    if labels_from_search(wildcards.sample):
+        return {
+            "spectra": f"results/mzml/{wildcards.sample}.mzML",
+            "identifications": f"results/{wildcards.sample}/search.tsv",
+        }
     if row["identifications"] == "annotated":
         return {"spectra": row["spectra"]}
     spectra = row["spectra"]
@@ -167,10 +231,77 @@ def label_sources(wildcards):
 
 
 def identifications_option(wildcards, input):
-    """`--identifications FILE` when the labels come from an identification file."""
+    """`--identifications FILE` when the labels come from an identification file; for a
+    search's PSMs, with their file type and the search's FDR."""
+    if labels_from_search(wildcards.sample):
+        return (
+            f"--identifications '{input.identifications}' --id-filetype tsv"
+            f" --q-value {config['search']['fdr']}"
+        )
     if "identifications" in input.keys():
         return f"--identifications '{input.identifications}'"
     return ""
+
+
+#: Keys of `search:` the workflow itself uses; the others are `trm search` options.
+SEARCH_WORKFLOW_KEYS = ("fasta", "candidate_score")
+
+
+def search_fasta(wildcards):
+    """The FASTA rule `search` reads for a sample."""
+    return sample_fasta(wildcards.sample)
+
+
+def supplied_labels(wildcards):
+    """The labels table of a searched sample's own identifications, which the search is
+    compared with; [] when it has none."""
+    if has_supplied_labels(wildcards.sample):
+        return [f"results/labels/{wildcards.sample}.parquet"]
+    return []
+
+
+def supplied_labels_option(wildcards, input):
+    """`--supplied-labels FILE` when the searched sample has identifications of its own."""
+    return f"--supplied-labels '{input.supplied[0]}'" if input.supplied else ""
+
+
+def search_options():
+    """The `search:` settings as `trm search` options."""
+    return setting_options("search", SEARCH_WORKFLOW_KEYS)
+
+
+def empty_labels_option(wildcards):
+    """`--empty-labels-ok` where the labels are a search's PSMs, which may be none (a
+    run too small for target-decoy competition): metrics then say so."""
+    return "--empty-labels-ok" if labels_from_search(wildcards.sample) else ""
+
+
+def denovo_labels(wildcards):
+    """The labels a sample's de novo q-values are grounded on: its own labels table, or
+    for an unlabelled sample those of its instrument's labelled samples; and the
+    fine-tuning split to leave out. Empty when the instrument has no labelled sample."""
+    sample = wildcards.sample
+    if has_labels(sample):
+        labelled = [sample]
+    else:
+        labelled = instrument_labelled_samples(samples.loc[sample, "instrument"])
+    if not labelled:
+        return {}
+    inputs = {"labels": expand("results/labels/{sample}.parquet", sample=labelled)}
+    split = sample_finetune_split(wildcards)
+    if split:
+        inputs["finetune_split"] = split[0]
+    return inputs
+
+
+def denovo_labels_option(wildcards, input):
+    """`--database-labels FILE...` (and `--finetune-split FILE`) for `trm denovo`."""
+    options = ""
+    if "labels" in input.keys():
+        options += "--database-labels " + " ".join(f"'{path}'" for path in input.labels)
+    if "finetune_split" in input.keys():
+        options += f" --finetune-split '{input.finetune_split}'"
+    return options
 
 
 def comparison_inputs(wildcards):
@@ -304,15 +435,16 @@ def calibration_labels(wildcards):
 
 
 def calibration_spectra_option(wildcards, input):
-    """`trm calibrate`'s spectra: the lab's labelled runs, or the synthetic validation
-    split under the instrument's noise model; a fine-tuned model's validation split, with
-    the synthetic spectra as the fallback when it is small."""
+    """`trm calibrate`'s spectra: the lab's labelled runs (a fine-tuned model's
+    validation split), with the synthetic validation split under the instrument's noise
+    model as the fallback when they are few (a search may label none); else the
+    synthetic spectra."""
     synthetic = f"--validation-dir '{input.synthetic}/validation'"
     synthetic += f" --noise-model '{input.noise[0]}'" if input.noise else ""
+    if not input.labels:
+        return synthetic
     labels = "--labels " + " ".join(f"'{path}'" for path in input.labels)
-    if finetuned(wildcards.instrument):
-        return f"{labels} {synthetic} --min-labelled {MIN_CALIBRATION_LABELS}"
-    return labels if input.labels else synthetic
+    return f"{labels} {synthetic} --min-labelled {MIN_CALIBRATION_LABELS}"
 
 
 def setting_options(section, workflow_keys):
@@ -415,8 +547,12 @@ def final_outputs():
     return [
         *expand(per_sample, sample=samples.index),
         *expand("results/{sample}/metrics.json", sample=labelled_samples()),
+        *expand("results/{sample}/denovo_vs_database.tsv", sample=searched_samples()),
         *expand(
             "results/models/{instrument}/training.png", instrument=used_instruments()
         ),
         "results/comparison_summary.tsv",
     ]
+
+
+check_search_fastas()

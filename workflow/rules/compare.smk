@@ -53,3 +53,39 @@ rule compare_samples:
     shell:
         "python -m trm compare-samples --summaries {input:q} --names {params.names}"
         " --out {output:q} 2> {log:q}"
+
+
+rule compare_database:
+    input:
+        denovo="results/{sample}/denovo.tsv",
+        search="results/{sample}/search.tsv",
+        fasta=search_fasta,
+        finetune_split=sample_finetune_split,
+    output:
+        table="results/{sample}/denovo_vs_database.tsv",
+        summary="results/{sample}/denovo_vs_database.json",
+        candidates="results/{sample}/denovo_candidates.tsv",
+        plot=report(
+            "results/{sample}/denovo_vs_database.png",
+            caption="../report/database.rst",
+            category="De novo against the database",
+            labels={"sample": "{sample}"},
+        ),
+    log:
+        "logs/compare_database/{sample}.log",
+    conda:
+        "../../envs/trm.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        fdr=config["search"]["fdr"],
+        min_score=config["search"]["candidate_score"],
+        finetune_split=finetune_split_option,
+    shell:
+        "python -m trm compare-database --denovo {input.denovo:q} --search {input.search:q}"
+        " --fasta {input.fasta:q} --fdr {params.fdr} --min-score {params.min_score}"
+        " --run {wildcards.sample} {params.finetune_split}"
+        " --table {output.table:q} --summary-out {output.summary:q}"
+        " --candidates {output.candidates:q} --plot {output.plot:q} 2> {log:q}"

@@ -42,6 +42,7 @@ rule calibrate:
 
 rule denovo:
     input:
+        unpack(denovo_labels),
         spectra="results/mzml/{sample}.mzML",
         model=sample_model,
         instrument=instrument_file,
@@ -50,6 +51,7 @@ rule denovo:
         mztab="results/{sample}/denovo.mztab",
         unsequenced="results/{sample}/unsequenced.tsv",
         timing="results/{sample}/trm_timing.json",
+        fdr="results/{sample}/denovo_fdr.json",
     log:
         "logs/denovo/{sample}.log",
     benchmark:
@@ -70,11 +72,13 @@ rule denovo:
             if config["denovo"].get("refinement_steps")
             else ""
         ),
+        labels=denovo_labels_option,
     shell:
         "python -m trm denovo --spectra {input.spectra:q} --model {input.model:q}"
         " --instrument {input.instrument:q} --run {wildcards.sample}"
         " --denovo {output.denovo:q} --mztab {output.mztab:q}"
         " --unsequenced {output.unsequenced:q} --timing {output.timing:q}"
+        " {params.labels} --fdr-report {output.fdr:q}"
         " --batch-size {params.batch_size} --beam-size {params.beam_size}"
         " --halt-threshold {params.halt_threshold} {params.refinement_steps}"
         " {params.decoder} --threads {threads} 2> {log:q}"
@@ -104,8 +108,9 @@ rule evaluate:
         runtime=30,
     params:
         finetune_split=finetune_split_option,
+        empty_labels=empty_labels_option,
     shell:
         "python -m trm evaluate --denovo {input.denovo:q}"
         " --unsequenced {input.unsequenced:q} --labels {input.labels:q}"
-        " --run {wildcards.sample} {params.finetune_split}"
+        " --run {wildcards.sample} {params.finetune_split} {params.empty_labels}"
         " --metrics {output.metrics:q} --plot {output.plot:q} 2> {log:q}"

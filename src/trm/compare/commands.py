@@ -1,7 +1,9 @@
-"""``trm compare`` and ``trm compare-samples``: the recursive model against Casanovo.
+"""``trm compare``, ``trm compare-samples`` and ``trm compare-database``: the recursive
+model against Casanovo, and against the database search of the same run.
 
-File reading and writing happen here; the comparison itself is in
-:mod:`trm.compare.comparison`. Each command's outputs appear together or not at all.
+File reading and writing happen here; the comparisons themselves are in
+:mod:`trm.compare.comparison` and :mod:`trm.compare.database`. Each command's outputs
+appear together or not at all.
 """
 
 from __future__ import annotations
@@ -76,6 +78,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     samples.add_argument("--out", type=Path, required=True, help="output TSV")
     samples.set_defaults(func=run_compare_samples)
+
+    database = subparsers.add_parser(
+        "compare-database",
+        help="the recursive model against the database search of one sample",
+        description="Write denovo_vs_database.tsv (one row per spectrum either answers: "
+        "agree, differ, denovo_only, database_only), a summary JSON, the de novo-only answers "
+        "scoring at least --min-score (looked up in the FASTA) and a plot.",
+    )
+    database.add_argument("--denovo", type=Path, required=True, help="denovo.tsv")
+    database.add_argument("--search", type=Path, required=True, help="search.tsv (trm search)")
+    database.add_argument("--fasta", type=Path, required=True, help="the searched FASTA")
+    database.add_argument(
+        "--fdr",
+        type=float,
+        default=0.01,
+        help="q-value of the search's PSMs kept (default: %(default)s)",
+    )
+    database.add_argument(
+        "--min-score",
+        type=float,
+        default=0.5,
+        help="calibrated score from which a de novo-only answer is a candidate "
+        "(default: %(default)s)",
+    )
+    database.add_argument(
+        "--finetune-split",
+        type=Path,
+        help="trm finetune's split table: spectra the model trained or selected on are left out",
+    )
+    database.add_argument("--run", required=True, help="the sample's run name")
+    database.add_argument("--table", type=Path, required=True, help="output: per-spectrum TSV")
+    database.add_argument("--summary-out", type=Path, required=True, help="output: JSON")
+    database.add_argument(
+        "--candidates", type=Path, required=True, help="output: high-scoring de novo-only TSV"
+    )
+    database.add_argument("--plot", type=Path, required=True, help="output: PNG")
+    database.set_defaults(func=run_compare_database)
 
 
 def run_compare(args: argparse.Namespace) -> None:
@@ -159,3 +198,50 @@ def run_compare_samples(args: argparse.Namespace) -> None:
     ]
     with atomic_output(args.out) as out:
         write_tsv(pl.DataFrame(rows), out)
+
+
+def run_compare_database(args: argparse.Namespace) -> None:
+    """``trm compare-database``."""
+    from trm.compare import database as against
+    from trm.io.fasta import read_fasta
+    from trm.io.labels import spectra_used_for_finetuning
+
+    denovo = pl.read_csv(args.denovo, separator="\t", infer_schema_length=0)
+    missing = {"spectrum_id", "peptidoform", "score", "meta:raw_score"} - set(denovo.columns)
+    if missing:
+        raise InputError(f"{args.denovo}: not a trm denovo.tsv (lacks {sorted(missing)})")
+    denovo = denovo.select(
+        "spectrum_id",
+        pl.col("peptidoform").str.replace(r"/\d+$", "").alias("peptide"),
+        pl.col("score").cast(pl.Float64),
+        pl.col("meta:raw_score").cast(pl.Float64).alias("raw_score"),
+    )
+    try:
+        search = against.read_search_psms(
+            pl.read_csv(args.search, separator="\t", infer_schema_length=0), args.fdr
+        )
+    except (ValueError, pl.exceptions.PolarsError) as error:
+        raise InputError(f"{args.search}: {error}") from error
+    used = (
+        spectra_used_for_finetuning(args.finetune_split, args.run)
+        if args.finetune_split is not None
+        else set()
+    )
+    table = against.database_comparison(denovo, search, read_fasta(args.fasta), used)
+    summary, candidates = against.summarize_database_comparison(table, args.min_score, args.fdr)
+    summary = {"run": args.run, "fasta": args.fasta.name, **summary}
+    if args.finetune_split is not None:
+        summary["left_out_finetuning"] = len(used)
+    figure = against.database_comparison_figure(table, summary)
+    outputs = [args.table, args.summary_out, args.candidates, args.plot]
+    with atomic_outputs(outputs) as (table_path, summary_path, candidates_path, plot_path):
+        write_tsv(table, table_path)
+        write_json(summary, summary_path)
+        write_tsv(candidates, candidates_path)
+        figure.savefig(plot_path, dpi=150, format=args.plot.suffix.lstrip(".").lower() or "png")
+    log.info(
+        "run %s: %d spectra both answer, %s agree; %d de novo-only answers score >= %g "
+        "(%d absent from the FASTA)",
+        args.run, summary["n_both"], summary["counts"]["agree"],
+        summary["candidates"]["n"], args.min_score, summary["candidates"]["absent_from_fasta"],
+    )  # fmt: skip

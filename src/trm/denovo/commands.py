@@ -5,9 +5,11 @@
   and the inference settings, plus a calibration report (JSON).
 - ``trm denovo``: sequence one sample with a calibrated model into ``denovo.tsv``,
   ``denovo.mztab``, ``unsequenced.tsv`` and a timing JSON (and, with ``--labels``,
-  ``metrics.json`` and a precision-coverage plot). A model without calibration is refused
-  unless ``--uncalibrated`` is given; then ``score`` is the raw score, and the mzTab
-  description, the timing file and the log say so.
+  ``metrics.json`` and a precision-coverage plot; with ``--database-labels``, the
+  database-grounded error probability and q-value of every answer, fitted by
+  :mod:`trm.denovo.database_fdr`, and ``--fdr-report``). A model without calibration is
+  refused unless ``--uncalibrated`` is given; then ``score`` is the raw score, and the
+  mzTab description, the timing file and the log say so.
 """
 
 from __future__ import annotations
@@ -234,6 +236,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--plot", type=Path, help="output with --labels: precision-coverage plot (.png/.pdf/.svg)"
     )
     denovo.add_argument(
+        "--database-labels",
+        type=Path,
+        nargs="+",
+        help="database identifications (.parquet from trm labelled-spectra): fit the raw "
+        "score against them and write database-grounded error probabilities and q-values "
+        "(meta:database_pep, meta:database_qvalue; trm.denovo.database_fdr). Tables of this "
+        "run are matched to its answers; without any, the labelled spectra of the other "
+        "runs given (the instrument's) are sequenced too and the map fitted on them",
+    )
+    denovo.add_argument(
+        "--finetune-split",
+        type=Path,
+        help="with --database-labels: trm finetune's split table; spectra the model was "
+        "fine-tuned or selected on are left out of the fit",
+    )
+    denovo.add_argument(
+        "--fdr-report",
+        type=Path,
+        help="output: JSON report of the database-grounded FDR (method, counts, held-out "
+        "check); says why nothing was estimated when it was not",
+    )
+    denovo.add_argument(
         "--batch-size",
         type=_positive_int,
         default=256,
@@ -388,6 +412,122 @@ def run_calibrate(args: argparse.Namespace) -> None:
     log.info("wrote %s and %s", args.out, args.report)
 
 
+def _label_runs(path: Path) -> list[str]:
+    """The runs a labels table holds (its file stem when it has no ``run`` column)."""
+    import polars as pl
+
+    try:
+        names = pl.read_parquet_schema(path)
+    except Exception as error:  # noqa: BLE001 - polars raises several kinds
+        raise TrmError(f"{path}: not a readable parquet file ({error})") from error
+    if "run" not in names:
+        return [path.stem]
+    runs = pl.read_parquet(path, columns=["run"]).get_column("run").unique().drop_nulls()
+    return sorted(runs.to_list())
+
+
+def _reference_answers(
+    paths: list[Path], args: argparse.Namespace, sequencer: Any, instrument: Any, workdir: Path
+) -> Any:
+    """Answers to the labelled spectra of other runs, sequenced as this run's were, each
+    against its label (fine-tuning spectra left out)."""
+    import polars as pl
+
+    from trm.denovo.database_fdr import answers_against_labels
+    from trm.denovo.run import sequence_file
+    from trm.io.labels import read_labels, spectra_used_for_finetuning
+
+    parts = []
+    for path in paths:
+        table = pl.read_parquet(path)
+        for other in _label_runs(path):
+            rows = table.filter(pl.col("run") == other) if "run" in table.columns else table
+            used = (
+                spectra_used_for_finetuning(args.finetune_split, other)
+                if args.finetune_split is not None
+                else set()
+            )
+            rows = rows.filter(~pl.col("spectrum_id").is_in(list(used)))
+            if not rows.height:
+                continue
+            spectra = workdir / f"{len(parts)}.parquet"
+            rows.write_parquet(spectra)
+            outcome = sequence_file(spectra, other, sequencer, instrument, None, args.batch_size)
+            labels = read_labels(spectra, other)
+            parts.append(answers_against_labels(outcome.sequenced, labels))
+            log.info("%s: %d labelled spectra of run %s sequenced for the database FDR fit",
+                     path, rows.height, other)  # fmt: skip
+    if not parts:
+        return pl.DataFrame(
+            schema={"spectrum_id": pl.String, "raw_score": pl.Float64, "correct": pl.Boolean}
+        )
+    return pl.concat(parts)
+
+
+def _with_database_fdr(
+    outcome: Any, args: argparse.Namespace, run: str, sequencer: Any, instrument: Any
+) -> tuple[Any, dict]:
+    """The writers' table, with ``database_pep`` and ``database_q_value`` when
+    ``--database-labels`` allows an estimate, and the FDR report."""
+    import copy
+    import tempfile
+
+    import polars as pl
+
+    from trm.denovo.database_fdr import answers_against_labels, database_fdr
+    from trm.io.labels import read_labels, spectra_used_for_finetuning
+
+    table = outcome.denovo_table()
+    if args.database_labels is None:
+        if args.finetune_split is not None:
+            raise TrmError("--finetune-split goes with --database-labels")
+        return table, {
+            "run": run,
+            "estimated": False,
+            "reason": "no database identifications for this run or its instrument "
+            "(--database-labels)",
+        }
+    own = [p for p in args.database_labels if run in _label_runs(p)]
+    others = [p for p in args.database_labels if p not in own]
+    used = (
+        spectra_used_for_finetuning(args.finetune_split, run)
+        if args.finetune_split is not None
+        else set()
+    )
+    report: dict[str, Any] = {"run": run, "labels": [p.name for p in args.database_labels]}
+    if own:
+        labels = pl.concat([read_labels(p, run) for p in own]).unique("spectrum_id")
+        answers = answers_against_labels(outcome.sequenced, labels, used)
+        fdr = database_fdr(answers)
+        report |= {
+            "n_labels": labels.height,
+            "n_left_out_finetuning": len(used & set(labels["spectrum_id"].to_list())),
+        }
+    else:
+        # The run's own timing must not count the reference spectra.
+        times = copy.deepcopy(sequencer.times)
+        with tempfile.TemporaryDirectory() as workdir:
+            reference = _reference_answers(others, args, sequencer, instrument, Path(workdir))
+        sequencer.times = times
+        answers = answers_against_labels(outcome.sequenced, pl.DataFrame(
+            schema={"spectrum_id": pl.String, "label": pl.String}))  # fmt: skip
+        fdr = database_fdr(answers, reference=reference)
+    report |= fdr.report
+    if fdr.q_values is None:
+        log.warning("no database-grounded q-values: %s", fdr.report["reason"])
+        return table, report
+    log.info(
+        "database-grounded FDR from %d labelled answers (%d right, %s): %s answers at "
+        "q <= 0.01, 0.05, 0.10",
+        fdr.report["n_labelled"], fdr.report["n_labelled_correct"], fdr.report["fitted_on"],
+        " / ".join(str(n) for n in fdr.report["accepted_at"].values()),
+    )  # fmt: skip
+    table = table.with_columns(
+        pl.Series("database_pep", fdr.pep), pl.Series("database_q_value", fdr.q_values)
+    )
+    return table, report
+
+
 def run_denovo(args: argparse.Namespace) -> None:
     """``trm denovo``."""
     from trm.atomic import atomic_outputs, write_json
@@ -426,13 +566,21 @@ def run_denovo(args: argparse.Namespace) -> None:
         args.spectra, run, sequencer, instrument, calibration, batch_size=args.batch_size
     )
 
+    fdr_started = time.perf_counter()
+    table, fdr_report = _with_database_fdr(outcome, args, run, sequencer, instrument)
+    fdr_report["seconds"] = time.perf_counter() - fdr_started
+    started += fdr_report["seconds"]  # the run's speed counts its own spectra only
+
     outputs = [args.denovo, args.mztab, args.unsequenced]
     if labels is not None:
         outputs += [p for p in (args.metrics, args.plot) if p is not None]
     outputs.append(args.timing)
+    if args.fdr_report is not None:
+        outputs.append(args.fdr_report)
     with atomic_outputs(outputs) as temporary:
         paths = dict(zip(map(str, outputs), temporary, strict=True))
-        table = outcome.denovo_table()
+        if args.fdr_report is not None:
+            write_json(fdr_report, paths[str(args.fdr_report)])
         write_denovo_tsv(table, paths[str(args.denovo)])
         description = f"trm de novo peptides of run {run} (model {args.model.name}; " + (
             "calibrated scores)" if calibration is not None else "UNCALIBRATED raw scores)"

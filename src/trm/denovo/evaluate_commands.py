@@ -41,6 +41,32 @@ def read_denovo_results(denovo: Path) -> pl.DataFrame:
     )
 
 
+def _write_without_labels(args: argparse.Namespace) -> None:
+    """metrics.json and plot of a run whose labels table is empty (a search that labelled
+    nothing): every metric null, and why."""
+    import numpy as np
+
+    from trm.atomic import atomic_outputs, write_json
+    from trm.denovo.evaluation import save_precision_coverage_plot
+
+    reason = (
+        f"{args.labels.name} holds no labelled spectrum of run {args.run!r} (a search that "
+        "identified nothing at its FDR: see its search.json)"
+    )
+    log.warning("no metrics: %s", reason)
+    metrics = {
+        "n_labelled": 0,
+        "no_labels": reason,
+        **dict.fromkeys(
+            ("aa_precision", "aa_recall", "peptide_recall", "peptide_precision", "pc_auc")
+        ),
+    }
+    image_format = args.plot.suffix.lstrip(".") or "png"
+    with atomic_outputs([args.metrics, args.plot]) as (metrics_path, plot_path):
+        write_json(metrics, metrics_path)
+        save_precision_coverage_plot(np.empty(0), np.empty(0), 0.0, plot_path, image_format)
+
+
 def run_evaluate(args: argparse.Namespace) -> None:
     """Handler of ``trm evaluate``."""
     from trm.atomic import atomic_outputs, write_json
@@ -53,6 +79,9 @@ def run_evaluate(args: argparse.Namespace) -> None:
         else pl.DataFrame(schema={"spectrum_id": pl.String()})
     )
     labels = read_labels(args.labels, args.run)
+    if not labels.height and args.empty_labels_ok:
+        _write_without_labels(args)
+        return
     if not labels.height:
         raise InputError(f"{args.labels}: no labelled spectrum of run {args.run!r}")
     held_out = None
@@ -122,6 +151,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         help="trm finetune's split table: spectra of the run it trained or selected on are "
         "left out (metrics.json says how many)",
+    )
+    parser.add_argument(
+        "--empty-labels-ok",
+        action="store_true",
+        help="a labels table without any spectrum of the run is no error (labels from a "
+        "search that identified nothing): metrics.json then says so, with null metrics",
     )
     parser.add_argument("--metrics", type=Path, required=True, help="output: metrics.json")
     parser.add_argument("--plot", type=Path, required=True, help="output: precision-coverage PNG")

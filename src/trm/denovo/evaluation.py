@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from trm.chem import UnsupportedPeptideError, parse_peptidoform
-from trm.errors import InputError
+from trm.io.labels import read_labels
 from trm.metrics import (
     match_peptides,
     precision_coverage,
@@ -28,53 +28,10 @@ from trm.metrics import (
 
 log = logging.getLogger(__name__)
 
+__all__ = ["labelled_metrics", "read_labels", "save_precision_coverage_plot"]
+
 #: Most points of the precision-coverage curve written to metrics.json.
 MAX_CURVE_POINTS = 201
-
-
-def read_labels(path: str | Path, run: str) -> pl.DataFrame:
-    """Known peptides of a run's spectra from a labelled spectrum table (parquet).
-
-    Parameters
-    ----------
-    path : path
-        Parquet with ``spectrum_id`` and ``peptide`` (ProForma; null = unknown), and
-        optionally ``run`` (e.g. from ``trm labelled-spectra``).
-    run : str
-        The run sequenced. Labels of other runs are left out; a table of a single run
-        under another name is used as it is (with a warning).
-
-    Returns
-    -------
-    polars.DataFrame
-        ``spectrum_id``, ``label`` (one row per spectrum id).
-    """
-    path = Path(path)
-    try:
-        names = pl.read_parquet_schema(path)
-    except Exception as error:  # noqa: BLE001 - polars raises several kinds
-        raise InputError(f"{path}: not a readable parquet file ({error})") from error
-    missing = [c for c in ("spectrum_id", "peptide") if c not in names]
-    if missing:
-        raise InputError(f"{path}: labelled spectrum table lacks columns {missing}")
-    columns = ["spectrum_id", "peptide", *(["run"] if "run" in names else [])]
-    labels = pl.read_parquet(path, columns=columns)
-    if "run" in labels.columns:
-        runs = labels.get_column("run").unique().drop_nulls().to_list()
-        if run in runs:
-            labels = labels.filter(pl.col("run") == run)
-        elif len(runs) == 1:
-            log.warning(
-                "%s: labels are of run %r, not %r; matching by spectrum id", path, runs[0], run
-            )
-        else:
-            log.warning("%s: no labels of run %r (runs %s)", path, run, sorted(runs)[:5])
-            labels = labels.clear()
-    return (
-        labels.select(pl.col("spectrum_id").cast(pl.String()), pl.col("peptide").alias("label"))
-        .drop_nulls("label")
-        .unique("spectrum_id", keep="first", maintain_order=True)
-    )
 
 
 def _curve_points(coverage: np.ndarray, precision: np.ndarray) -> dict[str, list[float]]:

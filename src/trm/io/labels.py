@@ -493,6 +493,51 @@ def _filter_psms(
     return kept
 
 
+def read_labels(path: str | Path, run: str) -> pl.DataFrame:
+    """Known peptides of a run's spectra from a labelled spectrum table (parquet).
+
+    Parameters
+    ----------
+    path : path
+        Parquet with ``spectrum_id`` and ``peptide`` (ProForma; null = unknown), and
+        optionally ``run`` (e.g. from ``trm labelled-spectra``).
+    run : str
+        The run sequenced. Labels of other runs are left out; a table of a single run
+        under another name is used as it is (with a warning).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``spectrum_id``, ``label`` (one row per spectrum id).
+    """
+    path = Path(path)
+    try:
+        names = pl.read_parquet_schema(path)
+    except Exception as error:  # noqa: BLE001 - polars raises several kinds
+        raise InputError(f"{path}: not a readable parquet file ({error})") from error
+    missing = [c for c in ("spectrum_id", "peptide") if c not in names]
+    if missing:
+        raise InputError(f"{path}: labelled spectrum table lacks columns {missing}")
+    columns = ["spectrum_id", "peptide", *(["run"] if "run" in names else [])]
+    labels = pl.read_parquet(path, columns=columns)
+    if "run" in labels.columns:
+        runs = labels.get_column("run").unique().drop_nulls().to_list()
+        if run in runs:
+            labels = labels.filter(pl.col("run") == run)
+        elif len(runs) == 1:
+            log.warning(
+                "%s: labels are of run %r, not %r; matching by spectrum id", path, runs[0], run
+            )
+        else:
+            log.warning("%s: no labels of run %r (runs %s)", path, run, sorted(runs)[:5])
+            labels = labels.clear()
+    return (
+        labels.select(pl.col("spectrum_id").cast(pl.String()), pl.col("peptide").alias("label"))
+        .drop_nulls("label")
+        .unique("spectrum_id", keep="first", maintain_order=True)
+    )
+
+
 #: Splits of ``trm finetune``'s split table whose spectra the fine-tuned model has seen.
 FINETUNE_USED_SPLITS = ("train", "validation")
 

@@ -35,6 +35,14 @@ DENOVO_COLUMNS: dict[str, pl.DataType] = {
     "search_certified": pl.Boolean(),
 }
 
+#: Columns a de novo table may add: the database-grounded error probability and q-value
+#: of each answer (:mod:`trm.denovo.database_fdr`), written as ``meta:database_pep`` and
+#: ``meta:database_qvalue`` (and ``opt_global_database_qvalue`` in mzTab).
+DATABASE_FDR_COLUMNS: dict[str, pl.DataType] = {
+    "database_pep": pl.Float64(),
+    "database_q_value": pl.Float64(),
+}
+
 UNSEQUENCED_COLUMNS = ("spectrum_id", "run", "reason")
 
 #: PSI-MS accession for "search engine specific score for PSMs".
@@ -53,14 +61,25 @@ def write_denovo_tsv(table: pl.DataFrame, path: str | os.PathLike[str]) -> None:
     Parameters
     ----------
     table : polars.DataFrame
-        Columns of :data:`DENOVO_COLUMNS`, one row per sequenced spectrum.
+        Columns of :data:`DENOVO_COLUMNS`, one row per sequenced spectrum, and optionally
+        those of :data:`DATABASE_FDR_COLUMNS`.
     path : path-like
         The ``.tsv`` file to write.
     """
     from psm_utils import PSM
     from psm_utils.io.tsv import TSVWriter
 
+    database_fdr = all(c in table.columns for c in DATABASE_FDR_COLUMNS)
+
     def to_psm(row: dict) -> PSM:
+        extra = (
+            {
+                "database_pep": f"{row['database_pep']:.6g}",
+                "database_qvalue": f"{row['database_q_value']:.6g}",
+            }
+            if database_fdr
+            else {}
+        )
         return PSM(
             peptidoform=f"{row['peptide']}/{row['charge']}",
             spectrum_id=row["spectrum_id"],
@@ -79,6 +98,7 @@ def write_denovo_tsv(table: pl.DataFrame, path: str | os.PathLike[str]) -> None:
                 "refinement_steps": str(row["refinement_steps"]),
                 "search_certified": "true" if row["search_certified"] else "false",
                 "calc_mz": f"{row['calc_mz']:.6f}",
+                **extra,
             },
         )
 
@@ -90,6 +110,7 @@ def write_denovo_tsv(table: pl.DataFrame, path: str | os.PathLike[str]) -> None:
         "q_value": 0.0, "precursor_mz": 0.0, "rt": 0.0, "raw_score": 0.0,
         "residue_scores": [], "mass_error_ppm": 0.0, "isotope_error": 0,
         "refinement_steps": 0, "search_certified": False, "calc_mz": 0.0,
+        "database_pep": 0.0, "database_q_value": 0.0,
     }  # fmt: skip
     with atomic_output(path) as temporary:
         with TSVWriter(temporary, example_psm=to_psm(rows[0] if rows else placeholder)) as writer:
@@ -145,14 +166,17 @@ def write_mztab(
     ``opt_global_aa_scores``, ``spectra_ref`` is ``ms_run[1]:<native id>`` (``index=N`` for
     an MGF file). Unlike Casanovo, ``modifications`` follows the mzTab specification
     (``3-UNIMOD:4,0-UNIMOD:1``; ``CHEMMOD:<mass delta>`` for a combination without a
-    Unimod entry), ``retention_time`` is filled (seconds), and two further columns carry
+    Unimod entry), ``retention_time`` is filled (seconds), and further columns carry
     what trm adds: ``opt_global_mass_error_ppm`` (observed minus theoretical precursor
-    mass, over observed, after the isotope correction) and ``opt_global_search_certified``.
+    mass, over observed, after the isotope correction), ``opt_global_search_certified``,
+    and, when the table has them, ``opt_global_database_qvalue`` (the database-grounded
+    q-value of :mod:`trm.denovo.database_fdr`).
 
     Parameters
     ----------
     table : polars.DataFrame
-        Columns of :data:`DENOVO_COLUMNS`.
+        Columns of :data:`DENOVO_COLUMNS`, optionally those of
+        :data:`DATABASE_FDR_COLUMNS`.
     path : path-like
         The ``.mztab`` file to write.
     spectra_location : str
@@ -191,6 +215,9 @@ def write_mztab(
         "start", "end", "opt_global_aa_scores", PROFORMA_COLUMN, "opt_global_mass_error_ppm",
         "opt_global_search_certified",
     ]  # fmt: skip
+    database_fdr = all(c in table.columns for c in DATABASE_FDR_COLUMNS)
+    if database_fdr:
+        header.append("opt_global_database_qvalue")
     lines = ["\t".join(["MTD", key, value]) for key, value in metadata]
     lines.append("\t".join(["PSH", *header]))
     for psm_id, row in enumerate(table.iter_rows(named=True), start=1):
@@ -206,6 +233,8 @@ def write_mztab(
             row["peptide"], f"{row['mass_error_ppm']:.3f}",
             "true" if row["search_certified"] else "false",
         ]  # fmt: skip
+        if database_fdr:
+            values.append(f"{row['database_q_value']:.6g}")
         lines.append("\t".join(["PSM", *values]))
     with atomic_output(path) as temporary:
         temporary.write_text("\n".join(lines) + "\n")

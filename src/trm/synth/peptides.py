@@ -10,7 +10,6 @@ into training.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import logging
 from collections import Counter
@@ -19,10 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from pyteomics import fasta, parser
+from pyteomics import parser
 
 from trm.chem import DEFAULT_TOKENS, STANDARD_RESIDUES, modification_spec
 from trm.errors import InputError
+from trm.io.fasta import iter_fasta
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +106,8 @@ class DigestionResult:
 
 
 def _open_fasta(path: Path) -> Iterator[tuple[str, str]]:
-    with open(path, "rb") as probe:
-        gzipped = probe.read(2) == b"\x1f\x8b"
-    opener = gzip.open if gzipped else open
-    with opener(path, "rt") as handle:
-        # use_index=False: a text stream cannot be indexed (and pyteomics warns otherwise)
-        yield from fasta.read(handle, use_index=False)
+    for protein in iter_fasta(path):
+        yield protein.header, protein.sequence.rstrip("*")
 
 
 def _digest_file(
