@@ -7,7 +7,8 @@ Data sets (each optional):
   ``trm synthetic --fasta <Synechocystis> --exclude-fasta <training proteomes>``), read
   clean and again under ``--noise-model`` at full strength (a fixed draw);
 * ``--dev-split``: the real spectra split by ``benchmarks/dev_data.py``; ``--dev-part``
-  chooses ``holdout`` (never seen by the shipped noise model), ``fit`` or ``all``.
+  chooses ``holdout`` (never seen by the shipped noise model), ``fit`` or ``all``;
+  ``--per-file`` adds each file of it on its own.
 
 Decoding modes (``--modes``):
 
@@ -292,6 +293,11 @@ def main() -> None:
     parser.add_argument("--n-synthetic", type=int, default=1000)
     parser.add_argument("--dev-split", type=Path)
     parser.add_argument("--dev-part", default="holdout", choices=["holdout", "fit", "all"])
+    parser.add_argument(
+        "--per-file",
+        action="store_true",
+        help="also evaluate each file of the dev split on its own",
+    )
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     parser.add_argument(
         "--decoder",
@@ -365,6 +371,13 @@ def main() -> None:
                 "precursor_mz", "charge", "mz", "intensity", "peptide"))  # fmt: skip
         data = SpectrumDataset.from_table(pl.concat(tables), **sizes)
         sets[f"dev_{args.dev_part}"] = (data, (data.mz, data.intensity, data.n_peaks))
+        if args.per_file:
+            for path, table in zip(
+                sorted(args.dev_split.glob(f"*.{args.dev_part}.parquet")), tables, strict=True
+            ):
+                part = SpectrumDataset.from_table(table, **sizes)
+                name = f"dev_{path.name.split('.')[0]}_{args.dev_part}"
+                sets[name] = (part, (part.mz, part.intensity, part.n_peaks))
     settings = sequencer.settings
 
     def sequencer_with(settings: InferenceSettings) -> Sequencer:

@@ -19,6 +19,9 @@ import argparse
 import logging
 from pathlib import Path
 
+import numpy as np
+
+from trm.synth.mix import PeptideMix
 from trm.synth.peptides import DigestionSettings, PeptidoformSampler, SyntheticInputError
 
 log = logging.getLogger(__name__)
@@ -64,6 +67,7 @@ def run_synthetic(args: argparse.Namespace) -> None:
         shard_size=args.shard_size,
         threads=args.threads,
         run=args.run_name or Path(args.out).name,
+        mix=None if args.peptide_mix is None else PeptideMix.read(args.peptide_mix),
     )
     write_synthetic_dataset(args.fasta, args.out, settings, exclude_fasta=args.exclude_fasta)
 
@@ -223,7 +227,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     synthetic.add_argument("--threads", type=int, default=1)
     synthetic.add_argument("--run-name", help="value of the run column (default: out dir name)")
+    synthetic.add_argument(
+        "--peptide-mix",
+        type=Path,
+        help="draw the spectra's peptide lengths, charges and missed cleavages from this "
+        "mix of identified spectra (trm peptide-mix; needs --n-spectra); default: every "
+        "peptide equally often, charges as --charges",
+    )
     synthetic.set_defaults(func=run_synthetic)
+
+    mix = subparsers.add_parser(
+        "peptide-mix",
+        help="length, charge and missed cleavages of identified spectra, for synthetic sets",
+        description="Fit the joint distribution of peptide length bin, precursor charge and "
+        "missed cleavages of labelled spectra (tables of trm labelled-spectra) and write it "
+        "as YAML for trm synthetic --peptide-mix.",
+    )
+    mix.add_argument("--labels", type=Path, nargs="+", required=True, help="labelled tables")
+    mix.add_argument("--instrument", type=Path, required=True, help="instrument YAML: its charges")
+    mix.add_argument("--out", type=Path, required=True, help="output: peptide mix YAML")
+    mix.set_defaults(func=run_peptide_mix)
 
     fit = subparsers.add_parser(
         "fit-noise",
@@ -275,3 +298,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     fetch.add_argument("--model-dir", default=DEFAULT_MODEL_DIR)
     fetch.set_defaults(func=run_fetch)
+
+
+def run_peptide_mix(args: argparse.Namespace) -> None:
+    """Handler of ``trm peptide-mix``."""
+    import polars as pl
+
+    from trm.atomic import atomic_output
+    from trm.chem import UnsupportedPeptideError, parse_peptidoform
+    from trm.instrument import load_instrument
+
+    instrument = load_instrument(args.instrument)
+    peptides, charges = [], []
+    for path in args.labels:
+        table = pl.read_parquet(path, columns=["peptide", "charge"]).drop_nulls()
+        for peptide, charge in table.iter_rows():
+            try:
+                tokens, _ = parse_peptidoform(peptide)
+            except UnsupportedPeptideError:
+                continue
+            peptides.append("".join(t[0] for t in tokens if not t.endswith("-")))
+            charges.append(int(charge))
+    # Each peptide and charge once: a library's many spectra of one peptide (or a run's
+    # repeated identifications) say nothing more about which peptides a sample holds.
+    pairs = sorted(set(zip(peptides, charges, strict=True)))
+    peptides, charges = [p for p, _ in pairs], [z for _, z in pairs]
+    mix = PeptideMix.fit(
+        peptides,
+        charges,
+        instrument.charges,
+        provenance=f"{len(peptides)} distinct identified peptides and charges of "
+        + ", ".join(path.name for path in args.labels),
+    )
+    with atomic_output(args.out) as path:
+        mix.write(path)
+    log.info(
+        "peptide mix of %d peptides and charges: charges %s at %s; missed cleavages 0/1/2+ at %s",
+        len(peptides),
+        list(mix.charges),
+        np.round(mix.marginal("charge"), 3).tolist(),
+        np.round(mix.marginal("missed"), 3).tolist(),
+    )

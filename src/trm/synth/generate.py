@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from trm.synth.mix import PeptideMix, plan_spectra
 from trm.synth.ms2pip_models import Ms2pipPredictor, model_definition, sha1_of_file
 from trm.synth.peptides import (
     SPLITS,
@@ -77,6 +78,10 @@ class SyntheticSettings:
         Threads for ms2pip's features and XGBoost (None: all cores).
     run : str
         Value of the ``run`` column.
+    mix : PeptideMix or None
+        Length, charge and missed cleavages of the spectra, as identified spectra have
+        them (:mod:`trm.synth.mix`; ``n_spectra`` must be given); None: every peptide of
+        the pool equally often, the sampler's charges.
     """
 
     model: str
@@ -92,6 +97,7 @@ class SyntheticSettings:
     shard_size: int = 100_000
     threads: int | None = None
     run: str = "synthetic"
+    mix: PeptideMix | None = None
 
     def __post_init__(self) -> None:
         if self.digestion.max_length > MS2PIP_MAX_PEPTIDE_LENGTH:
@@ -110,6 +116,8 @@ class SyntheticSettings:
             raise SyntheticInputError("n_spectra must be >= 1")
         if self.seed < 0:
             raise SyntheticInputError("seed must be >= 0")
+        if self.mix is not None and self.n_spectra is None:
+            raise SyntheticInputError("a peptide mix needs the number of spectra (n_spectra)")
 
 
 @dataclass
@@ -119,6 +127,7 @@ class SplitPlan:
     name: str
     peptides: list[str]
     order: np.ndarray  # int64 indices into ``peptides``, one per spectrum
+    charges: np.ndarray | None = None  # int64 precursor charge of each spectrum (a mix)
 
 
 @dataclass
@@ -172,6 +181,10 @@ def plan_splits(peptides: list[str], settings: SyntheticSettings) -> dict[str, S
         else:
             wanted = max(1, round(settings.n_spectra * fractions[name] / total_fraction))
         rng = np.random.default_rng(_split_seed(settings.seed, name))
+        if settings.mix is not None:
+            order, charges = plan_spectra(pool, wanted, settings.mix, rng)
+            plans[name] = SplitPlan(name, pool, order, charges)
+            continue
         # whole permutations first, then a partial one: each peptide appears
         # floor(wanted / pool) or one more times, in shuffled order
         rounds = [rng.permutation(len(pool)) for _ in range(wanted // len(pool))]
@@ -229,8 +242,10 @@ def synthesize(
         for start in range(0, len(plan.order), settings.batch_size):
             indices = plan.order[start : start + settings.batch_size]
             peptidoforms = []
-            for index in indices:
+            for position, index in enumerate(indices, start=start):
                 tokens, charge = settings.sampler.sample(plan.peptides[index], rng)
+                if plan.charges is not None:
+                    charge = int(plan.charges[position])
                 peptidoforms.append(Peptidoform(tuple(tokens), charge))
             numbers = range(start, start + len(indices))
             table, skipped = predict_spectra(
@@ -265,6 +280,7 @@ def _settings_record(settings: SyntheticSettings) -> dict:
         "seed": settings.seed,
         "shard_size": settings.shard_size,
         "run": settings.run,
+        "mix": None if settings.mix is None else settings.mix.to_dict(),
     }
 
 

@@ -1,0 +1,72 @@
+"""trm.synth.mix: length, charge and missed cleavages of identified spectra, and synthetic
+spectra drawn from them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trm.synth.mix import (
+    LENGTH_EDGES,
+    PeptideMix,
+    PeptideMixError,
+    length_bin,
+    missed_cleavages,
+    plan_spectra,
+)
+
+
+def test_missed_cleavages_and_length_bins():
+    assert missed_cleavages("PEPTIDEK") == 0
+    assert missed_cleavages("PEPKTIDEK") == 1
+    assert missed_cleavages("PEPKPTIDEK") == 0  # K before P is no cleavage site
+    assert missed_cleavages("AKRPEK") == 1
+    assert length_bin(5) == 0 and length_bin(7) == 0 and length_bin(9) == 1
+    assert length_bin(40) == len(LENGTH_EDGES) - 1
+
+
+def test_fit_counts_each_cell_and_leaves_out_other_charges(tmp_path):
+    peptides = ["PEPTIDEK", "PEPTIDEKAAK", "LGGNEQVTR", "AAAAAAAAAAAAAAAAAAK"]
+    mix = PeptideMix.fit(peptides, [2, 2, 3, 5], (2, 3, 4), "test", pseudo_count=0.0)
+    assert mix.counts.sum() == 3
+    assert mix.marginal("charge").tolist() == pytest.approx([2 / 3, 1 / 3, 0.0])
+    assert mix.marginal("missed").tolist() == pytest.approx([2 / 3, 1 / 3, 0.0])
+    path = tmp_path / "mix.yaml"
+    mix.write(path)
+    again = PeptideMix.read(path)
+    assert again.charges == mix.charges and again.provenance == "test"
+    np.testing.assert_allclose(again.probability, mix.probability, atol=1e-6)
+    with pytest.raises(PeptideMixError, match="no identified spectrum"):
+        PeptideMix.fit(peptides, [5, 5, 5, 5], (2, 3), "none")
+
+
+def test_spectra_follow_the_mix_and_skip_cells_without_peptides():
+    rng = np.random.default_rng(0)
+    mix = PeptideMix.fit(["PEPTIDEK"] * 3 + ["PEPKTIDEKAAAR"], [2, 2, 3, 3], (2, 3), "t")
+    pool = ["PEPTIDEK", "LGGNEQVR", "PEPKTIDEKAAAR", "AAAAAAAAAAAAAAAAAAAAAAAAK"]
+    order, charge = plan_spectra(pool, 4000, mix, rng)
+    chosen = np.asarray(pool)[order]
+    # the 25-residue peptide has no spectrum in the mix's cells but the pseudo-count's
+    assert (chosen == pool[3]).mean() < 0.05
+    short = np.isin(chosen, pool[:2])
+    # cells whose (length bin, missed cleavages) has a peptide of the pool, renormalised
+    usable = mix.probability[[0, 3, 7]][:, :, [0, 2, 0]].diagonal(axis1=0, axis2=2)
+    assert short.mean() == pytest.approx(usable[:, 0].sum() / usable.sum(), abs=0.03)
+    assert set(charge.tolist()) <= {2, 3}
+    assert (charge[short] == 2).mean() > 0.6
+    with pytest.raises(PeptideMixError, match="no peptide of the pool"):
+        plan_spectra(["AAAAK"], 10, PeptideMix((2,), _only_last_bin()), rng)
+
+
+def _only_last_bin() -> np.ndarray:
+    probability = np.zeros((len(LENGTH_EDGES), 1, 3))
+    probability[-1, 0, 0] = 1.0
+    return probability
+
+
+def test_a_mix_needs_the_number_of_spectra():
+    from trm.synth.generate import SyntheticSettings
+    from trm.synth.peptides import SyntheticInputError
+
+    with pytest.raises(SyntheticInputError, match="n_spectra"):
+        SyntheticSettings(model="m", model_dir="d", mix=PeptideMix((2,), _only_last_bin()))
