@@ -1,0 +1,138 @@
+"""The three de novo decoders side by side: graph alone, model alone, hybrid.
+
+For one model file, each decoder is calibrated as the workflow calibrates it (``trm
+calibrate --decoder D`` on noisy synthetic validation spectra, the raw score chosen by
+``auto``) and evaluated as ``trm denovo`` then answers (``benchmarks/evaluate_model.py``:
+the search's first candidate when the calibration chose a model score, the rescorer's
+choice when it chose ``rescored``) on every set: held-out-proteome synthetic spectra,
+clean and under the fitted noise model, the real dev spectra's holdout half and each dev
+file whole. Every row also gives how often the true peptide is among the decoder's
+candidates (the ceiling of any final choice), and ``--breakdown`` the figures by peptide
+length and charge.
+
+Usage::
+
+    python benchmarks/decoder_comparison.py --model resources/models/orbitrap_hcd/model.pt \\
+        --validation-dir results/synthetic/orbitrap_hcd/validation \\
+        --noise-model resources/noise/orbitrap_hcd.yaml \\
+        --instrument config/instruments/orbitrap_hcd.yaml --heldout-shards heldout/test \\
+        --dev-split dev-split --out benchmarks/results/decoders.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+DECODERS = ("graph", "model", "hybrid")
+
+
+def _run(command: list[str]) -> None:
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+
+
+def calibrate(args: argparse.Namespace, decoder: str, out: Path) -> dict:
+    """``trm calibrate`` of the model for one decoder; returns its report."""
+    report = out.with_suffix(".json")
+    _run([
+        sys.executable, "-m", "trm", "calibrate", "--model", str(args.model),
+        "--validation-dir", str(args.validation_dir), "--noise-model", str(args.noise_model),
+        "--instrument", str(args.instrument), "--max-spectra", str(args.calibration_spectra),
+        "--decoder", decoder, "--out", str(out), "--report", str(report),
+        "--threads", str(args.threads),
+    ])  # fmt: skip
+    return json.loads(report.read_text())
+
+
+def evaluate(args: argparse.Namespace, model: Path, mode: str, out: Path, part: str) -> dict:
+    """``evaluate_model.py`` of a calibrated model file in one mode on one dev part."""
+    command = [
+        sys.executable, str(Path(__file__).with_name("evaluate_model.py")),
+        "--model", str(model), "--instrument", str(args.instrument), "--modes", mode,
+        "--dev-split", str(args.dev_split), "--dev-part", part,
+        "--candidate-ranks", str(args.candidate_ranks), "--threads", "1", "--out", str(out),
+    ]  # fmt: skip
+    if part == "holdout":
+        command += ["--heldout-shards", str(args.heldout_shards), "--noise-model",
+                    str(args.noise_model), "--n-synthetic", str(args.n_synthetic)]  # fmt: skip
+    else:
+        command += ["--per-file"]
+    if args.breakdown:
+        command.append("--breakdown")
+    _run(command)
+    return json.loads(out.read_text())["results"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--validation-dir", type=Path, required=True)
+    parser.add_argument("--noise-model", type=Path, required=True)
+    parser.add_argument("--instrument", type=Path, required=True)
+    parser.add_argument("--heldout-shards", type=Path, required=True)
+    parser.add_argument("--dev-split", type=Path, required=True)
+    parser.add_argument("--n-synthetic", type=int, default=500)
+    parser.add_argument("--calibration-spectra", type=int, default=1000)
+    parser.add_argument("--candidate-ranks", type=int, default=24)
+    parser.add_argument("--breakdown", action="store_true")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--decoders", nargs="+", default=list(DECODERS), choices=DECODERS)
+    parser.add_argument("--out", type=Path, required=True, help="markdown table (and .json)")
+    args = parser.parse_args()
+
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="decoders_") as scratch:
+        for decoder in args.decoders:
+            model = Path(scratch) / f"{decoder}.pt"
+            report = calibrate(args, decoder, model)
+            mode = "search+rescore" if report["raw_score"] == "rescored" else "search"
+            rows = {}
+            for part in ("holdout", "all"):
+                out = Path(scratch) / f"{decoder}_{part}.json"
+                rows.update(evaluate(args, model, mode, out, part))
+            results[decoder] = {"raw_score": report["raw_score"], "mode": mode, "rows": rows}
+            sys.stderr.write(f"{decoder}: {json.dumps(results[decoder])[:300]}\n")
+    sets = sorted({key.split("/")[0] for r in results.values() for key in r["rows"]})
+    lines = [
+        f"Model {args.model.name}; each decoder calibrated on {args.calibration_spectra} "
+        f"spectra of {args.validation_dir.name} under {args.noise_model.name}. Cells: peptide "
+        "recall / AA precision / PC AUC; candidates: share with the true peptide among the "
+        "decoder's candidates.",
+        "",
+        "| set | n | "
+        + " | ".join(f"{d} ({results[d]['raw_score']})" for d in results)
+        + " | "
+        + " | ".join(f"{d}: candidates" for d in results)
+        + " |",
+        "|---|---|" + "---|" * (2 * len(results)),
+    ]
+    for name in sets:
+        cells, ceilings, n = [], [], ""
+        for decoder, result in results.items():
+            row = result["rows"].get(f"{name}/{result['mode']}")
+            ranks = result["rows"].get(f"{name}/candidates", {})
+            if row is None:
+                cells.append("")
+                ceilings.append("")
+                continue
+            n = row["n_spectra"]
+            cells.append(
+                f"{row['peptide_recall']:.3f} / {row['aa_precision']:.3f} / {row['pc_auc']:.3f}"
+            )
+            top = [v for k, v in ranks.items() if k.startswith("in_top_")]
+            ceilings.append(f"{max(top):.3f}" if top else "")
+        lines.append(f"| {name} | {n} | " + " | ".join(cells) + " | " + " | ".join(ceilings) + " |")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    args.out.with_suffix(".json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
