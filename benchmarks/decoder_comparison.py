@@ -114,7 +114,7 @@ def main() -> None:
     ]
     for name in sets:
         cells, ceilings, n = [], [], ""
-        for decoder, result in results.items():
+        for result in results.values():
             row = result["rows"].get(f"{name}/{result['mode']}")
             ranks = result["rows"].get(f"{name}/candidates", {})
             if row is None:
