@@ -197,6 +197,13 @@ def score_kinds(
     return out
 
 
+def _feature_set(settings: Any) -> str:
+    """The rescorer features of these inference settings (:data:`DECODER_FEATURES`)."""
+    if settings.decoder == "hybrid" and settings.teacher_forcing:
+        return "hybrid+forced"
+    return settings.decoder
+
+
 def fit_rescorer(
     predictions: Predictions,
     correct: np.ndarray,
@@ -345,7 +352,7 @@ def calibrate_dataset(
     )
     candidate_correct = candidates_correct(predictions, spectra.tokens, vocabulary)
     rescorer, cv_choice = fit_rescorer(
-        predictions, candidate_correct, seed, DECODER_FEATURES[sequencer.settings.decoder]
+        predictions, candidate_correct, seed, DECODER_FEATURES[_feature_set(sequencer.settings)]
     )
     model_best = predictions.choose(None)
     answers = {}

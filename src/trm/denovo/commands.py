@@ -102,6 +102,14 @@ def _add_inference_options(parser: argparse.ArgumentParser, calibrated: bool) ->
         f"alone) or model (the model alone) (default: {default(_DEFAULTS.decoder)})",
     )
     parser.add_argument(
+        "--teacher-forcing",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="hybrid: also score every candidate with the model as the draft of one "
+        "refinement step (about four times the model's cost; default: "
+        f"{default(str(_DEFAULTS.teacher_forcing).lower())})",
+    )
+    parser.add_argument(
         "--beam-size",
         type=_non_negative_int,
         default=argparse.SUPPRESS,

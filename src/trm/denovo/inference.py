@@ -458,6 +458,7 @@ class Sequencer:
                     candidates, reasons, graph_result, log_probs, mz, intensity, counts,
                     precursor_mass, charge,
                 )  # fmt: skip
+            if graph_result is not None and self.settings.teacher_forcing:
                 forced_started = time.perf_counter()
                 self._score_forced(
                     candidates, model_mz, model_intensity, model_counts, precursor_mass, charge

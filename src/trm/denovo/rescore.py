@@ -80,7 +80,8 @@ _MATCH = ("fragment_coverage", "explained_intensity", "longest_ladder", "n_resid
 DECODER_FEATURES: dict[str, tuple[str, ...]] = {
     "model": _MODEL,
     "graph": (*_MATCH, "graph_score", "graph_gap"),
-    "hybrid": FEATURES,
+    "hybrid": FEATURES[:12],
+    "hybrid+forced": FEATURES,
 }
 #: Model log-probability given to a candidate the model cannot hold (too long).
 UNSCORABLE_LOG_PROBABILITY = -1000.0

@@ -58,6 +58,10 @@ class InferenceSettings:
         One of :data:`DECODERS`.
     graph : GraphSettings
         The spectrum-graph decoder's settings (``graph`` and ``hybrid``).
+    teacher_forcing : bool
+        ``hybrid``: also score every candidate with the model by teacher forcing (the
+        candidate as the draft of one refinement step; rescoring features
+        ``forced_*``). About four times the model's cost per spectrum.
     """
 
     decoding: DecodingSettings = DecodingSettings()
@@ -67,6 +71,7 @@ class InferenceSettings:
     fragment_tolerance_da: float | None = None
     decoder: str = "hybrid"
     graph: GraphSettings = GraphSettings()
+    teacher_forcing: bool = False
 
     def __post_init__(self) -> None:
         if self.decoder not in DECODERS:
@@ -96,6 +101,7 @@ class InferenceSettings:
             "fragment_tolerance_da": self.fragment_tolerance_da,
             "decoder": self.decoder,
             "graph": _plain(dataclasses.asdict(self.graph)),
+            "teacher_forcing": self.teacher_forcing,
         }
 
     @classmethod
@@ -129,6 +135,7 @@ class InferenceSettings:
             # files calibrated before the graph decoder existed used the model alone
             decoder=str(data.get("decoder", "model")),
             graph=GraphSettings() if graph is None else _graph_settings(graph),
+            teacher_forcing=bool(data.get("teacher_forcing", False)),
         )
 
     def differences(self, other: InferenceSettings) -> list[str]:
