@@ -570,6 +570,7 @@ class _Peaks:
     mz: np.ndarray
     spectrum: np.ndarray
     rank: np.ndarray  # 1 = most intense of its spectrum
+    rank_bucket: np.ndarray  # bucket of the rank (RANK_EDGES)
     random_match: np.ndarray  # lambda: chance of a random peak within tolerance there
     start: np.ndarray  # (n_spectra,) first peak of each spectrum
     count: np.ndarray  # (n_spectra,)
@@ -888,6 +889,7 @@ class GraphDecoder:
             mz=peak_mz,
             spectrum=rows,
             rank=rank,
+            rank_bucket=bucket(rank, RANK_EDGES),
             random_match=np.clip(random_match, 1e-9, 1.0),
             start=np.cumsum(count) - count,
             count=count,
@@ -983,36 +985,38 @@ class GraphDecoder:
         probability = np.where(
             ~PRIMARY_IONS & (expected < self._min_secondary_mz), 0.0, probability
         )
-        keys = (spectrum[:, None] * KEY_OFFSET + expected).ravel()
+        weight = np.where(PRIMARY_IONS, 1.0, s.secondary_weight)[None, :]
+        absent = weight * np.log1p(-probability)
+        # only ions that can be observed are looked up, and only matched ones scored
+        flat_expected = expected.ravel()
+        asked = np.flatnonzero(((probability > 0) & (expected > 0)).ravel())
+        keys = spectrum[asked // len(ION_TYPES)] * KEY_OFFSET + flat_expected[asked]
         index, found = nearest_peaks(peaks.key, keys, tolerance)
-        index = index.reshape(expected.shape)
-        found = found.reshape(expected.shape) & (probability > 0) & (expected > 0)
-        delta = peaks.mz[index] - expected if len(peaks.mz) else np.zeros_like(expected)
+        matched, index = asked[found], index[found]
+        expected = flat_expected[matched]
+        p = probability.ravel()[matched]
+        ion = matched % len(ION_TYPES)
+        delta = peaks.mz[index] - expected
         sd = np.maximum(
             self.probabilities.mass_error_sd_ppm * 1e-6 * np.abs(expected),
             s.min_mass_error_sd * tolerance,
         )
         truncation = _erf(tolerance / (sd * math.sqrt(2)))
-        core = (
+        ratio = (
             2
             * tolerance
             * np.exp(-0.5 * (delta / sd) ** 2)
             / (sd * math.sqrt(2 * math.pi) * truncation)
         )
-        ratio = core
-        if len(peaks.rank):
-            rank_ratio = self._rank_ratio[
-                PRIMARY_IONS.astype(np.int64)[None, :], bucket(peaks.rank[index], RANK_EDGES)
-            ]
-            random_match = peaks.random_match[index]
-        else:
-            rank_ratio = random_match = np.ones_like(expected)
-        ratio *= rank_ratio / random_match
-        weight = np.where(PRIMARY_IONS, 1.0, s.secondary_weight)[None, :]
-        absent = weight * np.log1p(-probability)
-        present = weight * np.log(1.0 - probability + probability * ratio)
-        contribution = np.where(found, present, absent)
-        return contribution, np.where(found, index, -1), absent
+        ratio *= (
+            self._rank_ratio[PRIMARY_IONS[ion].astype(np.int64), peaks.rank_bucket[index]]
+            / (peaks.random_match[index])
+        )
+        contribution = absent.copy()
+        contribution.ravel()[matched] = weight[0, ion] * np.log(1.0 - p + p * ratio)
+        peak = np.full(absent.shape, -1, dtype=np.int64)
+        peak.ravel()[matched] = index
+        return contribution, peak, absent
 
     def _site_scores(
         self,
