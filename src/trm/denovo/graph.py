@@ -685,6 +685,29 @@ def _group_rank(
     return rank
 
 
+def _first_of_groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Groups of equal keys, as ``numpy.unique(keys, return_index=True,
+    return_inverse=True)`` gives them (groups by ascending key, each with its first
+    element), with an unstable sort.
+
+    Returns
+    -------
+    first : numpy.ndarray of shape (n_groups,), int64
+        Index of each group's first element.
+    group : numpy.ndarray of shape (n,), int64
+        Group of each element.
+    """
+    order = np.argsort(keys)
+    ordered = keys[order]
+    new = np.empty(len(keys), dtype=bool)
+    new[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    first = np.minimum.reduceat(order, np.flatnonzero(new)) if len(keys) else order
+    group = np.empty(len(keys), dtype=np.int64)
+    group[order] = np.cumsum(new) - 1
+    return first, group
+
+
 def _state_key(
     owner: np.ndarray, mass: np.ndarray, count: np.ndarray, flag: np.ndarray | None = None
 ) -> np.ndarray:
@@ -1033,9 +1056,7 @@ class GraphDecoder:
             return np.zeros(0)
         capped = np.minimum(count, self._count_cap)
         mirrored = np.zeros(len(prefix), dtype=bool) if mirrored is None else mirrored
-        _, first, group = np.unique(
-            _state_key(graph, prefix, capped, mirrored), return_index=True, return_inverse=True
-        )
+        first, group = _first_of_groups(_state_key(graph, prefix, capped, mirrored))
         g = graph[first]
         contribution, _, absent = self._evidence(
             peaks,
@@ -1147,8 +1168,8 @@ class GraphDecoder:
                 nodes.key, nodes.graph * KEY_OFFSET + nodes.hi + plain.mass[-1], "right"
             )
             u, v = _expand(a, np.maximum(b - a, 0))
-            ok = v != u
-            u, v = u[ok], v[ok]
+            if plain.mass[0] <= width:  # else v lies above u
+                u, v = u[v != u], v[v != u]
             low = np.searchsorted(plain.mass, nodes.lo[v] - nodes.hi[u], "left")
             high = np.searchsorted(plain.mass, nodes.hi[v] - nodes.lo[u], "right")
             pair, edge = _expand(low, np.maximum(high - low, 0))
