@@ -605,7 +605,14 @@ class _Nodes:
         """The node each mass lies in, -1 for none."""
         if len(self.key) == 0 or len(mass) == 0:
             return np.full(len(mass), -1, dtype=np.int64)
-        index = np.searchsorted(self.key, graph * KEY_OFFSET + mass, side="right") - 1
+        return self.inside_at(graph, mass, self.below(graph, mass))
+
+    def below(self, graph: np.ndarray, mass: np.ndarray) -> np.ndarray:
+        """The last node starting at or below each mass (flat order), -1 for none."""
+        return np.searchsorted(self.key, graph * KEY_OFFSET + mass, side="right") - 1
+
+    def inside_at(self, graph: np.ndarray, mass: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """:meth:`containing`, given :meth:`below`."""
         safe = np.maximum(index, 0)
         inside = (index >= 0) & (self.graph[safe] == graph) & (mass <= self.hi[safe])
         return np.where(inside, index, -1)
@@ -1154,14 +1161,17 @@ class GraphDecoder:
 
     # --- search ---------------------------------------------------------------------------
 
-    def _triples(self, nodes: _Nodes, n_graphs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(source node, target node, edge) of every node pair an edge may join. Source
-        ``n_nodes + g`` is graph ``g``'s start; edge ids of start sources are offset by the
-        number of plain edges."""
+    def _triples(
+        self, nodes: _Nodes, n_graphs: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(source node, target node, edge) of every node pair an edge may join, and whether
+        a site the edge skips may lie in a node for some partial paths of the source (and
+        must be checked for each). Source ``n_nodes + g`` is graph ``g``'s start; edge ids
+        of start sources are offset by the number of plain edges."""
         n_nodes = len(nodes.lo)
         plain, start = self._plain, self._start
         width = self.settings.max_node_width_da
-        sources, targets, edges = [], [], []
+        sources, targets, edges, checks = [], [], [], []
         if len(plain.mass) and n_nodes:
             a = np.searchsorted(nodes.key, nodes.key + plain.mass[0] - width, "left")
             b = np.searchsorted(
@@ -1173,10 +1183,11 @@ class GraphDecoder:
             low = np.searchsorted(plain.mass, nodes.lo[v] - nodes.hi[u], "left")
             high = np.searchsorted(plain.mass, nodes.hi[v] - nodes.lo[u], "right")
             pair, edge = _expand(low, np.maximum(high - low, 0))
-            keep = self._skips_open(nodes, u[pair], plain.skipped[edge])
+            keep, check = self._skips_open(nodes, u[pair], plain.skipped[edge])
             sources.append(u[pair][keep])
             targets.append(v[pair][keep])
             edges.append(edge[keep])
+            checks.append(check[keep])
         if len(start.mass) and n_nodes:
             graphs = np.arange(n_graphs)
             a = np.searchsorted(nodes.key, graphs * KEY_OFFSET, "left")
@@ -1193,26 +1204,44 @@ class GraphDecoder:
             sources.append(n_nodes + g[pair][~closed])
             targets.append(v[pair][~closed])
             edges.append(edge[~closed] + len(plain.mass))
+            checks.append(np.zeros(int((~closed).sum()), dtype=bool))  # decided exactly here
         if not sources:
             empty = np.zeros(0, dtype=np.int64)
-            return empty, empty, empty
-        return np.concatenate(sources), np.concatenate(targets), np.concatenate(edges)
+            return empty, empty, empty, np.zeros(0, dtype=bool)
+        return (
+            np.concatenate(sources),
+            np.concatenate(targets),
+            np.concatenate(edges),
+            np.concatenate(checks),
+        )
 
     @staticmethod
-    def _skips_open(nodes: _Nodes, source: np.ndarray, skipped: np.ndarray) -> np.ndarray:
+    def _skips_open(
+        nodes: _Nodes, source: np.ndarray, skipped: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Whether an edge from a node may skip its sites for some mass in the node: False
         where, for every mass of the source node, a skipped site lies in a node (the
-        pieces of one merged window cover it without a gap)."""
+        pieces of one merged window cover it without a gap); and whether a skipped site
+        may lie in a node for some mass of the source node (False: for none, as the
+        search computes the site, ``mass + offset``, which rounds monotonically)."""
         keep = np.ones(len(source), dtype=bool)
+        check = np.zeros(len(source), dtype=bool)
+        if len(nodes.key) == 0:
+            return keep, check
         for column in range(skipped.shape[1]):
             rows = np.flatnonzero(np.isfinite(skipped[:, column]))
             graph = nodes.graph[source[rows]]
-            low = nodes.containing(graph, nodes.lo[source[rows]] + skipped[rows, column])
-            high = nodes.containing(graph, nodes.hi[source[rows]] + skipped[rows, column])
+            low_mass = nodes.lo[source[rows]] + skipped[rows, column]
+            high_mass = nodes.hi[source[rows]] + skipped[rows, column]
+            low_below = nodes.below(graph, low_mass)
+            high_below = nodes.below(graph, high_mass)
+            low = nodes.inside_at(graph, low_mass, low_below)
+            high = nodes.inside_at(graph, high_mass, high_below)
             covered = (low >= 0) & (high >= 0)
             covered &= nodes.window[np.maximum(low, 0)] == nodes.window[np.maximum(high, 0)]
             keep[rows[covered]] = False
-        return keep
+            check[rows] |= (low >= 0) | (low_below != high_below)
+        return keep, check
 
     def _search(
         self, peaks: _Peaks, graphs: _Graphs, nodes: _Nodes
@@ -1244,18 +1273,18 @@ class GraphDecoder:
         block[n_nodes:] = np.arange(n_graphs)
         n_blocks = n_graphs
         layer_width = _GLYCINE - s.max_node_width_da - 1e-6
-        source, target, edge = self._triples(nodes, n_graphs)
+        source, target, edge, check = self._triples(nodes, n_graphs)
         layer = np.floor(nodes.lo / layer_width).astype(np.int64)
         order = np.argsort(layer[target], kind="stable")
-        source, target, edge = source[order], target[order], edge[order]
+        source, target, edge, check = source[order], target[order], edge[order], check[order]
         bounds = np.flatnonzero(np.diff(layer[target])) + 1
         expanded = fitting = kept = 0
         for part in np.split(np.arange(len(target)), bounds):
             if len(part) == 0:
                 continue
-            u, v, c = source[part], target[part], edge[part]
+            u, v, c, t = source[part], target[part], edge[part], check[part]
             reached = block[u] >= 0
-            u, v, c = u[reached], v[reached], c[reached]
+            u, v, c, t = u[reached], v[reached], c[reached], t[reached]
             keys = store["key"]
             base = block[u] * KEY_OFFSET - edge_mass[c]
             low = np.searchsorted(keys, base + nodes.lo[v] - KEY_SLACK, "left")
@@ -1263,7 +1292,7 @@ class GraphDecoder:
             owner, e = _expand(low, np.maximum(high - low, 0))
             if len(e) == 0:
                 continue
-            v, c = v[owner], c[owner]
+            v, c, t = v[owner], c[owner], t[owner]
             expanded += len(e)
             parent_mass = store["mass"][e]
             mass = parent_mass + edge_mass[c]
@@ -1271,8 +1300,8 @@ class GraphDecoder:
             ok = (mass >= nodes.lo[v]) & (mass <= nodes.hi[v]) & (count <= s.max_residues)
             graph = store["graph"][e]
             for column in range(edge_skipped.shape[1]):
-                skipped = np.isfinite(edge_skipped[c, column]) & ok
-                site = (parent_mass + edge_skipped[c, column])[skipped]
+                skipped = np.flatnonzero(t & ok & np.isfinite(edge_skipped[c, column]))
+                site = parent_mass[skipped] + edge_skipped[c[skipped], column]
                 ok[skipped] = ~nodes.contains(graph[skipped], site)
             e, v, c, mass, count, graph = e[ok], v[ok], c[ok], mass[ok], count[ok], graph[ok]
             score = store["score"][e] + edge_prior[c]
@@ -1300,10 +1329,6 @@ class GraphDecoder:
             kept += len(keep)
             e, v, c, mass, count, graph, score = (
                 e[keep], v[keep], c[keep], mass[keep], count[keep], graph[keep], score[keep]
-            )  # fmt: skip
-            order = np.lexsort((mass, v))
-            e, v, c, mass, count, graph, score = (
-                e[order], v[order], c[order], mass[order], count[order], graph[order], score[order]
             )  # fmt: skip
             nodes_here, inverse = np.unique(v, return_inverse=True)
             block[nodes_here] = n_blocks + np.arange(len(nodes_here))
@@ -1363,19 +1388,30 @@ class GraphDecoder:
         self, node: np.ndarray, mass: np.ndarray, count: np.ndarray, score: np.ndarray
     ) -> np.ndarray:
         """Which new partial paths to keep: the ``n_paths`` best per state, then the
-        ``node_beam`` best per node."""
+        ``node_beam`` best per node (ties: the earlier first). Returned in storage order:
+        by node, mass, best score first (ties: the earlier first).
+
+        Only states and nodes with more members than they keep are ranked."""
         s = self.settings
-        state = _state_key(node, mass, np.minimum(count, self._count_cap))
-        keep = np.flatnonzero(_group_rank((-score,), (state,)) < s.n_paths)
-        order = np.lexsort((-score[keep], node[keep]))
-        keep = keep[order]
+        keep = np.arange(len(node))
+        per_node = np.bincount(node)
+        # a state with more than n_paths members lies in a node with more
+        rows = np.flatnonzero(per_node[node] > s.n_paths)
+        if len(rows):
+            state = _state_key(node[rows], mass[rows], np.minimum(count[rows], self._count_cap))
+            first, group = _first_of_groups(state)
+            full = np.bincount(group)[group] > s.n_paths
+            if full.any():
+                rows = rows[full]
+                drop = _group_rank((-score[rows],), (state[full],)) >= s.n_paths
+                keep = np.delete(keep, rows[drop])
         if s.node_beam:
-            sorted_node = node[keep]
-            new = np.r_[True, sorted_node[1:] != sorted_node[:-1]]
-            starts = np.flatnonzero(new)
-            rank = np.arange(len(keep)) - starts[np.cumsum(new) - 1]
-            keep = keep[rank < s.node_beam]
-        return keep
+            per_node = np.bincount(node[keep])
+            rows = np.flatnonzero(per_node[node[keep]] > s.node_beam)
+            if len(rows):
+                drop = _group_rank((-score[keep[rows]],), (node[keep[rows]],)) >= s.node_beam
+                keep = np.delete(keep, rows[drop])
+        return keep[np.lexsort((-score[keep], mass[keep], node[keep]))]
 
     def _finish(
         self, peaks: _Peaks, graphs: _Graphs, nodes: _Nodes, store: _Store, n_nodes: int
