@@ -679,7 +679,11 @@ def _group_rank(
     n = len(sort_keys[0])
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    order = np.lexsort((*sort_keys[::-1], *group_keys[::-1]))
+    order = None
+    if len(sort_keys) == 1 and len(group_keys) == 1:
+        order = _grouped_order(sort_keys[0], group_keys[0])
+    if order is None:
+        order = np.lexsort((*sort_keys[::-1], *group_keys[::-1]))
     new = np.zeros(n, dtype=bool)
     new[0] = True
     for key in group_keys:
@@ -690,6 +694,30 @@ def _group_rank(
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n) - group_start
     return rank
+
+
+def _grouped_order(sort_key: np.ndarray, group: np.ndarray) -> np.ndarray | None:
+    """``numpy.lexsort((sort_key, group))`` for an integer group key, faster: a stable
+    sort by ``sort_key``, then stable radix sorts by the groups' dense numbers, 16 bits at
+    a time. None where the groups do not suit (not integers, or too many)."""
+    if group.dtype.kind not in "iu":
+        return None
+    low, high = int(group.min()), int(group.max())
+    if high - low < 4 * len(group) + 65536:
+        used = np.zeros(high - low + 1, dtype=bool)
+        used[group - low] = True
+        dense = (np.cumsum(used) - 1)[group - low]
+    else:
+        dense = _first_of_groups(group)[1]
+    if dense.max(initial=0) >= 1 << 32:
+        return None
+    order = np.argsort(sort_key, kind="stable")
+    for shift in (0, 16):
+        if shift and dense.max(initial=0) < 1 << shift:
+            break
+        digit = ((dense >> shift) & 0xFFFF).astype(np.uint16)
+        order = order[np.argsort(digit[order], kind="stable")]
+    return order
 
 
 def _first_of_groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
