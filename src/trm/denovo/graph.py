@@ -111,6 +111,8 @@ KEY_SLACK = 1e-4
 AVERAGE_RESIDUE_MASS = 110.0
 #: Lightest edge between two nodes: glycine. Nodes of one layer lie within less than it.
 _GLYCINE = 57.021463735
+#: Bin width (Da) of the table of node-start differences no edge can bridge.
+_PAIR_BIN = 0.01
 
 #: Ion types of a cleavage site, in the order of every per-ion array.
 ION_TYPES: tuple[str, ...] = ("b", "y", "b2+", "y2+", "a", "b-H2O", "b-NH3", "y-H2O", "y-NH3")
@@ -812,6 +814,7 @@ class GraphDecoder:
             + self.settings.fragment_tolerance_da
         )
         self._plain, self._start = self._edge_tables()
+        self._pair_table = self._bridgeable(self._plain.mass)
 
     # --- edges --------------------------------------------------------------------------
 
@@ -830,6 +833,18 @@ class GraphDecoder:
         modifications = ids[vocabulary.is_nterm].tolist()
         starts = [0] * len(runs) + [m for m in modifications for _ in runs]
         return plain, self._table(starts, runs * (len(modifications) + 1))
+
+    def _bridgeable(self, mass: np.ndarray) -> np.ndarray:
+        """Per bin of :data:`_PAIR_BIN` Da of the difference ``d`` between two nodes' lower
+        bounds, whether an edge mass lies within ``d +- max_node_width_da`` for some ``d``
+        of the bin (else no edge joins the nodes), with a margin for rounding."""
+        if len(mass) == 0:
+            return np.zeros(1, dtype=bool)
+        width = self.settings.max_node_width_da + 1e-6
+        start = np.arange(int(mass[-1] / _PAIR_BIN) + 2) * _PAIR_BIN
+        low = np.searchsorted(mass, start - width, "left")
+        high = np.searchsorted(mass, start + _PAIR_BIN + width, "right")
+        return high > low
 
     def _table(self, modifications: list[int], runs: list[tuple[int, ...]]) -> _Edges:
         """Edge kinds sorted by mass, from their N-terminal modification (0: none) and
@@ -1208,6 +1223,10 @@ class GraphDecoder:
             u, v = _expand(a, np.maximum(b - a, 0))
             if plain.mass[0] <= width:  # else v lies above u
                 u, v = u[v != u], v[v != u]
+            # pairs no edge can join (node starts too far from every edge mass)
+            bins = ((nodes.lo[v] - nodes.lo[u]) * (1 / _PAIR_BIN)).astype(np.int64)
+            near = self._pair_table[np.clip(bins, 0, len(self._pair_table) - 1)]
+            u, v = u[near], v[near]
             low = np.searchsorted(plain.mass, nodes.lo[v] - nodes.hi[u], "left")
             high = np.searchsorted(plain.mass, nodes.hi[v] - nodes.lo[u], "right")
             pair, edge = _expand(low, np.maximum(high - low, 0))
