@@ -1091,6 +1091,33 @@ class GraphDecoder:
         peak.ravel()[matched] = index
         return contribution, peak, absent
 
+    def _unique_evidence(
+        self,
+        peaks: _Peaks,
+        graphs: _Graphs,
+        graph: np.ndarray,
+        prefix: np.ndarray,
+        count: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`_evidence` of sites given by graph, prefix mass and residues before,
+        computed once per distinct site (the same prefix mass to the bit; counts beyond
+        ``_count_cap`` score alike)."""
+        capped = np.minimum(count, self._count_cap)
+        first, group = _first_of_groups(_state_key(graph, prefix, capped))
+        own = np.flatnonzero(prefix != prefix[first[group]])  # rounded alike, not equal
+        chosen = np.concatenate([first, own])
+        group[own] = len(first) + np.arange(len(own))
+        g = graph[chosen]
+        contribution, peak, absent = self._evidence(
+            peaks,
+            graphs.spectrum[g],
+            prefix[chosen],
+            graphs.precursor[g],
+            capped[chosen],
+            max_fragment_charge(graphs.charge[g]) >= 2,
+        )
+        return contribution[group], peak[group], absent[group]
+
     def _site_scores(
         self,
         peaks: _Peaks,
@@ -1446,11 +1473,11 @@ class GraphDecoder:
         rows = np.flatnonzero(per_node[node] > s.n_paths)
         if len(rows):
             state = _state_key(node[rows], mass[rows], np.minimum(count[rows], self._count_cap))
-            first, group = _first_of_groups(state)
+            group = _first_of_groups(state)[1]
             full = np.bincount(group)[group] > s.n_paths
             if full.any():
                 rows = rows[full]
-                drop = _group_rank((-score[rows],), (state[full],)) >= s.n_paths
+                drop = _group_rank((-score[rows],), (group[full],)) >= s.n_paths
                 keep = np.delete(keep, rows[drop])
         if s.node_beam:
             per_node = np.bincount(node[keep])
@@ -1672,13 +1699,8 @@ class GraphDecoder:
         slot = residues_before[owner, column] - 1
         site_mass = prefix[owner, column]
         g = graph[owner]
-        contribution, peak, absent = self._evidence(
-            peaks,
-            graphs.spectrum[g],
-            site_mass,
-            graphs.precursor[g],
-            residues_before[owner, column],
-            max_fragment_charge(graphs.charge[g]) >= 2,
+        contribution, peak, absent = self._unique_evidence(
+            peaks, graphs, g, site_mass, residues_before[owner, column]
         )
         in_node = np.zeros((n, width), dtype=bool)
         in_node[owner, slot] = nodes.contains(g, site_mass)
