@@ -111,6 +111,8 @@ KEY_SLACK = 1e-4
 AVERAGE_RESIDUE_MASS = 110.0
 #: Lightest edge between two nodes: glycine. Nodes of one layer lie within less than it.
 _GLYCINE = 57.021463735
+#: Bin width (Da) of the table of node-start differences no edge can bridge.
+_PAIR_BIN = 0.01
 
 #: Ion types of a cleavage site, in the order of every per-ion array.
 ION_TYPES: tuple[str, ...] = ("b", "y", "b2+", "y2+", "a", "b-H2O", "b-NH3", "y-H2O", "y-NH3")
@@ -570,6 +572,7 @@ class _Peaks:
     mz: np.ndarray
     spectrum: np.ndarray
     rank: np.ndarray  # 1 = most intense of its spectrum
+    rank_bucket: np.ndarray  # bucket of the rank (RANK_EDGES)
     random_match: np.ndarray  # lambda: chance of a random peak within tolerance there
     start: np.ndarray  # (n_spectra,) first peak of each spectrum
     count: np.ndarray  # (n_spectra,)
@@ -604,7 +607,14 @@ class _Nodes:
         """The node each mass lies in, -1 for none."""
         if len(self.key) == 0 or len(mass) == 0:
             return np.full(len(mass), -1, dtype=np.int64)
-        index = np.searchsorted(self.key, graph * KEY_OFFSET + mass, side="right") - 1
+        return self.inside_at(graph, mass, self.below(graph, mass))
+
+    def below(self, graph: np.ndarray, mass: np.ndarray) -> np.ndarray:
+        """The last node starting at or below each mass (flat order), -1 for none."""
+        return np.searchsorted(self.key, graph * KEY_OFFSET + mass, side="right") - 1
+
+    def inside_at(self, graph: np.ndarray, mass: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """:meth:`containing`, given :meth:`below`."""
         safe = np.maximum(index, 0)
         inside = (index >= 0) & (self.graph[safe] == graph) & (mass <= self.hi[safe])
         return np.where(inside, index, -1)
@@ -671,7 +681,11 @@ def _group_rank(
     n = len(sort_keys[0])
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    order = np.lexsort((*sort_keys[::-1], *group_keys[::-1]))
+    order = None
+    if len(sort_keys) == 1 and len(group_keys) == 1:
+        order = _grouped_order(sort_keys[0], group_keys[0])
+    if order is None:
+        order = np.lexsort((*sort_keys[::-1], *group_keys[::-1]))
     new = np.zeros(n, dtype=bool)
     new[0] = True
     for key in group_keys:
@@ -682,6 +696,53 @@ def _group_rank(
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n) - group_start
     return rank
+
+
+def _grouped_order(sort_key: np.ndarray, group: np.ndarray) -> np.ndarray | None:
+    """``numpy.lexsort((sort_key, group))`` for an integer group key, faster: a stable
+    sort by ``sort_key``, then stable radix sorts by the groups' dense numbers, 16 bits at
+    a time. None where the groups do not suit (not integers, or too many)."""
+    if group.dtype.kind not in "iu":
+        return None
+    low, high = int(group.min()), int(group.max())
+    if high - low < 4 * len(group) + 65536:
+        used = np.zeros(high - low + 1, dtype=bool)
+        used[group - low] = True
+        dense = (np.cumsum(used) - 1)[group - low]
+    else:
+        dense = _first_of_groups(group)[1]
+    if dense.max(initial=0) >= 1 << 32:
+        return None
+    order = np.argsort(sort_key, kind="stable")
+    for shift in (0, 16):
+        if shift and dense.max(initial=0) < 1 << shift:
+            break
+        digit = ((dense >> shift) & 0xFFFF).astype(np.uint16)
+        order = order[np.argsort(digit[order], kind="stable")]
+    return order
+
+
+def _first_of_groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Groups of equal keys, as ``numpy.unique(keys, return_index=True,
+    return_inverse=True)`` gives them (groups by ascending key, each with its first
+    element), with an unstable sort.
+
+    Returns
+    -------
+    first : numpy.ndarray of shape (n_groups,), int64
+        Index of each group's first element.
+    group : numpy.ndarray of shape (n,), int64
+        Group of each element.
+    """
+    order = np.argsort(keys)
+    ordered = keys[order]
+    new = np.empty(len(keys), dtype=bool)
+    new[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    first = np.minimum.reduceat(order, np.flatnonzero(new)) if len(keys) else order
+    group = np.empty(len(keys), dtype=np.int64)
+    group[order] = np.cumsum(new) - 1
+    return first, group
 
 
 def _state_key(
@@ -753,6 +814,7 @@ class GraphDecoder:
             + self.settings.fragment_tolerance_da
         )
         self._plain, self._start = self._edge_tables()
+        self._pair_table = self._bridgeable(self._plain.mass)
 
     # --- edges --------------------------------------------------------------------------
 
@@ -771,6 +833,18 @@ class GraphDecoder:
         modifications = ids[vocabulary.is_nterm].tolist()
         starts = [0] * len(runs) + [m for m in modifications for _ in runs]
         return plain, self._table(starts, runs * (len(modifications) + 1))
+
+    def _bridgeable(self, mass: np.ndarray) -> np.ndarray:
+        """Per bin of :data:`_PAIR_BIN` Da of the difference ``d`` between two nodes' lower
+        bounds, whether an edge mass lies within ``d +- max_node_width_da`` for some ``d``
+        of the bin (else no edge joins the nodes), with a margin for rounding."""
+        if len(mass) == 0:
+            return np.zeros(1, dtype=bool)
+        width = self.settings.max_node_width_da + 1e-6
+        start = np.arange(int(mass[-1] / _PAIR_BIN) + 2) * _PAIR_BIN
+        low = np.searchsorted(mass, start - width, "left")
+        high = np.searchsorted(mass, start + _PAIR_BIN + width, "right")
+        return high > low
 
     def _table(self, modifications: list[int], runs: list[tuple[int, ...]]) -> _Edges:
         """Edge kinds sorted by mass, from their N-terminal modification (0: none) and
@@ -888,6 +962,7 @@ class GraphDecoder:
             mz=peak_mz,
             spectrum=rows,
             rank=rank,
+            rank_bucket=bucket(rank, RANK_EDGES),
             random_match=np.clip(random_match, 1e-9, 1.0),
             start=np.cumsum(count) - count,
             count=count,
@@ -983,36 +1058,65 @@ class GraphDecoder:
         probability = np.where(
             ~PRIMARY_IONS & (expected < self._min_secondary_mz), 0.0, probability
         )
-        keys = (spectrum[:, None] * KEY_OFFSET + expected).ravel()
+        weight = np.where(PRIMARY_IONS, 1.0, s.secondary_weight)[None, :]
+        absent = weight * np.log1p(-probability)
+        # only ions that can be observed are looked up, and only matched ones scored
+        flat_expected = expected.ravel()
+        asked = np.flatnonzero(((probability > 0) & (expected > 0)).ravel())
+        keys = spectrum[asked // len(ION_TYPES)] * KEY_OFFSET + flat_expected[asked]
         index, found = nearest_peaks(peaks.key, keys, tolerance)
-        index = index.reshape(expected.shape)
-        found = found.reshape(expected.shape) & (probability > 0) & (expected > 0)
-        delta = peaks.mz[index] - expected if len(peaks.mz) else np.zeros_like(expected)
+        matched, index = asked[found], index[found]
+        expected = flat_expected[matched]
+        p = probability.ravel()[matched]
+        ion = matched % len(ION_TYPES)
+        delta = peaks.mz[index] - expected
         sd = np.maximum(
             self.probabilities.mass_error_sd_ppm * 1e-6 * np.abs(expected),
             s.min_mass_error_sd * tolerance,
         )
         truncation = _erf(tolerance / (sd * math.sqrt(2)))
-        core = (
+        ratio = (
             2
             * tolerance
             * np.exp(-0.5 * (delta / sd) ** 2)
             / (sd * math.sqrt(2 * math.pi) * truncation)
         )
-        ratio = core
-        if len(peaks.rank):
-            rank_ratio = self._rank_ratio[
-                PRIMARY_IONS.astype(np.int64)[None, :], bucket(peaks.rank[index], RANK_EDGES)
-            ]
-            random_match = peaks.random_match[index]
-        else:
-            rank_ratio = random_match = np.ones_like(expected)
-        ratio *= rank_ratio / random_match
-        weight = np.where(PRIMARY_IONS, 1.0, s.secondary_weight)[None, :]
-        absent = weight * np.log1p(-probability)
-        present = weight * np.log(1.0 - probability + probability * ratio)
-        contribution = np.where(found, present, absent)
-        return contribution, np.where(found, index, -1), absent
+        ratio *= (
+            self._rank_ratio[PRIMARY_IONS[ion].astype(np.int64), peaks.rank_bucket[index]]
+            / (peaks.random_match[index])
+        )
+        contribution = absent.copy()
+        contribution.ravel()[matched] = weight[0, ion] * np.log(1.0 - p + p * ratio)
+        peak = np.full(absent.shape, -1, dtype=np.int64)
+        peak.ravel()[matched] = index
+        return contribution, peak, absent
+
+    def _unique_evidence(
+        self,
+        peaks: _Peaks,
+        graphs: _Graphs,
+        graph: np.ndarray,
+        prefix: np.ndarray,
+        count: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`_evidence` of sites given by graph, prefix mass and residues before,
+        computed once per distinct site (the same prefix mass to the bit; counts beyond
+        ``_count_cap`` score alike)."""
+        capped = np.minimum(count, self._count_cap)
+        first, group = _first_of_groups(_state_key(graph, prefix, capped))
+        own = np.flatnonzero(prefix != prefix[first[group]])  # rounded alike, not equal
+        chosen = np.concatenate([first, own])
+        group[own] = len(first) + np.arange(len(own))
+        g = graph[chosen]
+        contribution, peak, absent = self._evidence(
+            peaks,
+            graphs.spectrum[g],
+            prefix[chosen],
+            graphs.precursor[g],
+            capped[chosen],
+            max_fragment_charge(graphs.charge[g]) >= 2,
+        )
+        return contribution[group], peak[group], absent[group]
 
     def _site_scores(
         self,
@@ -1029,9 +1133,7 @@ class GraphDecoder:
             return np.zeros(0)
         capped = np.minimum(count, self._count_cap)
         mirrored = np.zeros(len(prefix), dtype=bool) if mirrored is None else mirrored
-        _, first, group = np.unique(
-            _state_key(graph, prefix, capped, mirrored), return_index=True, return_inverse=True
-        )
+        first, group = _first_of_groups(_state_key(graph, prefix, capped, mirrored))
         g = graph[first]
         contribution, _, absent = self._evidence(
             peaks,
@@ -1129,29 +1231,37 @@ class GraphDecoder:
 
     # --- search ---------------------------------------------------------------------------
 
-    def _triples(self, nodes: _Nodes, n_graphs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(source node, target node, edge) of every node pair an edge may join. Source
-        ``n_nodes + g`` is graph ``g``'s start; edge ids of start sources are offset by the
-        number of plain edges."""
+    def _triples(
+        self, nodes: _Nodes, n_graphs: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(source node, target node, edge) of every node pair an edge may join, and whether
+        a site the edge skips may lie in a node for some partial paths of the source (and
+        must be checked for each). Source ``n_nodes + g`` is graph ``g``'s start; edge ids
+        of start sources are offset by the number of plain edges."""
         n_nodes = len(nodes.lo)
         plain, start = self._plain, self._start
         width = self.settings.max_node_width_da
-        sources, targets, edges = [], [], []
+        sources, targets, edges, checks = [], [], [], []
         if len(plain.mass) and n_nodes:
             a = np.searchsorted(nodes.key, nodes.key + plain.mass[0] - width, "left")
             b = np.searchsorted(
                 nodes.key, nodes.graph * KEY_OFFSET + nodes.hi + plain.mass[-1], "right"
             )
             u, v = _expand(a, np.maximum(b - a, 0))
-            ok = v != u
-            u, v = u[ok], v[ok]
+            if plain.mass[0] <= width:  # else v lies above u
+                u, v = u[v != u], v[v != u]
+            # pairs no edge can join (node starts too far from every edge mass)
+            bins = ((nodes.lo[v] - nodes.lo[u]) * (1 / _PAIR_BIN)).astype(np.int64)
+            near = self._pair_table[np.clip(bins, 0, len(self._pair_table) - 1)]
+            u, v = u[near], v[near]
             low = np.searchsorted(plain.mass, nodes.lo[v] - nodes.hi[u], "left")
             high = np.searchsorted(plain.mass, nodes.hi[v] - nodes.lo[u], "right")
             pair, edge = _expand(low, np.maximum(high - low, 0))
-            keep = self._skips_open(nodes, u[pair], plain.skipped[edge])
+            keep, check = self._skips_open(nodes, u[pair], plain.skipped[edge])
             sources.append(u[pair][keep])
             targets.append(v[pair][keep])
             edges.append(edge[keep])
+            checks.append(check[keep])
         if len(start.mass) and n_nodes:
             graphs = np.arange(n_graphs)
             a = np.searchsorted(nodes.key, graphs * KEY_OFFSET, "left")
@@ -1168,26 +1278,44 @@ class GraphDecoder:
             sources.append(n_nodes + g[pair][~closed])
             targets.append(v[pair][~closed])
             edges.append(edge[~closed] + len(plain.mass))
+            checks.append(np.zeros(int((~closed).sum()), dtype=bool))  # decided exactly here
         if not sources:
             empty = np.zeros(0, dtype=np.int64)
-            return empty, empty, empty
-        return np.concatenate(sources), np.concatenate(targets), np.concatenate(edges)
+            return empty, empty, empty, np.zeros(0, dtype=bool)
+        return (
+            np.concatenate(sources),
+            np.concatenate(targets),
+            np.concatenate(edges),
+            np.concatenate(checks),
+        )
 
     @staticmethod
-    def _skips_open(nodes: _Nodes, source: np.ndarray, skipped: np.ndarray) -> np.ndarray:
+    def _skips_open(
+        nodes: _Nodes, source: np.ndarray, skipped: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Whether an edge from a node may skip its sites for some mass in the node: False
         where, for every mass of the source node, a skipped site lies in a node (the
-        pieces of one merged window cover it without a gap)."""
+        pieces of one merged window cover it without a gap); and whether a skipped site
+        may lie in a node for some mass of the source node (False: for none, as the
+        search computes the site, ``mass + offset``, which rounds monotonically)."""
         keep = np.ones(len(source), dtype=bool)
+        check = np.zeros(len(source), dtype=bool)
+        if len(nodes.key) == 0:
+            return keep, check
         for column in range(skipped.shape[1]):
             rows = np.flatnonzero(np.isfinite(skipped[:, column]))
             graph = nodes.graph[source[rows]]
-            low = nodes.containing(graph, nodes.lo[source[rows]] + skipped[rows, column])
-            high = nodes.containing(graph, nodes.hi[source[rows]] + skipped[rows, column])
+            low_mass = nodes.lo[source[rows]] + skipped[rows, column]
+            high_mass = nodes.hi[source[rows]] + skipped[rows, column]
+            low_below = nodes.below(graph, low_mass)
+            high_below = nodes.below(graph, high_mass)
+            low = nodes.inside_at(graph, low_mass, low_below)
+            high = nodes.inside_at(graph, high_mass, high_below)
             covered = (low >= 0) & (high >= 0)
             covered &= nodes.window[np.maximum(low, 0)] == nodes.window[np.maximum(high, 0)]
             keep[rows[covered]] = False
-        return keep
+            check[rows] |= (low >= 0) | (low_below != high_below)
+        return keep, check
 
     def _search(
         self, peaks: _Peaks, graphs: _Graphs, nodes: _Nodes
@@ -1219,18 +1347,18 @@ class GraphDecoder:
         block[n_nodes:] = np.arange(n_graphs)
         n_blocks = n_graphs
         layer_width = _GLYCINE - s.max_node_width_da - 1e-6
-        source, target, edge = self._triples(nodes, n_graphs)
+        source, target, edge, check = self._triples(nodes, n_graphs)
         layer = np.floor(nodes.lo / layer_width).astype(np.int64)
         order = np.argsort(layer[target], kind="stable")
-        source, target, edge = source[order], target[order], edge[order]
+        source, target, edge, check = source[order], target[order], edge[order], check[order]
         bounds = np.flatnonzero(np.diff(layer[target])) + 1
         expanded = fitting = kept = 0
         for part in np.split(np.arange(len(target)), bounds):
             if len(part) == 0:
                 continue
-            u, v, c = source[part], target[part], edge[part]
+            u, v, c, t = source[part], target[part], edge[part], check[part]
             reached = block[u] >= 0
-            u, v, c = u[reached], v[reached], c[reached]
+            u, v, c, t = u[reached], v[reached], c[reached], t[reached]
             keys = store["key"]
             base = block[u] * KEY_OFFSET - edge_mass[c]
             low = np.searchsorted(keys, base + nodes.lo[v] - KEY_SLACK, "left")
@@ -1238,7 +1366,7 @@ class GraphDecoder:
             owner, e = _expand(low, np.maximum(high - low, 0))
             if len(e) == 0:
                 continue
-            v, c = v[owner], c[owner]
+            v, c, t = v[owner], c[owner], t[owner]
             expanded += len(e)
             parent_mass = store["mass"][e]
             mass = parent_mass + edge_mass[c]
@@ -1246,8 +1374,8 @@ class GraphDecoder:
             ok = (mass >= nodes.lo[v]) & (mass <= nodes.hi[v]) & (count <= s.max_residues)
             graph = store["graph"][e]
             for column in range(edge_skipped.shape[1]):
-                skipped = np.isfinite(edge_skipped[c, column]) & ok
-                site = (parent_mass + edge_skipped[c, column])[skipped]
+                skipped = np.flatnonzero(t & ok & np.isfinite(edge_skipped[c, column]))
+                site = parent_mass[skipped] + edge_skipped[c[skipped], column]
                 ok[skipped] = ~nodes.contains(graph[skipped], site)
             e, v, c, mass, count, graph = e[ok], v[ok], c[ok], mass[ok], count[ok], graph[ok]
             score = store["score"][e] + edge_prior[c]
@@ -1275,10 +1403,6 @@ class GraphDecoder:
             kept += len(keep)
             e, v, c, mass, count, graph, score = (
                 e[keep], v[keep], c[keep], mass[keep], count[keep], graph[keep], score[keep]
-            )  # fmt: skip
-            order = np.lexsort((mass, v))
-            e, v, c, mass, count, graph, score = (
-                e[order], v[order], c[order], mass[order], count[order], graph[order], score[order]
             )  # fmt: skip
             nodes_here, inverse = np.unique(v, return_inverse=True)
             block[nodes_here] = n_blocks + np.arange(len(nodes_here))
@@ -1338,19 +1462,30 @@ class GraphDecoder:
         self, node: np.ndarray, mass: np.ndarray, count: np.ndarray, score: np.ndarray
     ) -> np.ndarray:
         """Which new partial paths to keep: the ``n_paths`` best per state, then the
-        ``node_beam`` best per node."""
+        ``node_beam`` best per node (ties: the earlier first). Returned in storage order:
+        by node, mass, best score first (ties: the earlier first).
+
+        Only states and nodes with more members than they keep are ranked."""
         s = self.settings
-        state = _state_key(node, mass, np.minimum(count, self._count_cap))
-        keep = np.flatnonzero(_group_rank((-score,), (state,)) < s.n_paths)
-        order = np.lexsort((-score[keep], node[keep]))
-        keep = keep[order]
+        keep = np.arange(len(node))
+        per_node = np.bincount(node)
+        # a state with more than n_paths members lies in a node with more
+        rows = np.flatnonzero(per_node[node] > s.n_paths)
+        if len(rows):
+            state = _state_key(node[rows], mass[rows], np.minimum(count[rows], self._count_cap))
+            group = _first_of_groups(state)[1]
+            full = np.bincount(group)[group] > s.n_paths
+            if full.any():
+                rows = rows[full]
+                drop = _group_rank((-score[rows],), (group[full],)) >= s.n_paths
+                keep = np.delete(keep, rows[drop])
         if s.node_beam:
-            sorted_node = node[keep]
-            new = np.r_[True, sorted_node[1:] != sorted_node[:-1]]
-            starts = np.flatnonzero(new)
-            rank = np.arange(len(keep)) - starts[np.cumsum(new) - 1]
-            keep = keep[rank < s.node_beam]
-        return keep
+            per_node = np.bincount(node[keep])
+            rows = np.flatnonzero(per_node[node[keep]] > s.node_beam)
+            if len(rows):
+                drop = _group_rank((-score[keep[rows]],), (node[keep[rows]],)) >= s.node_beam
+                keep = np.delete(keep, rows[drop])
+        return keep[np.lexsort((-score[keep], mass[keep], node[keep]))]
 
     def _finish(
         self, peaks: _Peaks, graphs: _Graphs, nodes: _Nodes, store: _Store, n_nodes: int
@@ -1564,13 +1699,8 @@ class GraphDecoder:
         slot = residues_before[owner, column] - 1
         site_mass = prefix[owner, column]
         g = graph[owner]
-        contribution, peak, absent = self._evidence(
-            peaks,
-            graphs.spectrum[g],
-            site_mass,
-            graphs.precursor[g],
-            residues_before[owner, column],
-            max_fragment_charge(graphs.charge[g]) >= 2,
+        contribution, peak, absent = self._unique_evidence(
+            peaks, graphs, g, site_mass, residues_before[owner, column]
         )
         in_node = np.zeros((n, width), dtype=bool)
         in_node[owner, slot] = nodes.contains(g, site_mass)
