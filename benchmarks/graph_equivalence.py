@@ -1,9 +1,9 @@
 """Same answers, other speed: the spectrum-graph decoder's candidates before and after a
-change (:mod:`trm.denovo.graph`), and its speed on the same sets.
+change (:mod:`trm.graph.decoder`), and its speed on the same sets.
 
 ``dump`` decodes each set with the decoder on the Python path (Orbitrap HCD settings of
 ``--instrument``, ion probabilities of ``--noise-model``), scores the first 8 candidates of
-each spectrum again with :meth:`~trm.denovo.graph.GraphDecoder.score_peptides` (as the
+each spectrum again with :meth:`~trm.graph.decoder.GraphDecoder.score_peptides` (as the
 hybrid decoder scores a model's candidates), and writes everything to a pickle; with
 ``--repeat`` it also logs spectra per CPU second of both calls (best of the repeats, one
 thread). ``compare`` reads two such files and logs, per set, the spectra whose candidate
@@ -42,7 +42,7 @@ log = logging.getLogger("graph_equivalence")
 ROOT = Path(__file__).resolve().parents[1]
 #: Candidates per spectrum scored again with ``score_peptides``.
 N_SCORED = 8
-#: Fields of :class:`trm.denovo.graph.PeptideScores` compared.
+#: Fields of :class:`trm.graph.decoder.PeptideScores` compared.
 SCORE_FIELDS = (
     "score",
     "path_score",
@@ -90,7 +90,7 @@ def load_sets(args: argparse.Namespace) -> dict[str, tuple[np.ndarray, ...]]:
 def dump(args: argparse.Namespace) -> None:
     """Decode and score every set; write the answers (and log the speed)."""
     from trm.chem import Vocabulary
-    from trm.denovo.graph import GraphDecoder, GraphSettings, IonProbabilities
+    from trm.graph.decoder import GraphDecoder, GraphSettings, IonProbabilities
     from trm.instrument import load_instrument
     from trm.noise_model import NoiseModelParameters
 

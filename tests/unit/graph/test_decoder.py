@@ -382,7 +382,7 @@ def test_probabilities_come_from_the_noise_model(fitted):
 
 def test_sort_helpers_match_numpy() -> None:
     """The faster grouping and ranking helpers give numpy's answers, ties included."""
-    from trm.denovo.graph import _first_of_groups, _grouped_order
+    from trm.graph.decoder import _first_of_groups, _grouped_order
 
     rng = np.random.default_rng(3)
     for n, groups in ((1, 1), (50, 3), (2000, 2000), (70_000, 70_000), (3000, 2**40)):
