@@ -17,6 +17,10 @@
 #   EVAL_EVERY [STEPS/10+1], SNAPSHOT_EVERY [0: none]  evaluation and kept snapshots
 #   SEED [1]
 #   SIZE [default]         named model size (src/trm/model/config.py)
+#   GRAPH_DRAFTS [0.5]     share of the drafts that are the spectrum graph's best path
+#                          (trm pretrain --graph-draft-fraction)
+#   PEPTIDE_MIX []         peptide mix YAML (trm peptide-mix): spectra drawn with its
+#                          lengths, charges and missed cleavages; empty: uniform
 #   N_SPECTRA [1000000]    synthetic spectra (train/validation/test by peptide)
 #   THREADS [16]           CPU threads for MS2PIP and data preparation
 #   HELDOUT_SPECTRA [2000] synthetic spectra of the held-out proteome for evaluation
@@ -38,6 +42,9 @@ EVAL_EVERY=${EVAL_EVERY:-$((STEPS / 10 + 1))}
 SNAPSHOT_EVERY=${SNAPSHOT_EVERY:-0}
 SEED=${SEED:-1}
 SIZE=${SIZE:-default}
+GRAPH_DRAFTS=${GRAPH_DRAFTS:-0.5}
+MIX=()
+if [ -n "${PEPTIDE_MIX:-}" ]; then MIX=(--peptide-mix "$PEPTIDE_MIX"); fi
 N_SPECTRA=${N_SPECTRA:-1000000}
 THREADS=${THREADS:-16}
 HELDOUT_SPECTRA=${HELDOUT_SPECTRA:-2000}
@@ -53,7 +60,7 @@ cd "$ROOT"
 # shellcheck disable=SC2086  # the FASTA lists are word lists on purpose
 [ -f "$OUT/data/train/manifest.json" ] || $PYTHON -m trm synthetic --fasta $TRAINING \
   --instrument "$INSTRUMENT" --ms2pip-model-dir resources/ms2pip --out "$OUT/data/train" \
-  --n-spectra "$N_SPECTRA" --seed 1 --threads "$THREADS"
+  --n-spectra "$N_SPECTRA" --seed 1 --threads "$THREADS" "${MIX[@]}"
 # shellcheck disable=SC2086
 [ -f "$OUT/data/heldout/manifest.json" ] || $PYTHON -m trm synthetic --fasta "$HELDOUT" \
   --exclude-fasta $TRAINING --instrument "$INSTRUMENT" --ms2pip-model-dir resources/ms2pip \
@@ -68,6 +75,7 @@ $PYTHON -m trm pretrain --train-dir "$OUT/data/train/train" \
   --batch-size "$BATCH" --learning-rate "$LEARNING_RATE" --warmup-steps "$WARMUP" \
   --eval-every "$EVAL_EVERY" --eval-spectra 1024 --checkpoint-every 500 \
   --snapshot-every "$SNAPSHOT_EVERY" --seed "$SEED" --noise-model "$NOISE" \
+  --graph-draft-fraction "$GRAPH_DRAFTS" \
   --instrument "$INSTRUMENT" --device "$DEVICE" --threads "$THREADS" "${LIMIT[@]}" --resume
 
 $PYTHON -m trm calibrate --model "$OUT/model/pretrained.pt" \
@@ -84,6 +92,6 @@ $PYTHON benchmarks/evaluate_model.py "${EVALUATE[@]}"
 $PYTHON benchmarks/model_card.py --checkpoint "$OUT/model/pretrained.pt" \
   --synthetic "$OUT/data/train" --evaluation "$OUT/model/evaluation.json" \
   --curve "$OUT/model/metrics.csv" \
-  --command "DEVICE=$DEVICE MINUTES=$MINUTES STEPS=$STEPS BATCH=$BATCH LEARNING_RATE=$LEARNING_RATE WARMUP=$WARMUP SIZE=$SIZE N_SPECTRA=$N_SPECTRA SEED=$SEED THREADS=$THREADS${DEV_SPLIT:+ DEV_SPLIT=dev-split} benchmarks/gpu_pretrain.sh OUT" \
+  --command "DEVICE=$DEVICE MINUTES=$MINUTES STEPS=$STEPS BATCH=$BATCH LEARNING_RATE=$LEARNING_RATE WARMUP=$WARMUP SIZE=$SIZE N_SPECTRA=$N_SPECTRA SEED=$SEED THREADS=$THREADS GRAPH_DRAFTS=$GRAPH_DRAFTS${PEPTIDE_MIX:+ PEPTIDE_MIX=$PEPTIDE_MIX}${DEV_SPLIT:+ DEV_SPLIT=dev-split} benchmarks/gpu_pretrain.sh OUT" \
   --out "$OUT/MODEL_CARD.md"
 echo "done: $OUT/MODEL_CARD.md"
