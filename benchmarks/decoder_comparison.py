@@ -50,11 +50,14 @@ def calibrate(args: argparse.Namespace, decoder: str, out: Path) -> dict:
     return json.loads(report.read_text())
 
 
-def evaluate(args: argparse.Namespace, model: Path, mode: str, out: Path, part: str) -> dict:
+def evaluate(
+    args: argparse.Namespace, model: Path, decoder: str, mode: str, out: Path, part: str
+) -> dict:
     """``evaluate_model.py`` of a calibrated model file in one mode on one dev part."""
     command = [
         sys.executable, str(Path(__file__).with_name("evaluate_model.py")),
         "--model", str(model), "--instrument", str(args.instrument), "--modes", mode,
+        "--decoder", decoder,
         "--dev-split", str(args.dev_split), "--dev-part", part,
         "--candidate-ranks", str(args.candidate_ranks), "--threads", "1", "--out", str(out),
     ]  # fmt: skip
@@ -95,7 +98,7 @@ def main() -> None:
             rows = {}
             for part in ("holdout", "all"):
                 out = Path(scratch) / f"{decoder}_{part}.json"
-                rows.update(evaluate(args, model, mode, out, part))
+                rows.update(evaluate(args, model, decoder, mode, out, part))
             results[decoder] = {"raw_score": report["raw_score"], "mode": mode, "rows": rows}
             sys.stderr.write(f"{decoder}: {json.dumps(results[decoder])[:300]}\n")
     sets = sorted({key.split("/")[0] for r in results.values() for key in r["rows"]})
