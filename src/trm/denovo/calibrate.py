@@ -374,7 +374,14 @@ def calibrate_dataset(
             f"{source}: none of {len(spectra)} spectra got a peptide (no answer fits its "
             "precursor), so there is nothing to calibrate; is the model trained?"
         )
-    chosen = choose_raw_score(candidates) if raw_score == "auto" else raw_score
+    if raw_score != "auto":
+        chosen = raw_score
+    elif sequencer.settings.decoder != "model" and "rescored" in candidates:
+        # The graph and hybrid decoders make their one final choice with the rescorer
+        # (graph score, model log-likelihood, spectrum match): its probability is the score.
+        chosen = "rescored"
+    else:
+        chosen = choose_raw_score(candidates)
     if chosen not in RAW_SCORE_KINDS or chosen not in candidates:
         raise ValueError(
             f"raw score must be 'auto' or one of {sorted(candidates)} here, not {chosen!r}"
@@ -406,9 +413,11 @@ def calibrate_dataset(
         "fraction_correct_any_candidate": float(candidate_correct.any(axis=1).mean()),
         "raw_score": chosen,
         "raw_score_choice": (
-            f"auto (peptide unless precision-coverage AUC higher by {AUTO_MARGIN})"
-            if raw_score == "auto"
-            else "given"
+            "given"
+            if raw_score != "auto"
+            else "auto: the rescorer's choice, for the graph and hybrid decoders"
+            if sequencer.settings.decoder != "model" and chosen == "rescored"
+            else f"auto (peptide unless precision-coverage AUC higher by {AUTO_MARGIN})"
         ),
         "raw_score_candidates": candidates,
         "rescorer": None if rescorer is None else rescorer.to_dict(),

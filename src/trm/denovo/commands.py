@@ -201,8 +201,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=["auto", *RAW_SCORE_KINDS],
         help="raw score to calibrate: peptide probability, halting probability, their "
         "geometric mean (combined), the spectrum-match rescorer's probability (rescored), or "
-        "auto = peptide unless another has a precision-coverage AUC higher by 0.01 on the "
-        "spectra (default: %(default)s)",
+        "auto = the rescorer's for the graph and hybrid decoders, for the model decoder "
+        "peptide unless another has a precision-coverage AUC higher by 0.01 on the spectra "
+        "(default: %(default)s)",
     )
     calibrate.add_argument(
         "--batch-size", type=_positive_int, default=256, help="spectra per forward pass"
