@@ -298,6 +298,8 @@ def _sequence_rows(
                 "mass_error_ppm": decoded.mass_error_ppm,
                 "isotope_error": decoded.isotope_error,
                 "search_certified": decoded.certified,
+                "candidate_source": decoded.source,
+                "graph_score": decoded.graph_score,
                 "refinement_steps": int(predictions.steps_used[row]),
                 _TOKENS: tokens,
             }

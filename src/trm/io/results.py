@@ -33,6 +33,10 @@ DENOVO_COLUMNS: dict[str, pl.DataType] = {
     "refinement_steps": pl.Int16(),
     # the exact search proved no peptide fitting the precursor scores higher under the model
     "search_certified": pl.Boolean(),
+    # who proposed the answer: model (its exact search), graph (the spectrum graph), or both
+    "candidate_source": pl.String(),
+    # the spectrum-graph decoder's score of the answer (NaN where it did not score it)
+    "graph_score": pl.Float64(),
 }
 
 #: Columns a de novo table may add: the database-grounded error probability and q-value
@@ -97,6 +101,8 @@ def write_denovo_tsv(table: pl.DataFrame, path: str | os.PathLike[str]) -> None:
                 "isotope_error": str(row["isotope_error"]),
                 "refinement_steps": str(row["refinement_steps"]),
                 "search_certified": "true" if row["search_certified"] else "false",
+                "candidate_source": row["candidate_source"],
+                "graph_score": f"{row['graph_score']:.4g}",
                 "calc_mz": f"{row['calc_mz']:.6f}",
                 **extra,
             },
@@ -110,6 +116,7 @@ def write_denovo_tsv(table: pl.DataFrame, path: str | os.PathLike[str]) -> None:
         "q_value": 0.0, "precursor_mz": 0.0, "rt": 0.0, "raw_score": 0.0,
         "residue_scores": [], "mass_error_ppm": 0.0, "isotope_error": 0,
         "refinement_steps": 0, "search_certified": False, "calc_mz": 0.0,
+        "candidate_source": "model", "graph_score": 0.0,
         "database_pep": 0.0, "database_q_value": 0.0,
     }  # fmt: skip
     with atomic_output(path) as temporary:

@@ -94,6 +94,8 @@ def test_compare_database_command(tmp_path):
         calc_mz=500.0, rt=1.0, residue_scores=pl.lit([0.5]), mass_error_ppm=0.0,
         isotope_error=pl.lit(0, pl.Int16), refinement_steps=pl.lit(8, pl.Int16),
         search_certified=False,
+        candidate_source=pl.lit("model"),
+        graph_score=float("nan"),
     )  # fmt: skip
     write_denovo_tsv(rows.select(list(DENOVO_COLUMNS)).cast(DENOVO_COLUMNS), denovo)
     search = tmp_path / "search.tsv"

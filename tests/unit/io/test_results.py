@@ -47,6 +47,8 @@ def denovo_table() -> pl.DataFrame:
                 "mass_error_ppm": 1.5,
                 "isotope_error": 0,
                 "refinement_steps": 8,
+                "candidate_source": "graph+model" if index % 2 else "graph",
+                "graph_score": 12.5,
             }
         )
     return pl.DataFrame(rows, schema=DENOVO_COLUMNS)
