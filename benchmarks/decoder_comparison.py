@@ -72,6 +72,37 @@ def evaluate(
     return json.loads(out.read_text())["results"]
 
 
+def breakdown_lines(results: dict[str, dict], sets: list[str]) -> list[str]:
+    """Per set with a breakdown: peptide recall / AA precision of each decoder by true
+    peptide length and by charge."""
+    lines: list[str] = []
+    for name in sets:
+        rows = {
+            decoder: result["rows"].get(f"{name}/{result['mode']}", {}).get("breakdown")
+            for decoder, result in results.items()
+        }
+        groups = next((list(r) for r in rows.values() if r), None)
+        if not groups:
+            continue
+        lines += [
+            "",
+            f"{name} by true peptide length and by charge (peptide recall / AA precision):",
+            "",
+            "| group | n | " + " | ".join(results) + " |",
+            "|---|---|" + "---|" * len(results),
+        ]
+        for group in groups:
+            n = next(r[group]["n_spectra"] for r in rows.values() if r and group in r)
+            cells = [
+                f"{r[group]['peptide_recall']:.3f} / {r[group]['aa_precision']:.3f}"
+                if r and group in r
+                else ""
+                for r in rows.values()
+            ]
+            lines.append(f"| {group} | {n} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, required=True)
@@ -131,6 +162,7 @@ def main() -> None:
             top = [v for k, v in ranks.items() if k.startswith("in_top_")]
             ceilings.append(f"{max(top):.3f}" if top else "")
         lines.append(f"| {name} | {n} | " + " | ".join(cells) + " | " + " | ".join(ceilings) + " |")
+    lines += breakdown_lines(results, sets)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=1), encoding="utf-8")
