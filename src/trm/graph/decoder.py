@@ -633,6 +633,19 @@ class _Edges:
     prior: np.ndarray  # log prior of the edge's N-terminal modification, 0 without
 
 
+@dataclass
+class _Batch:
+    """A batch's spectra checked and turned into peaks, graphs and nodes."""
+
+    reasons: list[str | None]  # why each spectrum cannot be read, None where it can
+    usable: np.ndarray  # (n_spectra,) bool
+    precursor_mass: np.ndarray  # 0 where not usable
+    spectra: np.ndarray  # the usable rows
+    peaks: _Peaks
+    graphs: _Graphs | None  # None when no spectrum is usable
+    nodes: _Nodes | None
+
+
 class _Store:
     """Growable columns of partial paths."""
 
@@ -1575,15 +1588,16 @@ class GraphDecoder:
             reasons += batch_reasons
         return GraphResult(candidates=candidates, reasons=reasons)
 
-    def _decode_batch(
+    def _batch(
         self,
         mz: np.ndarray,
         intensity: np.ndarray,
         counts: np.ndarray,
         precursor_mass: np.ndarray,
         charge: np.ndarray,
-    ) -> tuple[list[list[GraphCandidate]], list[str | None]]:
-        n = len(counts)
+    ) -> _Batch:
+        """Check a batch's spectra and build the peaks, graphs and nodes of those usable
+        (decoding and scoring given peptides start alike)."""
         reasons = self._check(counts, precursor_mass, charge)
         usable = np.array([r is None for r in reasons], dtype=bool)
         safe_charge = np.where(usable, charge, 1).astype(np.int64)
@@ -1592,12 +1606,27 @@ class GraphDecoder:
         for row in np.flatnonzero(usable & (peaks.count < 3)):
             reasons[row] = REASON_FEW_PEAKS
             usable[row] = False
-        candidates: list[list[GraphCandidate]] = [[] for _ in range(n)]
         spectra = np.flatnonzero(usable)
-        if len(spectra) == 0:
+        graphs = nodes = None
+        if len(spectra):
+            graphs = self._graphs(spectra, safe_mass, safe_charge)
+            nodes = self._nodes(peaks, graphs)
+        return _Batch(reasons, usable, safe_mass, spectra, peaks, graphs, nodes)
+
+    def _decode_batch(
+        self,
+        mz: np.ndarray,
+        intensity: np.ndarray,
+        counts: np.ndarray,
+        precursor_mass: np.ndarray,
+        charge: np.ndarray,
+    ) -> tuple[list[list[GraphCandidate]], list[str | None]]:
+        batch = self._batch(mz, intensity, counts, precursor_mass, charge)
+        reasons, spectra = batch.reasons, batch.spectra
+        candidates: list[list[GraphCandidate]] = [[] for _ in range(len(counts))]
+        if batch.graphs is None or batch.nodes is None:
             return candidates, reasons
-        graphs = self._graphs(spectra, safe_mass, safe_charge)
-        nodes = self._nodes(peaks, graphs)
+        peaks, graphs, nodes = batch.peaks, batch.graphs, batch.nodes
         store, last, edge, path_score = self._search(peaks, graphs, nodes)
         tokens = self._backtrack(store, last, edge)
         graph = store["graph"][last]
@@ -1799,19 +1828,11 @@ class GraphDecoder:
         token_ids: np.ndarray,
     ) -> list[str | None]:
         s = self.settings
-        reasons = self._check(counts, precursor_mass, charge)
-        usable = np.array([r is None for r in reasons], dtype=bool)
-        safe_charge = np.where(usable, charge, 1).astype(np.int64)
-        safe_mass = np.where(usable, precursor_mass, 0.0)
-        peaks = self._prepare_peaks(mz, intensity, counts, safe_mass, safe_charge, usable)
-        for row in np.flatnonzero(usable & (peaks.count < 3)):
-            reasons[row] = REASON_FEW_PEAKS
-            usable[row] = False
-        spectra = np.flatnonzero(usable)
-        if len(spectra) == 0:
-            return reasons
-        graphs = self._graphs(spectra, safe_mass, safe_charge)
-        nodes = self._nodes(peaks, graphs)
+        batch = self._batch(mz, intensity, counts, precursor_mass, charge)
+        if batch.graphs is None or batch.nodes is None:
+            return batch.reasons
+        usable, safe_mass, spectra = batch.usable, batch.precursor_mass, batch.spectra
+        peaks, graphs, nodes = batch.peaks, batch.graphs, batch.nodes
         n_isotopes = s.isotope_errors[1] - s.isotope_errors[0] + 1
         rows, peptide = np.nonzero(usable[:, None] & (token_ids[:, :, 0] > 0))
         tokens = token_ids[rows, peptide]
@@ -1847,7 +1868,7 @@ class GraphDecoder:
         result.isotope_error[target_rows, peptide] = isotopes
         result.fits[target_rows, peptide] = fits
         result.representable[target_rows, peptide] = representable
-        return reasons
+        return batch.reasons
 
 
 def _peaks_once(
