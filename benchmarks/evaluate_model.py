@@ -27,7 +27,9 @@ best), AA precision over answered residues, AA recall, peptide recall over all s
 and the precision-coverage AUC ranking answers by the mode's raw score.
 
 ``--candidate-ranks N`` adds, per data set, how often the true peptide is among the exact
-search's best k candidates (k up to N): the most any re-ranking of them could reach.
+search's best k candidates (k up to N), and among all candidates of the decoder
+(``in_candidates``: for the hybrid decoder the search's N and the graph's top K): the most
+any re-ranking of them could reach.
 
 ``--breakdown`` adds AA precision and peptide recall per peptide length (residues of the
 true peptide, :data:`LENGTH_BINS`) and per precursor charge: sets of different length mixes
@@ -263,10 +265,17 @@ def candidate_ranks(sequencer: Sequencer, dataset: SpectrumDataset, peaks, n: in
             ),
             None,
         )
-        ranks.append(n if rank is None else rank)
-    ranks = np.asarray(ranks)
+        ranks.append(rank)
+    found = np.asarray([rank is not None for rank in ranks])
+    ranks = np.asarray([n if rank is None else rank for rank in ranks])
     ks = [k for k in (1, 2, 4, 8, 16, 32, 64, 128, 256) if k < n] + [n]
-    return {"n_spectra": len(ranks), **{f"in_top_{k}": float((ranks < k).mean()) for k in ks}}
+    return {
+        "n_spectra": len(ranks),
+        **{f"in_top_{k}": float((ranks < k).mean()) for k in ks},
+        # anywhere in the list: for the hybrid decoder, the union of the search's N and
+        # the graph's own candidates (which follow the search's in the list)
+        "in_candidates": float(found.mean()) if len(found) else 0.0,
+    }
 
 
 def _final_log_probs(sequencer, mz, intensity, counts, dataset) -> np.ndarray:

@@ -24,12 +24,15 @@ def test_candidate_ranks_counts_the_true_peptide_among_the_best_k():
         ids = np.array([vocabulary.tokens.index(t) for t in text])
         return DecodedPeptide(ids, 0.0, np.ones(len(ids)), 0.0, 0)
 
-    truth = ["PEPTIDE", "PEPTLDE", "AAAAK", "GGGGR"]  # the second matches by I = L
+    # the second matches by I = L; the last is found beyond the best 4 (as a graph
+    # candidate after the search's in a hybrid list)
+    truth = ["PEPTIDE", "PEPTLDE", "AAAAK", "GGGGR", "KKKKR"]
     candidates = [
         [peptide("PEPTIDE"), peptide("PEPTDIE")],
         [peptide("PEPTDIE"), peptide("PEPTIDE")],
         [peptide("AAAGK"), peptide("GAAAK"), peptide("AAAKA"), peptide("AAAAK")],
         [],
+        [peptide("KKKRK"), peptide("KKRKK"), peptide("KRKKK"), peptide("RKKKK"), peptide("KKKKR")],
     ]
 
     class Fake:
@@ -40,11 +43,17 @@ def test_candidate_ranks_counts_the_true_peptide_among_the_best_k():
     sequencer.predict = lambda *args: SimpleNamespace(candidates=candidates)
     dataset = SimpleNamespace(
         tokens=np.stack([vocabulary.encode(list(p), 12) for p in truth]),
-        precursor_mass=np.zeros(4),
-        charge=np.full(4, 2),
+        precursor_mass=np.zeros(5),
+        charge=np.full(5, 2),
     )
     ranks = evaluate_model.candidate_ranks(sequencer, dataset, (None, None, None), 4)
-    assert ranks == {"n_spectra": 4, "in_top_1": 0.25, "in_top_2": 0.5, "in_top_4": 0.75}
+    assert ranks == {
+        "n_spectra": 5,
+        "in_top_1": 0.2,
+        "in_top_2": 0.4,
+        "in_top_4": 0.6,
+        "in_candidates": 0.8,
+    }
 
 
 def test_breakdown_groups_by_true_length_and_charge():
