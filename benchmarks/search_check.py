@@ -406,7 +406,9 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as folder:
         for steps in args.refinement_steps:
-            key = f"{steps} refinement steps" if steps else "as trained"
+            key = "trm denovo's defaults: the instrument file's decoder" + (
+                f", {steps} refinement steps" if steps else ""
+            )
             work = Path(folder) / key.replace(" ", "_")
             work.mkdir()
             results["denovo"][key] = denovo_check(sources, work, steps or None)
