@@ -13,6 +13,7 @@ fragment probabilities.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,24 @@ def bucket(values: Any, lower_bounds: Sequence[float]) -> Any:
     return np.maximum(index, 0)
 
 
+def log_unexplained_count(count_model: dict, precursor_mz: Any, charge: Any) -> Any:
+    """ln(1 + expected number of unexplained peaks) of spectra, without the residual, from
+    a noise model's ``unexplained_count``: precursor m/z and charge are clamped to the
+    ranges it was fitted on, so that no count is extrapolated (a fit on charge 2 and 3
+    spectra gives charge 4 the count of charge 3, not a further 4-fold more peaks).
+
+    ``precursor_mz`` and ``charge`` are numpy arrays or torch tensors (float), of one shape.
+    """
+    lowest, highest = count_model.get("charge_range", (-math.inf, math.inf))
+    return (
+        count_model["intercept"]
+        + count_model["per_precursor_kmz"]
+        * precursor_mz.clip(*count_model["precursor_mz_range"])
+        / 1000.0
+        + count_model["per_charge"] * (charge.clip(lowest, highest) - 2.0)
+    )
+
+
 @dataclass
 class NoiseModelParameters:
     """An instrument's fitted noise model, as stored in ``results/noise/<instrument>.yaml``.
@@ -114,7 +133,9 @@ class NoiseModelParameters:
     unexplained_count : dict
         ln(1 + count) = intercept + per_precursor_kmz * precursor m/z / 1000 +
         per_charge * (charge - 2), residual ``sd``; precursor m/z is clamped to the
-        fitted ``precursor_mz_range``.
+        fitted ``precursor_mz_range`` and the charge to the fitted ``charge_range`` (the
+        charges of the spectra it was fitted on; files written before it have none and
+        are not clamped): :func:`log_unexplained_count`.
     precursor_error : dict
         The precursor's mass error: ``ppm`` (mean, sd) and ``isotope_probability`` (share
         of precursors picked at the 0th, 1st and 2nd 13C isotope peak).

@@ -54,6 +54,7 @@ from trm.noise_model import (
     NoiseModelError,
     NoiseModelParameters,
     bucket,
+    log_unexplained_count,
 )
 from trm.synth.annotate import CATEGORIES, CATEGORY_INDEX, annotate_spectrum, immonium_mz
 
@@ -535,6 +536,8 @@ def _estimate(acc: _Accumulator, report: FitReport, tolerance: float) -> NoiseMo
                 float(np.percentile(counts[:, 0], 2)),
                 float(np.percentile(counts[:, 0], 98)),
             ],
+            # and the charge to the charges fitted on
+            "charge_range": [int(counts[:, 1].min()), int(counts[:, 1].max())],
             "intercept": float(coefficients[0]),
             "per_precursor_kmz": float(coefficients[1]),
             "per_charge": float(coefficients[2]),
@@ -582,7 +585,7 @@ def noise_figure(parameters: NoiseModelParameters):  # noqa: ANN201 - matplotlib
     for charge in (2, 3):
         axes[1].plot(
             x * 1000,
-            np.expm1(c["intercept"] + c["per_precursor_kmz"] * x + c["per_charge"] * (charge - 2)),
+            np.expm1(log_unexplained_count(c, x * 1000, np.full_like(x, charge))),
             label=f"charge {charge}",
         )
     axes[1].set(title=f"(d) unexplained peaks (n = {p.unexplained_count['n']} spectra)",

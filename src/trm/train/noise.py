@@ -41,6 +41,7 @@ from trm.noise_model import (
     UNEXPLAINED_MZ_EDGES,
     NoiseModelParameters,
     bucket,
+    log_unexplained_count,
 )
 from trm.train.data import SpectrumBatch
 
@@ -414,14 +415,9 @@ class FittedNoise:
         precursor_mz_1 = (
             batch.precursor_mass.float() + batch.charge * PROTON_MASS
         ) / batch.charge.clamp_min(1)
-        log_count = (
-            count_model["intercept"]
-            + count_model["per_precursor_kmz"]
-            * precursor_mz_1.clamp(*count_model["precursor_mz_range"])
-            / 1000.0
-            + count_model["per_charge"] * (batch.charge.float() - 2.0)
-            + count_model["sd"] * normal(n_spectra)
-        )
+        log_count = log_unexplained_count(
+            count_model, precursor_mz_1, batch.charge.float()
+        ) + count_model["sd"] * normal(n_spectra)
         expected = torch.expm1(log_count).clamp_min(0) * s[:, 0]
         n_unexplained = torch.floor(expected + uniform(n_spectra)).long()
         n_unexplained = n_unexplained.clamp_max(self.max_unexplained)

@@ -120,6 +120,7 @@ def test_fit_recovers_what_the_spectra_were_made_with(fitted):
     count = parameters.unexplained_count
     median = np.expm1(count["intercept"] + count["per_precursor_kmz"] * 0.6)
     assert 25 < median < 55
+    assert count["charge_range"] == [2, 3]  # the charges it saw, no more
     assert parameters.precursor_error["isotope_probability"][0] == 1.0
     assert parameters.sample_sizes["spectra"] == 80
 
