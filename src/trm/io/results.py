@@ -7,8 +7,9 @@ same folder, renamed at the end), so a failed job never leaves a partial result 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -71,7 +72,6 @@ def write_denovo_tsv(table: pl.DataFrame, path: str | os.PathLike[str]) -> None:
         The ``.tsv`` file to write.
     """
     from psm_utils import PSM
-    from psm_utils.io.tsv import TSVWriter
 
     database_fdr = all(c in table.columns for c in DATABASE_FDR_COLUMNS)
 
@@ -108,7 +108,6 @@ def write_denovo_tsv(table: pl.DataFrame, path: str | os.PathLike[str]) -> None:
             },
         )
 
-    rows = list(table.iter_rows(named=True))
     # Without rows, a placeholder shapes the header: an empty file has the same columns
     # as a full one, so whatever reads it back (trm evaluate, psm_utils) finds them.
     placeholder = {
@@ -119,6 +118,24 @@ def write_denovo_tsv(table: pl.DataFrame, path: str | os.PathLike[str]) -> None:
         "candidate_source": "model", "graph_score": 0.0,
         "database_pep": 0.0, "database_q_value": 0.0,
     }  # fmt: skip
+    write_psm_tsv(table, to_psm, placeholder, path)
+
+
+def write_psm_tsv(
+    table: pl.DataFrame,
+    to_psm: Callable[[dict], Any],
+    placeholder: dict,
+    path: str | os.PathLike[str],
+) -> None:
+    """Write a table's rows as a psm_utils TSV (atomically), one ``to_psm(row)`` each.
+
+    The first row's PSM shapes the header (its ``meta:`` columns); without rows,
+    ``placeholder`` (a row of every column ``to_psm`` reads) shapes it, so that an empty
+    file has the same columns as a full one.
+    """
+    from psm_utils.io.tsv import TSVWriter
+
+    rows = list(table.iter_rows(named=True))
     with atomic_output(path) as temporary:
         with TSVWriter(temporary, example_psm=to_psm(rows[0] if rows else placeholder)) as writer:
             for row in rows:

@@ -20,8 +20,8 @@ from typing import Any
 
 import polars as pl
 
-from trm.atomic import atomic_output
 from trm.chem import UnsupportedPeptideError, parse_peptidoform
+from trm.io.results import write_psm_tsv
 from trm.metrics import match_peptides
 from trm.search.engine import SearchOutcome
 from trm.search.settings import SearchSettings
@@ -35,7 +35,6 @@ def write_search_tsv(psms: pl.DataFrame, path: str | os.PathLike[str]) -> None:
     ``retention_time``, ``protein_list``, ``rank``; the rest as ``meta:`` columns.
     """
     from psm_utils import PSM
-    from psm_utils.io.tsv import TSVWriter
 
     def to_psm(row: dict) -> PSM:
         return PSM(
@@ -64,7 +63,6 @@ def write_search_tsv(psms: pl.DataFrame, path: str | os.PathLike[str]) -> None:
             },
         )
 
-    rows = list(psms.iter_rows(named=True))
     # Without rows, a placeholder shapes the header (no row is written from it).
     placeholder = {
         "spectrum_id": "", "run": "", "native_id": "", "peptide": "G", "charge": 1,
@@ -73,10 +71,7 @@ def write_search_tsv(psms: pl.DataFrame, path: str | os.PathLike[str]) -> None:
         "missed_cleavages": 0, "isotope_error": 0, "mass_error_ppm": 0.0,
         "precursor_mz": 0.0, "calc_mz": 0.0, "rt": 0.0, "proteins": [],
     }  # fmt: skip
-    with atomic_output(path) as temporary:
-        with TSVWriter(temporary, example_psm=to_psm(rows[0] if rows else placeholder)) as writer:
-            for row in rows:
-                writer.write_psm(to_psm(row))
+    write_psm_tsv(psms, to_psm, placeholder, path)
 
 
 def fdr_note(n_targets: int, n_at_fdr: int, best_q: float | None, settings: SearchSettings) -> str:
