@@ -21,6 +21,10 @@ What reads which setting:
 ``noise_model``
     The noise model used for training when the samples sheet has no labelled run of the
     instrument to fit one from (a shipped one in ``resources/noise/``); optional.
+``peptide_mix``
+    Length, charge and missed cleavages of the synthetic spectra (``trm peptide-mix``)
+    when the samples sheet has no labelled run of the instrument to fit them from (a
+    shipped one in ``resources/peptide_mix/``); optional.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ _KEYS = frozenset(
         "charge_weights",
         "missing_charge",
         "noise_model",
+        "peptide_mix",
         "decoder",
         "fixed_modifications",
     }
@@ -108,6 +113,9 @@ class InstrumentSettings:
     noise_model : str or None
         Path of the noise model to train with when none is fitted (relative paths are
         relative to the working directory, the project root in the workflow).
+    peptide_mix : str or None
+        Path of the peptide mix of the synthetic spectra when none is fitted (relative as
+        ``noise_model``).
     decoder : str or None
         The de novo decoder for this instrument's spectra (one of :data:`DECODERS`);
         None: the de novo stage's default.
@@ -126,6 +134,7 @@ class InstrumentSettings:
     charge_weights: tuple[float, ...] | None = None
     missing_charge: str = "try"
     noise_model: str | None = None
+    peptide_mix: str | None = None
     decoder: str | None = None
     fixed_modifications: tuple[str, ...] = DEFAULT_FIXED_MODIFICATIONS
     description: str = ""
@@ -209,6 +218,7 @@ class InstrumentSettings:
                 source, f"missing_charge must be one of {MISSING_CHARGE_POLICIES}, not {policy!r}"
             )
         noise_model = data.get("noise_model")
+        peptide_mix = data.get("peptide_mix")
         decoder = data.get("decoder")
         if decoder is not None and decoder not in DECODERS:
             raise InstrumentFileError(
@@ -234,6 +244,7 @@ class InstrumentSettings:
             charge_weights=weights,
             missing_charge=policy,
             noise_model=None if noise_model in (None, "") else str(noise_model),
+            peptide_mix=None if peptide_mix in (None, "") else str(peptide_mix),
             decoder=decoder,
             fixed_modifications=tuple(fixed),
             description=str(data.get("description", "")),
@@ -252,6 +263,7 @@ class InstrumentSettings:
             "charge_weights": None if self.charge_weights is None else list(self.charge_weights),
             "missing_charge": self.missing_charge,
             "noise_model": self.noise_model,
+            "peptide_mix": self.peptide_mix,
             "decoder": self.decoder,
             "fixed_modifications": list(self.fixed_modifications),
         }

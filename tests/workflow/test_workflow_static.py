@@ -17,7 +17,7 @@ pytestmark = pytest.mark.workflow
 PER_SAMPLE_RULES = ["convert", "denovo", "casanovo", "compare"]
 PER_LABELLED_SAMPLE_RULES = ["labels", "evaluate"]
 #: Once per instrument with labelled runs.
-PER_LABELLED_INSTRUMENT_RULES = ["fit_noise"]
+PER_LABELLED_INSTRUMENT_RULES = ["fit_noise", "peptide_mix"]
 PER_INSTRUMENT_RULES = ["synthetic", "pretrain", "training_plot", "calibrate", "casanovo_baseline"]
 
 
@@ -119,6 +119,11 @@ def test_labelled_runs_fit_the_noise_model_that_training_and_calibration_use(tmp
     output = result.stdout + result.stderr
     assert "trm fit-noise --labels" in output and "--fallback" in output
     assert output.count("--noise-model 'results/noise/orbitrap_hcd.yaml'") == 2
+    # ... and the peptide mix the synthetic spectra are drawn from, the shipped one as the
+    # fallback of a fit from too few identified peptides
+    assert planned_jobs(result.stdout)["peptide_mix"] == 1
+    assert "resources/peptide_mix/orbitrap_hcd.yaml'" in output.split("trm peptide-mix")[1]
+    assert "--peptide-mix 'results/peptide_mix/orbitrap_hcd.yaml' --mix-share 0.6" in output
 
 
 def test_without_labelled_runs_the_shipped_noise_model_is_used(tmp_path):
@@ -131,14 +136,18 @@ def test_without_labelled_runs_the_shipped_noise_model_is_used(tmp_path):
     result = snakemake("-n", "-p", workdir=workdir)
     assert result.returncode == 0, result.stderr
     assert "fit_noise" not in planned_jobs(result.stdout)
+    assert "peptide_mix" not in planned_jobs(result.stdout)
     output = result.stdout + result.stderr
     assert output.count("resources/noise/orbitrap_hcd.yaml'") == 2
-    # The switch to the hand-set ramp: no noise model at all.
+    assert "resources/peptide_mix/orbitrap_hcd.yaml' --mix-share 0.6" in output
+    # The switches to the hand-set ramp and uniform peptides: no noise model, no mix.
     config = workdir / "config" / "config.yaml"
-    config.write_text(config.read_text().replace("  noise: fitted", "  noise: ramp"))
+    text = config.read_text().replace("  noise: fitted", "  noise: ramp")
+    config.write_text(text.replace("  peptide_mix: fitted", "  peptide_mix: uniform"))
     result = snakemake("-n", "-p", "--forceall", workdir=workdir)
     assert result.returncode == 0, result.stderr
     assert "--noise-model" not in result.stdout + result.stderr
+    assert "--peptide-mix" not in result.stdout + result.stderr
 
 
 def test_the_demo_sequences_with_the_shipped_base_model(tmp_path):

@@ -351,6 +351,39 @@ def noise_fallback_option(wildcards):
     return f"--fallback '{shipped}'" if shipped else ""
 
 
+def shipped_peptide_mix(instrument):
+    """The peptide mix an instrument file names (`peptide_mix:`), or None."""
+    path = instruments[instrument].get("peptide_mix")
+    return project_path(path) if path else None
+
+
+def synthetic_peptide_mix(wildcards):
+    """The peptide mix an instrument's synthetic spectra are drawn from (`synthetic:
+    peptide_mix: fitted`): fitted from its labelled runs, else the one its file names; []
+    for every peptide equally often (`uniform`, or neither)."""
+    if config["synthetic"]["peptide_mix"] == "uniform":
+        return []
+    if instrument_labelled_samples(wildcards.instrument):
+        return [f"results/peptide_mix/{wildcards.instrument}.yaml"]
+    shipped = shipped_peptide_mix(wildcards.instrument)
+    return [shipped] if shipped else []
+
+
+def peptide_mix_fallback_option(wildcards):
+    """`--fallback FILE` for `trm peptide-mix` when the instrument names a shipped mix."""
+    shipped = shipped_peptide_mix(wildcards.instrument)
+    return f"--fallback '{shipped}'" if shipped else ""
+
+
+def peptide_mix_option(wildcards, input):
+    """`--peptide-mix FILE --mix-share S` for `trm synthetic` when it draws from a mix."""
+    if not input.mix:
+        return ""
+    return (
+        f"--peptide-mix '{input.mix[0]}' --mix-share {config['synthetic']['mix_share']}"
+    )
+
+
 def training_noise_model(wildcards):
     """The noise model pretraining and calibration use: fitted from the instrument's
     labelled runs, else the one its file names; [] for the hand-set ramp."""

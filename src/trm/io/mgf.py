@@ -7,6 +7,7 @@ the project parses MGF itself: one spectrum at a time, every header key kept ver
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,13 +88,16 @@ class MgfSpectrum:
 
 
 def parse_mgf_charge(text: str) -> int | None:
-    """``2+`` -> 2, ``3-`` -> -3, ``2`` -> 2; several charges, none or ``0`` (the way some
-    writers say "unknown") -> None."""
+    """``2+`` -> 2, ``3-`` -> -3, ``2`` -> 2, ``2.0+`` -> 2 (as the PRIDE cluster export
+    writes it); several charges, none, a fraction or ``0`` (the way some writers say
+    "unknown") -> None."""
     text = text.strip()
     if not text or "," in text or " and " in text:
         return None
     sign = -1 if text.endswith("-") else 1
     digits = text.rstrip("+-").lstrip("+")
+    if re.fullmatch(r"\d+\.0*", digits):
+        digits = digits.split(".")[0]
     if not digits.isdigit() or int(digits) == 0:
         return None
     return sign * int(digits)

@@ -16,12 +16,13 @@ on a login node, then point compute jobs at the same ``--model-dir``)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from pathlib import Path
 
 import numpy as np
 
-from trm.synth.mix import PeptideMix
+from trm.synth.mix import MIN_MIX_PEPTIDES, PeptideMix, PeptideMixError
 from trm.synth.peptides import DigestionSettings, PeptidoformSampler, SyntheticInputError
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ def run_synthetic(args: argparse.Namespace) -> None:
         threads=args.threads,
         run=args.run_name or Path(args.out).name,
         mix=None if args.peptide_mix is None else PeptideMix.read(args.peptide_mix),
+        mix_share=args.mix_share,
     )
     write_synthetic_dataset(args.fasta, args.out, settings, exclude_fasta=args.exclude_fasta)
 
@@ -234,6 +236,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "mix of identified spectra (trm peptide-mix; needs --n-spectra); default: every "
         "peptide equally often, charges as --charges",
     )
+    synthetic.add_argument(
+        "--mix-share",
+        type=float,
+        default=1.0,
+        help="share of the spectra drawn from --peptide-mix; the others as without it "
+        "(every peptide equally often, charges as --charges), which keeps long peptides "
+        "and high charges that the mix rarely holds (default: 1)",
+    )
     synthetic.set_defaults(func=run_synthetic)
 
     mix = subparsers.add_parser(
@@ -246,6 +256,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mix.add_argument("--labels", type=Path, nargs="+", required=True, help="labelled tables")
     mix.add_argument("--instrument", type=Path, required=True, help="instrument YAML: its charges")
     mix.add_argument("--out", type=Path, required=True, help="output: peptide mix YAML")
+    mix.add_argument(
+        "--min-peptides",
+        type=int,
+        default=MIN_MIX_PEPTIDES,
+        help="fewest distinct identified peptides and charges to fit from "
+        f"(default: {MIN_MIX_PEPTIDES})",
+    )
+    mix.add_argument(
+        "--fallback",
+        type=Path,
+        help="peptide mix YAML written instead (with a note) when fewer are identified",
+    )
     mix.set_defaults(func=run_peptide_mix)
 
     fit = subparsers.add_parser(
@@ -321,20 +343,42 @@ def run_peptide_mix(args: argparse.Namespace) -> None:
             charges.append(int(charge))
     # Each peptide and charge once: a library's many spectra of one peptide (or a run's
     # repeated identifications) say nothing more about which peptides a sample holds.
-    pairs = sorted(set(zip(peptides, charges, strict=True)))
-    peptides, charges = [p for p, _ in pairs], [z for _, z in pairs]
-    mix = PeptideMix.fit(
-        peptides,
-        charges,
-        instrument.charges,
-        provenance=f"{len(peptides)} distinct identified peptides and charges of "
-        + ", ".join(path.name for path in args.labels),
+    pairs = sorted(
+        (p, z) for p, z in set(zip(peptides, charges, strict=True)) if z in instrument.charges
     )
+    peptides, charges = [p for p, _ in pairs], [z for _, z in pairs]
+    sources = ", ".join(path.name for path in args.labels)
+    if len(pairs) < args.min_peptides:
+        reason = (
+            f"{sources}: {len(pairs)} distinct identified peptides and charges of the "
+            f"instrument's charges {list(instrument.charges)}, fewer than the "
+            f"{args.min_peptides} a peptide mix is fitted from (--min-peptides)"
+        )
+        if args.fallback is None:
+            raise PeptideMixError(
+                reason + "; give --fallback, or draw the synthetic spectra uniformly "
+                "(the workflow's synthetic: peptide_mix: uniform)"
+            )
+        log.warning("%s; using the fallback peptide mix %s", reason, args.fallback)
+        fallback = PeptideMix.read(args.fallback)
+        mix = dataclasses.replace(
+            fallback,
+            provenance=f"{fallback.provenance} ({args.fallback.name} used instead of a fit: "
+            f"{reason})",
+        )
+    else:
+        mix = PeptideMix.fit(
+            peptides,
+            charges,
+            instrument.charges,
+            provenance=f"{len(peptides)} distinct identified peptides and charges of {sources}",
+        )
     with atomic_output(args.out) as path:
         mix.write(path)
     log.info(
-        "peptide mix of %d peptides and charges: charges %s at %s; missed cleavages 0/1/2+ at %s",
-        len(peptides),
+        "wrote peptide mix %s (%s): charges %s at %s; missed cleavages 0/1/2+ at %s",
+        args.out,
+        mix.provenance,
         list(mix.charges),
         np.round(mix.marginal("charge"), 3).tolist(),
         np.round(mix.marginal("missed"), 3).tolist(),

@@ -82,6 +82,10 @@ class SyntheticSettings:
         Length, charge and missed cleavages of the spectra, as identified spectra have
         them (:mod:`trm.synth.mix`; ``n_spectra`` must be given); None: every peptide of
         the pool equally often, the sampler's charges.
+    mix_share : float
+        Share of each split's spectra drawn from ``mix``; the others are drawn as without
+        a mix (every peptide of the pool equally often, the sampler's charges), which keeps
+        long peptides and high charges in a set whose mix has few of them.
     """
 
     model: str
@@ -98,6 +102,7 @@ class SyntheticSettings:
     threads: int | None = None
     run: str = "synthetic"
     mix: PeptideMix | None = None
+    mix_share: float = 1.0
 
     def __post_init__(self) -> None:
         if self.digestion.max_length > MS2PIP_MAX_PEPTIDE_LENGTH:
@@ -118,6 +123,10 @@ class SyntheticSettings:
             raise SyntheticInputError("seed must be >= 0")
         if self.mix is not None and self.n_spectra is None:
             raise SyntheticInputError("a peptide mix needs the number of spectra (n_spectra)")
+        if self.mix is None and self.mix_share != 1.0:
+            raise SyntheticInputError("mix_share needs a peptide mix")
+        if not 0.0 < self.mix_share <= 1.0:
+            raise SyntheticInputError(f"mix_share must be in (0, 1], not {self.mix_share}")
 
 
 @dataclass
@@ -127,7 +136,9 @@ class SplitPlan:
     name: str
     peptides: list[str]
     order: np.ndarray  # int64 indices into ``peptides``, one per spectrum
-    charges: np.ndarray | None = None  # int64 precursor charge of each spectrum (a mix)
+    # int64 precursor charge of each spectrum drawn from a mix; 0 (or None for all): the
+    # sampler's charge
+    charges: np.ndarray | None = None
 
 
 @dataclass
@@ -181,16 +192,26 @@ def plan_splits(peptides: list[str], settings: SyntheticSettings) -> dict[str, S
         else:
             wanted = max(1, round(settings.n_spectra * fractions[name] / total_fraction))
         rng = np.random.default_rng(_split_seed(settings.seed, name))
-        if settings.mix is not None:
-            order, charges = plan_spectra(pool, wanted, settings.mix, rng)
-            plans[name] = SplitPlan(name, pool, order, charges)
+        if settings.mix is None:
+            plans[name] = SplitPlan(name, pool, _every_peptide(len(pool), wanted, rng))
             continue
-        # whole permutations first, then a partial one: each peptide appears
-        # floor(wanted / pool) or one more times, in shuffled order
-        rounds = [rng.permutation(len(pool)) for _ in range(wanted // len(pool))]
-        rounds.append(rng.choice(len(pool), size=wanted % len(pool), replace=False))
-        plans[name] = SplitPlan(name, pool, np.concatenate(rounds).astype(np.int64))
+        from_mix = round(wanted * settings.mix_share)
+        order, charges = plan_spectra(pool, from_mix, settings.mix, rng)
+        if from_mix < wanted:
+            order = np.concatenate([order, _every_peptide(len(pool), wanted - from_mix, rng)])
+            charges = np.concatenate([charges, np.zeros(wanted - from_mix, dtype=np.int64)])
+            shuffle = rng.permutation(wanted)
+            order, charges = order[shuffle], charges[shuffle]
+        plans[name] = SplitPlan(name, pool, order, charges)
     return plans
+
+
+def _every_peptide(pool_size: int, wanted: int, rng: np.random.Generator) -> np.ndarray:
+    """``wanted`` indices into a pool: whole permutations first, then a partial one, so
+    that each peptide appears floor(wanted / pool) or one more times, in shuffled order."""
+    rounds = [rng.permutation(pool_size) for _ in range(wanted // pool_size)]
+    rounds.append(rng.choice(pool_size, size=wanted % pool_size, replace=False))
+    return np.concatenate(rounds).astype(np.int64)
 
 
 def synthesize(
@@ -244,7 +265,7 @@ def synthesize(
             peptidoforms = []
             for position, index in enumerate(indices, start=start):
                 tokens, charge = settings.sampler.sample(plan.peptides[index], rng)
-                if plan.charges is not None:
+                if plan.charges is not None and plan.charges[position] > 0:
                     charge = int(plan.charges[position])
                 peptidoforms.append(Peptidoform(tuple(tokens), charge))
             numbers = range(start, start + len(indices))
@@ -281,6 +302,7 @@ def _settings_record(settings: SyntheticSettings) -> dict:
         "shard_size": settings.shard_size,
         "run": settings.run,
         "mix": None if settings.mix is None else settings.mix.to_dict(),
+        "mix_share": None if settings.mix is None else settings.mix_share,
     }
 
 

@@ -32,6 +32,9 @@ LENGTH_EDGES: tuple[int, ...] = (7, 9, 11, 13, 15, 17, 20, 25)
 #: Missed cleavages counted (the last bin holds that many or more).
 MISSED_CLEAVAGES: tuple[int, ...] = (0, 1, 2)
 MIX_FILE_FORMAT = "trm-peptide-mix"
+#: Fewest distinct identified peptides (with charge) a mix is fitted from: fewer say little
+#: about a table of 72 cells beyond the pseudo-count (``trm peptide-mix --min-peptides``).
+MIN_MIX_PEPTIDES = 50
 #: Tryptic cleavage sites inside a peptide: K or R not followed by P.
 _TRYPTIC_SITE = re.compile(r"[KR](?=[^P])")
 

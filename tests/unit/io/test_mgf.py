@@ -22,6 +22,10 @@ from trm.io.mgf import count_mgf_spectra, iter_mgf, parse_mgf_charge
         # CHARGE=0 is how some writers say "unknown": the workflow and trm denovo agree.
         ("0", None),
         ("0+", None),
+        # The PRIDE cluster export writes charges as floats.
+        ("2.0+", 2),
+        ("3.0", 3),
+        ("2.5+", None),
     ],  # fmt: skip
 )
 def test_parse_charge(text: str, charge: int | None) -> None:

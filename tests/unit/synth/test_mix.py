@@ -70,3 +70,36 @@ def test_a_mix_needs_the_number_of_spectra():
 
     with pytest.raises(SyntheticInputError, match="n_spectra"):
         SyntheticSettings(model="m", model_dir="d", mix=PeptideMix((2,), _only_last_bin()))
+
+
+def test_mix_share_keeps_the_rest_of_the_spectra_drawn_as_without_a_mix():
+    from trm.synth.generate import SyntheticSettings, plan_splits
+    from trm.synth.peptides import SyntheticInputError
+
+    peptides = [f"{'A' * n}{'G' * (i % 3)}K" for n in range(5, 25) for i in range(3)]
+    only_long = PeptideMix((2,), _only_last_bin())
+    settings = SyntheticSettings(
+        model="m",
+        model_dir="d",
+        split_fractions={"train": 1.0},
+        n_spectra=2000,
+        seed=3,
+        mix=only_long,
+        mix_share=0.6,
+    )
+    plan = plan_splits(peptides, settings)["train"]
+    lengths = np.array([len(plan.peptides[i]) for i in plan.order])
+    from_mix = plan.charges > 0
+    # 60% from the mix (25+ residues, charge 2), the rest from the whole pool with the
+    # sampler's charge (0 in the plan), shuffled together
+    assert from_mix.sum() == 1200
+    assert (lengths[from_mix] >= LENGTH_EDGES[-1]).all()
+    assert set(plan.charges[from_mix].tolist()) == {2}
+    assert (lengths[~from_mix] < LENGTH_EDGES[-1]).mean() > 0.5
+    assert from_mix[:800].mean() == pytest.approx(0.6, abs=0.1)
+    # a share of 1 is the plain mix, unchanged
+    whole = plan_splits(peptides, SyntheticSettings(**{**settings.__dict__, "mix_share": 1.0}))
+    assert (whole["train"].charges == 2).all()
+    for share, mix, message in ((0.0, only_long, "mix_share must be"), (0.5, None, "needs a")):
+        with pytest.raises(SyntheticInputError, match=message):
+            SyntheticSettings(**{**settings.__dict__, "mix": mix, "mix_share": share})
