@@ -12,7 +12,7 @@ import torch
 
 from trm.chem import Vocabulary
 from trm.errors import InputError, TrmError
-from trm.model import MODEL_CONFIGS, get_model_config
+from trm.model import MODEL_CONFIGS, ModelConfig, get_model_config
 from trm.noise_model import NoiseModelParameters
 from trm.options import add_options, from_options
 from trm.train.checkpoint import read_checkpoint
@@ -141,7 +141,12 @@ def run_pretrain(args: argparse.Namespace) -> None:
             model_config, evidence_tolerance=load_instrument(args.instrument).fragment_tolerance_da
         )
     vocabulary = Vocabulary()
-    sizes = dataset_sizes(model_config, vocabulary)
+    # Spectra are cut to the peak count (and answers to the length) of the network that
+    # trains: a starting checkpoint's, whose architecture wins (trm.train.loop.fit).
+    sizing = model_config
+    if args.init is not None:
+        sizing = ModelConfig.from_dict(read_checkpoint(args.init)["model_config"])
+    sizes = dataset_sizes(sizing, vocabulary)
     train_data = SpectrumDataset.from_shards(args.train_dir, limit=args.max_train_spectra, **sizes)
     if len(train_data) == 0:
         raise InputError(f"no usable training spectrum in {args.train_dir}")

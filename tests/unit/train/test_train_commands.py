@@ -103,3 +103,26 @@ def test_ablation_settings_reach_the_checkpoint(shards, tmp_path):
     assert train["loss"]["step_base"] == 2.0
     assert train["curriculum"]["clean_fraction_end"] == 0.3
     assert model["answer_update"] == "replace" and model["step_embedding"] is False
+
+
+def test_spectra_are_cut_to_the_peak_count_of_the_starting_checkpoint(
+    shards, tmp_path, monkeypatch
+):
+    """--init's architecture wins, its peak count included: the spectra the network reads
+    are cut to that count, not to the requested size's."""
+    from trm.train import commands
+
+    base = tmp_path / "base"
+    base.mkdir()
+    assert _pretrain(shards, base, "--steps", "1", "--set", "n_peaks=12") == 0
+    widths = []
+    read = commands.SpectrumDataset.from_shards
+
+    def recording(*args, **kwargs):
+        widths.append(kwargs["n_peaks"])
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(commands.SpectrumDataset, "from_shards", recording)
+    init = ("--init", str(base / "pretrained.pt"))
+    assert _pretrain(shards, tmp_path, "--steps", "1", *init) == 0
+    assert widths == [12, 12]
