@@ -117,11 +117,25 @@ def main() -> None:
     parser.add_argument("--breakdown", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--decoders", nargs="+", default=list(DECODERS), choices=DECODERS)
+    parser.add_argument(
+        "--n-peaks",
+        type=int,
+        help="the model reads its N most intense peaks instead of the count it was trained "
+        "with (an inference-only change, to measure the top-N cut; the graph decoder keeps "
+        "its own max_peaks)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="markdown table (and .json)")
     args = parser.parse_args()
 
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="decoders_") as scratch:
+        if args.n_peaks is not None:
+            import torch
+
+            checkpoint = torch.load(args.model, map_location="cpu", weights_only=False)
+            checkpoint["model_config"]["n_peaks"] = args.n_peaks
+            args.model = Path(scratch) / f"{args.model.stem}.n_peaks{args.n_peaks}.pt"
+            torch.save(checkpoint, args.model)
         for decoder in args.decoders:
             model = Path(scratch) / f"{decoder}.pt"
             report = calibrate(args, decoder, model)

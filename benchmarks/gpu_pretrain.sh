@@ -19,8 +19,10 @@
 #   SIZE [default]         named model size (src/trm/model/config.py)
 #   GRAPH_DRAFTS [0.5]     share of the drafts that are the spectrum graph's best path
 #                          (trm pretrain --graph-draft-fraction)
-#   PEPTIDE_MIX []         peptide mix YAML (trm peptide-mix): spectra drawn with its
-#                          lengths, charges and missed cleavages; empty: uniform
+#   PEPTIDE_MIX [resources/peptide_mix/orbitrap_hcd.yaml]
+#                          peptide mix YAML (trm peptide-mix): spectra drawn with its
+#                          lengths, charges and missed cleavages; "none": uniform
+#   MIX_SHARE [0.6]        share of the spectra drawn from the mix, the rest uniformly
 #   N_SPECTRA [1000000]    synthetic spectra (train/validation/test by peptide)
 #   THREADS [16]           CPU threads for MS2PIP and data preparation
 #   HELDOUT_SPECTRA [2000] synthetic spectra of the held-out proteome for evaluation
@@ -43,8 +45,10 @@ SNAPSHOT_EVERY=${SNAPSHOT_EVERY:-0}
 SEED=${SEED:-1}
 SIZE=${SIZE:-default}
 GRAPH_DRAFTS=${GRAPH_DRAFTS:-0.5}
+PEPTIDE_MIX=${PEPTIDE_MIX:-resources/peptide_mix/orbitrap_hcd.yaml}
+MIX_SHARE=${MIX_SHARE:-0.6}
 MIX=()
-if [ -n "${PEPTIDE_MIX:-}" ]; then MIX=(--peptide-mix "$PEPTIDE_MIX"); fi
+if [ "$PEPTIDE_MIX" != none ]; then MIX=(--peptide-mix "$PEPTIDE_MIX" --mix-share "$MIX_SHARE"); fi
 N_SPECTRA=${N_SPECTRA:-1000000}
 THREADS=${THREADS:-16}
 HELDOUT_SPECTRA=${HELDOUT_SPECTRA:-2000}
@@ -92,6 +96,6 @@ $PYTHON benchmarks/evaluate_model.py "${EVALUATE[@]}"
 $PYTHON benchmarks/model_card.py --checkpoint "$OUT/model/pretrained.pt" \
   --synthetic "$OUT/data/train" --evaluation "$OUT/model/evaluation.json" \
   --curve "$OUT/model/metrics.csv" \
-  --command "DEVICE=$DEVICE MINUTES=$MINUTES STEPS=$STEPS BATCH=$BATCH LEARNING_RATE=$LEARNING_RATE WARMUP=$WARMUP SIZE=$SIZE N_SPECTRA=$N_SPECTRA SEED=$SEED THREADS=$THREADS GRAPH_DRAFTS=$GRAPH_DRAFTS${PEPTIDE_MIX:+ PEPTIDE_MIX=$PEPTIDE_MIX}${DEV_SPLIT:+ DEV_SPLIT=dev-split} benchmarks/gpu_pretrain.sh OUT" \
+  --command "DEVICE=$DEVICE MINUTES=$MINUTES STEPS=$STEPS BATCH=$BATCH LEARNING_RATE=$LEARNING_RATE WARMUP=$WARMUP SIZE=$SIZE N_SPECTRA=$N_SPECTRA SEED=$SEED THREADS=$THREADS GRAPH_DRAFTS=$GRAPH_DRAFTS PEPTIDE_MIX=$PEPTIDE_MIX MIX_SHARE=$MIX_SHARE${DEV_SPLIT:+ DEV_SPLIT=dev-split} benchmarks/gpu_pretrain.sh OUT" \
   --out "$OUT/MODEL_CARD.md"
 echo "done: $OUT/MODEL_CARD.md"

@@ -130,7 +130,12 @@ def card(
         f"{train['curriculum']['noise_strength_start']} -> "
         f"{train['curriculum']['noise_strength_end']} over the first "
         f"{train['curriculum']['noise_ramp_fraction']:.0%}; drafts on "
-        f"{train['draft_fraction']:.0%} of each batch.",
+        f"{train['draft_fraction']:.0%} of each batch"
+        + (
+            f", {train['graph_draft_fraction']:.0%} of them the spectrum graph's best path."
+            if train.get("graph_draft_fraction")
+            else "."
+        ),
     ]
     if noise is None:
         lines.append("- Noise: the hand-set ramp (no fitted noise model).")
@@ -158,6 +163,16 @@ def card(
             + ", ".join(f"{name}: {split['spectra']:,} spectra" for name, split in splits.items())
             + " (split by peptide).",
         ]
+        mix = manifest["settings"].get("mix")
+        if mix:
+            share = manifest["settings"].get("mix_share") or 1.0
+            lines.append(
+                f"- {share:.0%} of the spectra drawn with the peptide lengths, charges and "
+                f"missed cleavages of a peptide mix ({mix['provenance']}), the rest every "
+                "peptide equally often, charges "
+                + "/".join(str(z) for z in manifest["settings"]["charges"])
+                + "."
+            )
     if evaluations:
         lines += [
             "",
