@@ -46,6 +46,7 @@ def calibrate(args: argparse.Namespace, decoder: str, out: Path) -> dict:
         "--instrument", str(args.instrument), "--max-spectra", str(args.calibration_spectra),
         "--decoder", decoder, "--out", str(out), "--report", str(report),
         "--threads", str(args.threads),
+        *(["--teacher-forcing"] if args.teacher_forcing and decoder == "hybrid" else []),
     ])  # fmt: skip
     return json.loads(report.read_text())
 
@@ -117,6 +118,12 @@ def main() -> None:
     parser.add_argument("--breakdown", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--decoders", nargs="+", default=list(DECODERS), choices=DECODERS)
+    parser.add_argument(
+        "--teacher-forcing",
+        action="store_true",
+        help="hybrid: calibrate (and so evaluate) with trm denovo --teacher-forcing, every "
+        "candidate scored by the model as the draft of one refinement step",
+    )
     parser.add_argument(
         "--n-peaks",
         type=int,
