@@ -103,3 +103,30 @@ def test_mix_share_keeps_the_rest_of_the_spectra_drawn_as_without_a_mix():
     for share, mix, message in ((0.0, only_long, "mix_share must be"), (0.5, None, "needs a")):
         with pytest.raises(SyntheticInputError, match=message):
             SyntheticSettings(**{**settings.__dict__, "mix": mix, "mix_share": share})
+
+
+def test_peptide_mix_command_falls_back_below_the_minimum(tmp_path, project_root):
+    import polars as pl
+    import yaml
+
+    from trm.cli import main
+
+    labels = tmp_path / "labels.parquet"
+    peptides = [f"{'A' * n}K" for n in range(6, 16)]
+    pl.DataFrame({"peptide": peptides * 2, "charge": [2] * 10 + [3] * 10}).write_parquet(labels)
+    instrument = str(project_root / "config/instruments/orbitrap_hcd.yaml")
+    shipped = project_root / "resources/peptide_mix/orbitrap_hcd.yaml"
+    command = ["peptide-mix", "--labels", str(labels), "--instrument", instrument]
+    # 20 distinct peptides and charges: fitted when allowed, else refused or replaced
+    assert main([*command, "--out", str(tmp_path / "fit.yaml"), "--min-peptides", "20"]) == 0
+    fitted = PeptideMix.read(tmp_path / "fit.yaml")
+    assert fitted.counts.sum() == 20 and "20 distinct" in fitted.provenance
+    assert main([*command, "--out", str(tmp_path / "none.yaml")]) != 0
+    assert not (tmp_path / "none.yaml").exists()
+    assert main([*command, "--out", str(tmp_path / "fb.yaml"), "--fallback", str(shipped)]) == 0
+    written = yaml.safe_load((tmp_path / "fb.yaml").read_text())
+    assert written["probability"] == yaml.safe_load(shipped.read_text())["probability"]
+    assert (
+        "used instead of a fit" in written["provenance"]
+        and "fewer than the 50" in written["provenance"]
+    )
