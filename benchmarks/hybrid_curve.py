@@ -1,18 +1,19 @@
-"""Learning curve through the hybrid decoder: each snapshot of a run, as ``trm denovo`` answers.
+"""Learning curve through a decoder: each snapshot of a run, as ``trm denovo`` answers.
 
 A training run's own metrics (``metrics.csv``) score the network alone on synthetic
 validation spectra. What users get is the hybrid decoder's answer, so this script takes
 each given checkpoint (the run's ``pretrained.stepN.pt`` snapshots and any baseline, e.g.
 the shipped model), calibrates it for the hybrid decoder and evaluates it on the
 held-out proteome (clean and under the fitted noise) and the real dev spectra, by
-``benchmarks/decoder_comparison.py --decoders hybrid`` (one subprocess per checkpoint,
+``benchmarks/decoder_comparison.py --decoders hybrid`` (``--decoder``: another one, e.g.
+``model`` for the network alone; one subprocess per checkpoint,
 its full report kept beside the curve). The x axis is the checkpoint's own
 ``cpu_seconds`` (training CPU time, a continuation's counted on top of its
 starting weights' when ``--base-cpu-hours`` is given for it).
 
 Usage::
 
-    python benchmarks/hybrid_curve.py --checkpoint shipped=resources/models/orbitrap_hcd/model.pt \\
+    python benchmarks/hybrid_curve.py --baseline shipped=resources/models/orbitrap_hcd/model.pt \\
         --checkpoint RUN/pretrained.step2000.pt ... --base-cpu-hours 3.94 \\
         --validation-dir SYNTH/validation --noise-model resources/noise/orbitrap_hcd.yaml \\
         --instrument config/instruments/orbitrap_hcd.yaml --heldout-shards heldout/test \\
@@ -31,12 +32,12 @@ import torch
 
 from trm.atomic import atomic_output
 
-#: Evaluation rows of the curve: (decoder_comparison row, column title).
+#: Evaluation sets of the curve: (decoder_comparison set, column title).
 SETS = (
-    ("heldout_noisy/search+rescore", "held-out proteome, fitted noise"),
-    ("heldout_clean/search+rescore", "held-out proteome, clean"),
-    ("dev_holdout/search+rescore", "real dev, holdout half"),
-    ("dev_all/search+rescore", "real dev, all"),
+    ("heldout_noisy", "held-out proteome, fitted noise"),
+    ("heldout_clean", "held-out proteome, clean"),
+    ("dev_holdout", "real dev, holdout half"),
+    ("dev_all", "real dev, all"),
 )
 
 
@@ -47,24 +48,29 @@ def cpu_hours(path: Path, base: float) -> float:
 
 
 def evaluate(args: argparse.Namespace, name: str, path: Path, out: Path) -> dict:
-    """decoder_comparison.py of one checkpoint through the hybrid decoder."""
-    report = out / f"{name}.md"
+    """decoder_comparison.py of one checkpoint through ``--decoder`` (kept, and reused
+    when present, as ``NAME.md`` and ``.json`` in the reports folder; ``NAME.DECODER.md``
+    for a decoder other than hybrid)."""
+    suffix = "" if args.decoder == "hybrid" else f".{args.decoder}"
+    report = out / f"{name}{suffix}.md"
     if not report.with_suffix(".json").exists():
         command = [
             sys.executable, str(Path(__file__).with_name("decoder_comparison.py")),
-            "--decoders", "hybrid", "--model", str(path),
+            "--decoders", args.decoder, "--model", str(path),
             "--validation-dir", str(args.validation_dir), "--noise-model", str(args.noise_model),
             "--instrument", str(args.instrument), "--heldout-shards", str(args.heldout_shards),
             "--dev-split", str(args.dev_split), "--breakdown", "--threads", str(args.threads),
             "--out", str(report),
         ]  # fmt: skip
         subprocess.run(command, check=True)
-    return json.loads(report.with_suffix(".json").read_text())["hybrid"]["rows"]
+    result = json.loads(report.with_suffix(".json").read_text())[args.decoder]
+    # each set's row in the mode the calibration chose (search+rescore or search)
+    return {name: result["rows"][f"{name}/{result['mode']}"] for name, _ in SETS}
 
 
-def markdown(points: list[dict], command: str) -> str:
+def markdown(points: list[dict], command: str, decoder: str) -> str:
     lines = [
-        "# Learning curve through the hybrid decoder",
+        f"# Learning curve through the {decoder} decoder",
         "",
         "Command:",
         "",
@@ -72,8 +78,8 @@ def markdown(points: list[dict], command: str) -> str:
         command,
         "```",
         "",
-        "Each checkpoint calibrated for the hybrid decoder and evaluated as `trm denovo` "
-        "answers (`benchmarks/decoder_comparison.py --decoders hybrid`). Cells: peptide "
+        f"Each checkpoint calibrated for the {decoder} decoder and evaluated as `trm denovo` "
+        f"answers (`benchmarks/decoder_comparison.py --decoders {decoder}`). Cells: peptide "
         "recall / AA precision / PC AUC; last column: peptide recall on real dev peptides "
         "of 16 or more residues (all dev spectra).",
         "",
@@ -85,13 +91,13 @@ def markdown(points: list[dict], command: str) -> str:
         for row, _ in SETS:
             r = point["rows"][row]
             cells.append(f"{r['peptide_recall']:.3f} / {r['aa_precision']:.3f} / {r['pc_auc']:.3f}")
-        long = point["rows"]["dev_all/search+rescore"]["breakdown"]["length 16+"]
+        long = point["rows"]["dev_all"]["breakdown"]["length 16+"]
         cells.append(f"{long['peptide_recall']:.3f} ({long['n_spectra']})")
         lines.append(f"| {point['name']} | {point['cpu_hours']:.2f} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def plot(points: list[dict], path: Path) -> None:
+def plot(points: list[dict], path: Path, decoder: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -113,7 +119,7 @@ def plot(points: list[dict], path: Path) -> None:
                     color=line[0].get_color(),
                 )  # fmt: skip
     axis.set_xlabel("training CPU-hours")
-    axis.set_ylabel("peptide recall (hybrid decoder)")
+    axis.set_ylabel(f"peptide recall ({decoder} decoder)")
     axis.set_title("x: the baseline checkpoint(s); lines: the run's snapshots")
     axis.legend(fontsize=8)
     axis.grid(alpha=0.3)
@@ -149,6 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--instrument", type=Path, required=True)
     parser.add_argument("--heldout-shards", type=Path, required=True)
     parser.add_argument("--dev-split", type=Path, required=True)
+    parser.add_argument("--decoder", default="hybrid", choices=("hybrid", "model", "graph"))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--command", default=None, help="command line shown in the report")
     parser.add_argument("--out", type=Path, required=True, help="markdown; .json, .png beside")
@@ -168,11 +175,11 @@ def main(argv: list[str] | None = None) -> None:
         points.append({"name": path.stem, "baseline": False, "cpu_hours": hours, "rows": rows})
     command = args.command or "python benchmarks/hybrid_curve.py ..."
     with atomic_output(args.out) as path:
-        path.write_text(markdown(points, command))
+        path.write_text(markdown(points, command, args.decoder))
     with atomic_output(args.out.with_suffix(".json")) as path:
         path.write_text(json.dumps(points, indent=1) + "\n")
-    plot(points, args.out.with_suffix(".png"))
-    sys.stdout.write(markdown(points, command))
+    plot(points, args.out.with_suffix(".png"), args.decoder)
+    sys.stdout.write(markdown(points, command, args.decoder))
 
 
 if __name__ == "__main__":
