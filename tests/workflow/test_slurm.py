@@ -139,8 +139,9 @@ def test_jobs_go_through_sbatch_a_cancelled_training_job_resumes_and_gpus_are_re
         re.search(r"rule_([a-z_]+?)_wildcards", j["Comment"]).group(1) for j in submitted
     )
     # Every job went through sbatch; the training job twice (cancelled, then resumed).
-    assert rules == ["fit_noise", "labels", "labels", "pretrain", "pretrain", "synthetic"], rules
-    assert [j["JobState"] for j in submitted if j["JobId"] != cancelled] == ["COMPLETED"] * 5
+    expected = ["fit_noise", "labels", "labels", "peptide_mix", "pretrain", "pretrain", "synthetic"]
+    assert rules == expected, rules
+    assert [j["JobState"] for j in submitted if j["JobId"] != cancelled] == ["COMPLETED"] * 6
     # The uninterrupted run, locally, from the same inputs (copied with their times, so
     # that only the training job runs).
     local = make_workdir(tmp_path / "local", PROJECT_ROOT / "tests" / "config")
