@@ -2,19 +2,19 @@
 
 A training run's own metrics (``metrics.csv``) score the network alone on synthetic
 validation spectra. What users get is the hybrid decoder's answer, so this script takes
-each given checkpoint (the run's ``pretrained.stepN.pt`` snapshots and any baseline, e.g.
-the shipped model), calibrates it for the hybrid decoder and evaluates it on the
-held-out proteome (clean and under the fitted noise) and the real dev spectra, by
-``benchmarks/decoder_comparison.py --decoders hybrid`` (``--decoder``: another one, e.g.
-``model`` for the network alone; one subprocess per checkpoint,
-its full report kept beside the curve). The x axis is the checkpoint's own
-``cpu_seconds`` (training CPU time, a continuation's counted on top of its
-starting weights' when ``--base-cpu-hours`` is given for it).
+each given checkpoint (the ``checkpoint.stepN.pt`` snapshots in a run's work folder, and
+any baseline, e.g. the shipped model), calibrates it for the hybrid decoder and evaluates
+it on the held-out proteome (clean and under the fitted noise) and the real dev spectra,
+by ``benchmarks/decoder_comparison.py --decoders hybrid`` (``--decoder``: another one,
+e.g. ``model`` for the network alone; one subprocess per checkpoint, its full report kept
+beside the curve). The x axis is the checkpoint's own ``cpu_seconds`` (training CPU
+time, a continuation's counted on top of its starting weights' when ``--base-cpu-hours``
+is given for it).
 
 Usage::
 
     python benchmarks/hybrid_curve.py --baseline shipped=resources/models/orbitrap_hcd/model.pt \\
-        --checkpoint RUN/pretrained.step2000.pt ... --base-cpu-hours 3.94 \\
+        --checkpoint RUN/checkpoint.step2000.pt ... --base-cpu-hours 1.32 \\
         --validation-dir SYNTH/validation --noise-model resources/noise/orbitrap_hcd.yaml \\
         --instrument config/instruments/orbitrap_hcd.yaml --heldout-shards heldout/test \\
         --dev-split dev-split --out benchmarks/results/hybrid_curve.md
