@@ -47,6 +47,7 @@ def calibrate(args: argparse.Namespace, decoder: str, out: Path) -> dict:
         "--decoder", decoder, "--out", str(out), "--report", str(report),
         "--threads", str(args.threads),
         *(["--teacher-forcing"] if args.teacher_forcing and decoder == "hybrid" else []),
+        *(["--predicted-intensities"] if args.predicted_intensities else []),
     ])  # fmt: skip
     return json.loads(report.read_text())
 
@@ -123,6 +124,12 @@ def main() -> None:
         action="store_true",
         help="hybrid: calibrate (and so evaluate) with trm denovo --teacher-forcing, every "
         "candidate scored by the model as the draft of one refinement step",
+    )
+    parser.add_argument(
+        "--predicted-intensities",
+        action="store_true",
+        help="calibrate with trm calibrate --predicted-intensities: the rescoring with "
+        "MS2PIP's predicted fragment intensities and its choice among candidates",
     )
     parser.add_argument(
         "--n-peaks",

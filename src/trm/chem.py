@@ -33,6 +33,18 @@ C13_SPACING: float = _mass.nist_mass["C"][13][0] - _mass.nist_mass["C"][12][0]
 
 STANDARD_RESIDUES: tuple[str, ...] = tuple("GASPVTCLINDQKEMHFRYW")
 
+#: Background frequency of each standard residue in proteins: its share of all residues of
+#: the three training proteomes in ``resources/fasta`` (S. cerevisiae, C. thermophilum,
+#: T. brucei; 11,219,807 residues; UniProt, CC BY 4.0), to four decimals
+#: (``tests/unit/test_chem.py`` recomputes it). The prior of a peptide's residues: two
+#: residues that weigh what one does (G+G = N, A+G = Q) are rarer than the one.
+RESIDUE_FREQUENCY: dict[str, float] = {
+    "G": 0.0626, "A": 0.0778, "S": 0.0826, "P": 0.0544, "V": 0.0653, "T": 0.0582,
+    "C": 0.0159, "L": 0.0921, "I": 0.0485, "N": 0.0425, "D": 0.0542, "Q": 0.0399,
+    "K": 0.0547, "E": 0.0677, "M": 0.0217, "H": 0.0234, "F": 0.0377, "R": 0.0616,
+    "Y": 0.0276, "W": 0.0118,
+}  # fmt: skip
+
 
 def _formula_mass(formula: str) -> float:
     return _mass.calculate_mass(composition=_mass.Composition(formula=formula))

@@ -105,3 +105,23 @@ def test_vocabulary_of_a_sample_preparation():
     assert len(plain) == len(chem.DEFAULT_TOKENS)
     with pytest.raises(chem.InputError, match="cannot sit on"):
         chem.vocabulary_tokens(["Carbamidomethyl@K"])
+
+
+def test_residue_frequencies_are_those_of_the_training_proteomes():
+    """RESIDUE_FREQUENCY is each standard residue's share of the three training proteomes
+    shipped in resources/fasta (the held-out one left out), to four decimals."""
+    from collections import Counter
+    from pathlib import Path
+
+    from trm.io.fasta import iter_fasta
+
+    fasta = Path(__file__).resolve().parents[2] / "resources" / "fasta"
+    counts: Counter[str] = Counter()
+    for name in ("UP000002311-S.cerevisiae", "UP000008066-C.thermophilum", "UP000008524-T.brucei"):
+        for protein in iter_fasta(fasta / f"{name}.fasta.gz"):
+            counts.update(protein.sequence)
+    total = sum(counts[a] for a in chem.STANDARD_RESIDUES)
+    assert set(chem.RESIDUE_FREQUENCY) == set(chem.STANDARD_RESIDUES)
+    for residue, frequency in chem.RESIDUE_FREQUENCY.items():
+        assert frequency == pytest.approx(counts[residue] / total, abs=5e-5), residue
+    assert sum(chem.RESIDUE_FREQUENCY.values()) == pytest.approx(1.0, abs=1e-3)

@@ -32,12 +32,19 @@ rule calibrate:
             else ""
         ),
         spectra=calibration_spectra_option,
+        ms2pip_dir=project_path(config["synthetic"]["ms2pip_model_dir"]),
+        intensities=(
+            "--predicted-intensities"
+            if config["calibrate"].get("predicted_intensities")
+            else ""
+        ),
     shell:
         "python -m trm calibrate --model {input.model:q} {params.spectra}"
         " --instrument {input.instrument:q} --out {output.model:q}"
         " --report {output.report:q} --max-spectra {params.max_spectra}"
         " --beam-size {params.beam_size} --halt-threshold {params.halt_threshold}"
-        " {params.refinement_steps} {params.decoder} --threads {threads} 2> {log:q}"
+        " {params.refinement_steps} {params.decoder} --threads {threads}"
+        " --ms2pip-model-dir {params.ms2pip_dir:q} {params.intensities} 2> {log:q}"
 
 
 rule denovo:
@@ -73,6 +80,7 @@ rule denovo:
             else ""
         ),
         labels=denovo_labels_option,
+        ms2pip_dir=project_path(config["synthetic"]["ms2pip_model_dir"]),
     shell:
         "python -m trm denovo --spectra {input.spectra:q} --model {input.model:q}"
         " --instrument {input.instrument:q} --run {wildcards.sample}"
@@ -81,7 +89,8 @@ rule denovo:
         " {params.labels} --fdr-report {output.fdr:q}"
         " --batch-size {params.batch_size} --beam-size {params.beam_size}"
         " --halt-threshold {params.halt_threshold} {params.refinement_steps}"
-        " {params.decoder} --threads {threads} 2> {log:q}"
+        " {params.decoder} --threads {threads} --ms2pip-model-dir {params.ms2pip_dir:q}"
+        " 2> {log:q}"
 
 
 rule evaluate:

@@ -8,7 +8,9 @@ every residue matches, same length, I = L).
 
 1. The rescorer (:class:`trm.denovo.rescore.Rescorer`) is fitted on every candidate of every
    spectrum: which of the search's candidates is the right peptide, from the model's
-   score and the spectrum match.
+   score and the spectrum match; with predicted intensities (the graph and hybrid
+   decoders), also its choice among each spectrum's candidates
+   (:class:`trm.denovo.rescore.Choice`).
 2. Each raw score of :data:`~trm.denovo.settings.RAW_SCORE_KINDS` is measured on the
    answers it implies (``rescored`` picks the answer by the rescorer, the others take the
    model's best): precision-coverage AUC over all spectra (what a lab gets from ranking
@@ -23,6 +25,7 @@ every residue matches, same length, I = L).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +36,13 @@ from trm.chem import Vocabulary
 from trm.denovo.calibration import IsotonicCalibration
 from trm.denovo.decode import DecodedPeptide
 from trm.denovo.inference import Predictions, Sequencer, raw_scores, steps_histogram
-from trm.denovo.rescore import DECODER_FEATURES, Rescorer
+from trm.denovo.rescore import (
+    CHOICE_FEATURES,
+    DECODER_FEATURES,
+    INTENSITY_FEATURES,
+    Choice,
+    Rescorer,
+)
 from trm.denovo.settings import RAW_SCORE_KINDS
 from trm.metrics import match_peptides, precision_coverage
 
@@ -210,11 +219,14 @@ def fit_rescorer(
     seed: int,
     names: tuple[str, ...] = DECODER_FEATURES["model"],
     folds: int = 2,
+    choice: tuple[str, ...] | None = None,
 ) -> tuple[Rescorer | None, np.ndarray]:
     """The rescorer fitted on every candidate, and each spectrum's rescored answer index
     cross-validated by spectrum (the rescorer of the other folds chose it).
 
-    ``names`` are the features it reads (:data:`trm.denovo.rescore.DECODER_FEATURES`).
+    ``names`` are the features it reads (:data:`trm.denovo.rescore.DECODER_FEATURES`);
+    ``choice``, those of its choice among each spectrum's candidates
+    (:class:`~trm.denovo.rescore.Choice`; None: the most probable candidate).
 
     Returns
     -------
@@ -229,19 +241,27 @@ def fit_rescorer(
     n = len(present)
     if labels.all() or not labels.any():
         return None, np.zeros(n, dtype=np.int64)
-    rescorer = Rescorer.fit(features[present], labels, names)
+
+    def fit(rows: np.ndarray) -> Rescorer:
+        usable = rows[:, None] & present
+        pointwise = Rescorer.fit(features[usable], correct[usable], names)
+        if choice is None:
+            return pointwise
+        chooser = Choice.fit(features[rows], present[rows], correct[rows], choice)
+        return dataclasses.replace(pointwise, choice=chooser)
+
+    rescorer = fit(np.ones(n, dtype=bool))
     fold = np.random.default_rng(seed).permutation(n) % folds
-    choice = np.zeros(n, dtype=np.int64)
+    chosen = np.zeros(n, dtype=np.int64)
     for index in range(folds):
         train = (fold != index)[:, None] & present
         if correct[train].all() or not correct[train].any():
             model = rescorer
         else:
-            model = Rescorer.fit(features[train], correct[train], names)
-        probability = np.where(present, model(features), -np.inf)
+            model = fit(fold != index)
         held_out = fold == index
-        choice[held_out] = probability[held_out].argmax(axis=1)
-    return rescorer, choice
+        chosen[held_out] = model.choose(features[held_out], present[held_out])
+    return rescorer, chosen
 
 
 def choose_raw_score(candidates: dict[str, dict[str, float]], margin: float = AUTO_MARGIN) -> str:
@@ -351,9 +371,11 @@ def calibrate_dataset(
         spectra.mz, spectra.intensity, spectra.counts, spectra.precursor_mass, spectra.charge
     )
     candidate_correct = candidates_correct(predictions, spectra.tokens, vocabulary)
-    rescorer, cv_choice = fit_rescorer(
-        predictions, candidate_correct, seed, DECODER_FEATURES[_feature_set(sequencer.settings)]
-    )
+    names = DECODER_FEATURES[_feature_set(sequencer.settings)]
+    choice = None
+    if sequencer.intensity_predictor is not None and sequencer.settings.decoder != "model":
+        names, choice = (*names, *INTENSITY_FEATURES), CHOICE_FEATURES
+    rescorer, cv_choice = fit_rescorer(predictions, candidate_correct, seed, names, choice=choice)
     model_best = predictions.choose(None)
     answers = {}
     for kind in ("peptide", "halt", "combined"):

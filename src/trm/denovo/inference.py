@@ -45,6 +45,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -52,12 +53,23 @@ import torch
 
 from trm.chem import Vocabulary
 from trm.denovo.decode import REASON_EMPTY, DecodedPeptide, greedy_decode, search
-from trm.denovo.rescore import FEATURES, UNSCORABLE_LOG_PROBABILITY, Rescorer, match_features
+from trm.denovo.rescore import (
+    FEATURES,
+    INTENSITY_FEATURES,
+    UNSCORABLE_LOG_PROBABILITY,
+    Rescorer,
+    feature_columns,
+    intensity_features,
+    match_features,
+)
 from trm.denovo.settings import RAW_SCORE_KINDS, InferenceSettings
 from trm.graph import GraphCandidate, GraphDecoder, GraphResult, canonical_tokens
 from trm.model import PeptideTRM
 from trm.model.network import draft_logits
 from trm.train.data import list_column_arrays, top_peaks
+
+#: Where :data:`~trm.denovo.rescore.INTENSITY_FEATURES` sit among the features.
+INTENSITY_COLUMNS = feature_columns(INTENSITY_FEATURES)
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +149,8 @@ class Predictions:
 
     def choose(self, rescorer: Rescorer | None) -> Predictions:
         """These predictions with each answer chosen among the candidates by ``rescorer``
-        (by the model's score, the first candidate, when None)."""
+        (:meth:`~trm.denovo.rescore.Rescorer.choose`; the first candidate, the model's
+        best, when None), its probability the answer's ``rescored`` score."""
         if rescorer is None:
             return Predictions(
                 decoded=[c[0] if c else None for c in self.candidates],
@@ -149,8 +162,8 @@ class Predictions:
                 present=self.present,
                 rescored=np.full(len(self.candidates), np.nan),
             )
-        probability = np.where(self.present, rescorer(self.features), -np.inf)
-        best = probability.argmax(axis=1)
+        probability = rescorer(self.features)
+        best = rescorer.choose(self.features, self.present)
         return Predictions(
             decoded=[c[best[row]] if c else None for row, c in enumerate(self.candidates)],
             halt_probability=self.halt_probability,
@@ -245,6 +258,10 @@ class Sequencer:
         GIL); see :func:`parallel_plan` for how ``--threads`` becomes workers.
     graph : GraphDecoder, optional
         The spectrum-graph decoder; needed by the ``graph`` and ``hybrid`` decoders.
+    intensity_predictor : trm.synth.ms2pip_models.Ms2pipPredictor, optional
+        Predicts the candidates' fragment intensities for the rescoring's
+        :data:`~trm.denovo.rescore.INTENSITY_FEATURES` (0 without it); needed by a
+        rescorer that reads them.
 
     Attributes
     ----------
@@ -267,9 +284,20 @@ class Sequencer:
         rescorer: Rescorer | None = None,
         workers: int = 1,
         graph: GraphDecoder | None = None,
+        intensity_predictor: Any | None = None,
     ) -> None:
         if settings.decoder != "model" and graph is None:
             raise ValueError(f"the {settings.decoder} decoder needs a graph decoder")
+        if (
+            settings.raw_score == "rescored"
+            and rescorer is not None
+            and rescorer.uses_intensities
+            and intensity_predictor is None
+        ):
+            raise ValueError(
+                "the rescorer reads predicted fragment intensities: the sequencer needs an "
+                "intensity predictor (the instrument's MS2PIP model, --ms2pip-model-dir)"
+            )
         if batch_size < 1:
             raise ValueError(f"batch size must be positive, got {batch_size}")
         if workers < 1:
@@ -284,6 +312,7 @@ class Sequencer:
         self.rescorer = rescorer if settings.raw_score == "rescored" else None
         self.workers = workers
         self.graph = graph if settings.decoder != "model" else None
+        self.intensity_predictor = intensity_predictor
         if self.graph is not None:
             self._canonical = canonical_tokens(vocabulary)
         self.times = StageTimes()
@@ -478,6 +507,18 @@ class Sequencer:
             decoding.precursor_tolerance_ppm,
             self.n_candidates,
         )
+        if self.intensity_predictor is not None:
+            features[..., INTENSITY_COLUMNS] = intensity_features(
+                candidates,
+                model_mz[:, :width],
+                model_intensity[:, :width],
+                model_counts,
+                charge,
+                self.vocabulary,
+                self.intensity_predictor,
+                self.fragment_tolerance_da,
+                self.n_candidates,
+            )
         predictions = Predictions(
             decoded=[],
             halt_probability=halt,

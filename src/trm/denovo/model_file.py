@@ -37,6 +37,7 @@ from trm.errors import InputError, TrmError
 from trm.graph import GraphDecoder, GraphSettings, IonProbabilities
 from trm.instrument import DEFAULT_FIXED_MODIFICATIONS, InstrumentSettings
 from trm.model import ModelConfig
+from trm.synth.ms2pip_models import DEFAULT_MODEL_DIR
 from trm.train.checkpoint import (
     CALIBRATION_KEY,
     INFERENCE_KEY,
@@ -201,6 +202,8 @@ def load_sequencer(
     device: torch.device | str = "cpu",
     batch_size: int = 256,
     workers: int = 1,
+    ms2pip_model_dir: str | Path = DEFAULT_MODEL_DIR,
+    predict_intensities: bool = False,
 ) -> tuple[Sequencer, ModelFile]:
     """A sequencer for a model file under an instrument, with settings merged once.
 
@@ -220,6 +223,14 @@ def load_sequencer(
         instrument's noise model's); hand-set defaults when neither has them.
     device, batch_size, workers
         As for :class:`~trm.denovo.inference.Sequencer`.
+    ms2pip_model_dir : path
+        Where the instrument's MS2PIP model lies (``ms2pip_model``): the candidates'
+        fragment intensities are predicted with it for the rescoring
+        (:data:`~trm.denovo.rescore.INTENSITY_FEATURES`) when the model file's rescorer
+        reads them, or when ``predict_intensities``.
+    predict_intensities : bool
+        Predict them anyway (``trm calibrate --predicted-intensities``, graph and hybrid
+        decoders): calibration then fits a rescorer that reads them and chooses with them.
 
     Returns
     -------
@@ -276,14 +287,34 @@ def load_sequencer(
             )
             probabilities = IonProbabilities.hand_set()
         graph = GraphDecoder(vocabulary, settings.graph, probabilities)
+    predictor = None
+    rescorer = model_file.rescorer
+    needed = rescorer is not None and rescorer.uses_intensities and not afresh
+    if needed or (predict_intensities and settings.decoder != "model"):
+        predictor = _intensity_predictor(instrument.ms2pip_model, Path(ms2pip_model_dir))
     sequencer = Sequencer(
         model,
         vocabulary,
         settings,
         device,
         batch_size,
-        rescorer=model_file.rescorer,
+        rescorer=rescorer,
         workers=workers,
         graph=graph,
+        intensity_predictor=predictor,
     )
     return sequencer, model_file
+
+
+def _intensity_predictor(name: str, model_dir: Path) -> Any:
+    """The instrument's MS2PIP predictor (one thread per call)."""
+    from trm.synth.ms2pip_models import Ms2pipModelError, Ms2pipPredictor
+
+    try:
+        return Ms2pipPredictor(name, model_dir, processes=1)
+    except (Ms2pipModelError, OSError) as error:
+        raise InputError(
+            f"the rescoring predicts fragment intensities with the instrument's MS2PIP model "
+            f"{name!r}, not usable in {model_dir} ({error}): give its folder "
+            "(--ms2pip-model-dir)"
+        ) from error

@@ -15,6 +15,7 @@ from trm.graph.decoder import (
     IonProbabilities,
     PeptideScores,
     canonical_tokens,
+    residue_log_prior,
 )
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "IonProbabilities",
     "PeptideScores",
     "canonical_tokens",
+    "residue_log_prior",
 ]

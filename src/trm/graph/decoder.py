@@ -28,7 +28,8 @@ and secondary ions in the immonium range are not scored (``score_b1``,
 ``min_secondary_mz``).
 
 **Path score.** The sum of the site scores of a peptide, plus the log prior of the
-precursor isotope error its mass fits at and of an N-terminal modification. In the search,
+precursor isotope error its mass fits at, of an N-terminal modification and of its residues
+(each residue's background frequency in proteins, ``residue_prior_weight``). In the search,
 a site whose prefix mass and an earlier site's add up to the precursor mass (the b ion of
 one is the y ion of the other: one peak) scores its primary ions as absent
 (``mirror_rule``).
@@ -81,7 +82,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from trm.chem import C13_SPACING, PROTON_MASS, WATER_MASS, Vocabulary
+from trm.chem import C13_SPACING, PROTON_MASS, RESIDUE_FREQUENCY, WATER_MASS, Vocabulary
 from trm.fragments import (
     A_ION_LOSS,
     NEUTRAL_LOSSES,
@@ -196,6 +197,12 @@ class GraphSettings:
         (about 1 in 100 peptides; the noise model has no such number): without it a
         modification plus a residue that weighs exactly one other residue (Carbamyl + A
         = N) ties with it.
+    residue_prior_weight : float
+        Weight of the residues' log prior (:func:`residue_log_prior`: each residue's
+        background frequency in proteins) in the path score; 0 leaves it out. Site scores
+        weigh evidence only: a cleavage between two residues that weigh what one does
+        (G+G = N, A+G = Q) costs little where a stray peak sits there, and the prior says
+        how much rarer the pair is than the one residue.
     secondary_weight : float
         Weight of the secondary ions (a ions, losses) against the primary ones.
     score_b1 : bool
@@ -249,6 +256,7 @@ class GraphSettings:
     density_window_da: float = 100.0
     min_mass_error_sd: float = 0.25
     nterm_modification_log_prior: float = -4.6
+    residue_prior_weight: float = 1.0
     secondary_weight: float = 0.1
     score_b1: bool = False
     min_secondary_mz: float | None = None
@@ -288,6 +296,8 @@ class GraphSettings:
             raise ValueError("max_precursor_mass must be in (0, 8500]")
         if not 1 <= self.batch_size <= 1024:
             raise ValueError("batch_size must be in [1, 1024]")
+        if not 0 <= self.residue_prior_weight <= 10:
+            raise ValueError("residue_prior_weight must be in [0, 10]")
         if self.batch_size < 1 or self.density_window_da <= 0 or self.min_mass_error_sd <= 0:
             raise ValueError("batch_size, density_window_da, min_mass_error_sd must be positive")
 
@@ -561,6 +571,32 @@ def canonical_tokens(vocabulary: Vocabulary) -> np.ndarray:
     return mapping
 
 
+def residue_log_prior(vocabulary: Vocabulary) -> np.ndarray:
+    """Log prior of each vocabulary id as a residue of a peptide: the log background
+    frequency (:data:`trm.chem.RESIDUE_FREQUENCY`) of the standard residues its canonical
+    token stands for (:func:`canonical_tokens`: L for L and I together), or of its base
+    residue where no standard residue has its mass (C[Carbamidomethyl], M[Oxidation]); 0
+    for the end class and N-terminal tokens (their prior is
+    ``nterm_modification_log_prior``).
+
+    Returns
+    -------
+    numpy.ndarray of shape (len(vocabulary),), float64
+    """
+    canonical = canonical_tokens(vocabulary)
+    out = np.zeros(len(vocabulary))
+    fallback = 1.0 / len(RESIDUE_FREQUENCY)
+    for index in range(1, len(vocabulary)):
+        if vocabulary.is_nterm[index]:
+            continue
+        members = np.flatnonzero((canonical == canonical[index]) & ~vocabulary.is_nterm)
+        letters = {vocabulary.tokens[m] for m in members} & set(RESIDUE_FREQUENCY)
+        if not letters:
+            letters = {vocabulary.tokens[index][0]}
+        out[index] = math.log(sum(RESIDUE_FREQUENCY.get(a, fallback) for a in letters))
+    return out
+
+
 # --- internal data ---------------------------------------------------------------------
 
 
@@ -818,6 +854,7 @@ class GraphDecoder:
         if not self.settings.use_rank:
             self._rank_ratio = np.ones_like(self._rank_ratio)
         self.canonical = canonical_tokens(vocabulary)
+        self._residue_prior = self.settings.residue_prior_weight * residue_log_prior(vocabulary)
         self._count_cap = max(len(A_ION_NUMBER_EDGES), self.settings.min_residues)
         residue_ids = np.flatnonzero(~vocabulary.is_nterm & (np.arange(len(vocabulary)) > 0))
         self._min_secondary_mz = (
@@ -879,7 +916,8 @@ class GraphDecoder:
             skipped=skipped[order],
             n_residues=n_residues[order],
             tokens=tokens[order],
-            prior=np.where(tokens[order, 0] > 0, self.settings.nterm_modification_log_prior, 0.0),
+            prior=np.where(tokens[order, 0] > 0, self.settings.nterm_modification_log_prior, 0.0)
+            + self._residue_prior[tokens[order, 1:]].sum(axis=1),
         )
 
     # --- spectra --------------------------------------------------------------------------
@@ -1748,7 +1786,11 @@ class GraphDecoder:
         path_sites = np.where(mirrored[:, None] & PRIMARY_IONS, absent, contribution).sum(axis=1)
         once_sites = _peaks_once(contribution, peak, absent, owner).sum(axis=1)
         n_modifications = ((tokens > 0) & self.vocabulary.is_nterm[tokens]).sum(axis=1)
-        prior = graphs.prior[graph] + n_modifications * self.settings.nterm_modification_log_prior
+        prior = (
+            graphs.prior[graph]
+            + n_modifications * self.settings.nterm_modification_log_prior
+            + self._residue_prior[tokens].sum(axis=1)
+        )
         sites = np.full((n, width), np.nan)
         sites[owner, slot] = once_sites
         peptide_mass = prefix[:, -1] + WATER_MASS if tokens.shape[1] else np.zeros(n)

@@ -23,11 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from trm.synth.mix import MIN_MIX_PEPTIDES, PeptideMix, PeptideMixError
+from trm.synth.ms2pip_models import DEFAULT_MODEL_DIR
 from trm.synth.peptides import DigestionSettings, PeptidoformSampler, SyntheticInputError
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MODEL_DIR = "resources/ms2pip"
 
 
 def run_synthetic(args: argparse.Namespace) -> None:

@@ -38,6 +38,10 @@ _NUM_FEATURES = 139
 _MS2PIP_KEYS = ("ion_types", "fragmentation", "xgboost_model_files", "model_hash")
 
 
+#: Where the ms2pip model files and models.json lie, from the project root.
+DEFAULT_MODEL_DIR = "resources/ms2pip"
+
+
 class Ms2pipModelError(InputError):
     """An ms2pip model that is unknown, incomplete or whose files are missing or corrupt."""
 

@@ -87,3 +87,34 @@ def test_the_shipped_ion_trap_file_uses_the_graph_decoder(project_root):
     sequencer, _ = load_sequencer(project_root / SHIPPED, instrument)
     assert sequencer.settings.decoder == "graph"
     assert sequencer.graph.settings.fragment_tolerance_da == 0.5
+
+
+def test_a_rescorer_reading_predicted_intensities_needs_the_ms2pip_model(project_root, tmp_path):
+    """A model file whose rescorer chooses with predicted intensities (trm calibrate
+    --predicted-intensities) loads with the instrument's MS2PIP model, and without it
+    stops with a message that names the option; the shipped file does not need it."""
+    import numpy as np
+
+    from trm.denovo.rescore import CHOICE_FEATURES, DECODER_FEATURES, FEATURES, Choice, Rescorer
+    from trm.train.checkpoint import save_checkpoint
+
+    instrument = load_instrument(project_root / "config/instruments/orbitrap_hcd.yaml")
+    shipped = ModelFile.read(project_root / SHIPPED)
+    assert shipped.rescorer is not None and not shipped.rescorer.uses_intensities
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(50, 4, len(FEATURES)))
+    present = np.ones((50, 4), dtype=bool)
+    correct = np.zeros((50, 4), dtype=bool)
+    correct[:, 0] = True
+    rescorer = dataclasses.replace(
+        Rescorer.fit(features[present], correct[present], DECODER_FEATURES["hybrid"]),
+        choice=Choice.fit(features, present, correct, CHOICE_FEATURES),
+    )
+    path = tmp_path / "intensities.pt"
+    save_checkpoint(shipped.with_calibration(shipped.stored, shipped.calibration, rescorer), path)
+    sequencer, _ = load_sequencer(
+        path, instrument, ms2pip_model_dir=project_root / "resources/ms2pip"
+    )
+    assert sequencer.intensity_predictor is not None
+    with pytest.raises(InputError, match="--ms2pip-model-dir"):
+        load_sequencer(path, instrument, ms2pip_model_dir=tmp_path / "nothing")

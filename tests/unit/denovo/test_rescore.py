@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from trm import chem
 from trm.denovo.decode import DecodedPeptide
-from trm.denovo.rescore import FEATURES, Rescorer, match_features
+from trm.denovo.rescore import (
+    CHOICE_FEATURES,
+    DECODER_FEATURES,
+    FEATURES,
+    Choice,
+    Rescorer,
+    intensity_features,
+    match_features,
+)
 from trm.fragments import fragment_mz
 
 VOCABULARY = chem.Vocabulary()
@@ -82,3 +93,71 @@ def test_rescorer_learns_and_round_trips():
     stale = {**rescorer.to_dict(), "features": ["something", "else"]}
     with pytest.raises(ValueError, match="recalibrate"):
         Rescorer.from_dict(stale)
+
+
+MS2PIP_DIR = Path(__file__).resolve().parents[3] / "resources" / "ms2pip"
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    from trm.synth.ms2pip_models import Ms2pipPredictor
+
+    return Ms2pipPredictor("HCD2019-distilled", MS2PIP_DIR, processes=1)
+
+
+def test_predicted_intensities_tell_the_true_order_from_a_swap(predictor):
+    """On a spectrum made of MS2PIP's own prediction for PEPTIDEK (b and y ions, charge
+    1), the true peptide agrees with it perfectly; EPPTIDEK, which swaps the first two
+    residues, and PEPTIDKE, which swaps the last two, agree less."""
+    from trm.synth.spectra import Peptidoform, ms2pip_proforma
+
+    tokens, _ = chem.parse_peptidoform("PEPTIDEK")
+    (ions,) = predictor.predict([ms2pip_proforma(Peptidoform(tuple(tokens), 2))])
+    fragments = fragment_mz(tokens, charges=(1,))
+    mz = np.r_[fragments["b1"], fragments["y1"]]
+    intensity = np.r_[2.0 ** ions["b"], 2.0 ** ions["y"]] - 0.001
+    order = np.argsort(mz)
+    candidates = [[_candidate(p, 0.0) for p in ("PEPTIDEK", "EPPTIDEK", "PEPTIDKE")]]
+    out = intensity_features(
+        candidates, mz[order][None, :], intensity[order][None, :], np.array([len(mz)]),
+        np.array([2]), VOCABULARY, predictor, 0.02, 4,
+    )  # fmt: skip
+    cosine, correlation = out[0, :, 0], out[0, :, 1]
+    assert cosine[0] == pytest.approx(1.0, abs=1e-6)
+    assert correlation[0] == pytest.approx(1.0, abs=1e-6)
+    assert cosine[1] < cosine[0] and cosine[2] < cosine[0]
+    assert correlation[1] < correlation[0] and correlation[2] < correlation[0]
+    assert out[0, 3].tolist() == [0.0, 0.0]  # no fourth candidate
+
+
+def test_choice_ranks_within_spectra_and_round_trips():
+    """One feature tells each spectrum's right candidate from its others; another only
+    tells spectra apart (it is higher in spectra whose candidates hold the answer). The
+    choice follows the first and ignores the second."""
+    rng = np.random.default_rng(1)
+    n, width = 300, 5
+    features = rng.normal(size=(n, width, len(FEATURES)))
+    present = np.ones((n, width), dtype=bool)
+    present[::7, 3:] = False
+    right = rng.integers(0, 3, size=n)
+    correct = np.zeros((n, width), dtype=bool)
+    answered = rng.random(n) < 0.6
+    correct[np.flatnonzero(answered), right[answered]] = True
+    within = FEATURES.index(CHOICE_FEATURES[0])
+    across = FEATURES.index(CHOICE_FEATURES[1])
+    features[np.arange(n), right, within] += 2.0
+    features[..., across] += 3.0 * answered[:, None]
+    choice = Choice.fit(features, present, correct)
+    assert choice is not None
+    weights = dict(zip(choice.names, choice.weights, strict=True))
+    assert weights[CHOICE_FEATURES[0]] > 5 * abs(weights[CHOICE_FEATURES[1]])
+    rescorer = Rescorer.fit(features[present], correct[present], DECODER_FEATURES["hybrid"])
+    chosen = dataclasses.replace(rescorer, choice=choice).choose(features, present)
+    assert (chosen[answered] == right[answered]).mean() > 0.8
+    again = Rescorer.from_dict(dataclasses.replace(rescorer, choice=choice).to_dict())
+    np.testing.assert_array_equal(again.choose(features, present), chosen)
+    assert again.uses_intensities and not rescorer.uses_intensities
+    # without a choice the most probable candidate is the answer
+    probability = np.where(present, rescorer(features), -np.inf)
+    np.testing.assert_array_equal(rescorer.choose(features, present), probability.argmax(1))
+    assert Choice.fit(features, present, np.zeros_like(correct)) is None

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from trm.chem import (
+    PROTON_MASS,
+    RESIDUE_FREQUENCY,
     Vocabulary,
     mass_fits_precursor,
     parse_peptidoform,
@@ -26,6 +28,7 @@ from trm.graph.decoder import (
     GraphSettings,
     IonProbabilities,
     canonical_tokens,
+    residue_log_prior,
 )
 from trm.noise_model import NoiseModelParameters
 
@@ -395,3 +398,46 @@ def test_sort_helpers_match_numpy() -> None:
         mine_first, mine_group = _first_of_groups(group)
         assert np.array_equal(mine_first, first)
         assert np.array_equal(mine_group, inverse)
+
+
+def test_residue_prior_is_each_residues_background_frequency():
+    vocabulary = Vocabulary()
+    prior = residue_log_prior(vocabulary)
+    index = vocabulary.index
+    frequency = RESIDUE_FREQUENCY
+    assert prior[index["G"]] == pytest.approx(np.log(frequency["G"]))
+    # L stands for L and I; a modified residue of its own mass takes its base residue's
+    assert prior[index["L"]] == pytest.approx(np.log(frequency["L"] + frequency["I"]))
+    assert prior[index["I"]] == prior[index["L"]]
+    assert prior[index["C[Carbamidomethyl]"]] == pytest.approx(np.log(frequency["C"]))
+    assert prior[index["M[Oxidation]"]] == pytest.approx(np.log(frequency["M"]))
+    assert prior[index["N[Deamidated]"]] == pytest.approx(np.log(frequency["D"]))
+    assert prior[0] == 0.0 and prior[index["[Acetyl]-"]] == 0.0
+    # two glycines are rarer than the asparagine they weigh
+    assert 2 * prior[index["G"]] < prior[index["N"]]
+
+
+def test_residue_prior_ranks_the_one_residue_above_equal_mass_splits(fitted):
+    """A stray peak where N would split into G+G (and a Q into G+A): the paths differ by
+    exactly the prior, and with it the true peptide passes the readings that split both."""
+    vocabulary = Vocabulary()
+    peptide = "VLEYNFQAK"
+    mz, intensity, mass = spectrum(peptide, 2, noise=10, seed=3)
+    stray = sum(token_mass(t) for t in "VLEYG") + PROTON_MASS + 0.01
+    order = np.argsort(np.r_[mz, stray])
+    arrays = batch([(np.r_[mz, stray][order], np.r_[intensity, 0.5][order], mass)], [2])
+    readings = ["VLEYNFQAK", "VLEYGGFQAK", "VLEYGGFGAAK"]
+    tokens = [vocabulary.encode(parse_peptidoform(p)[0], 12) for p in readings]
+    scores = {}
+    for weight in (0.0, 1.0):
+        decoder = GraphDecoder(vocabulary, GraphSettings(residue_prior_weight=weight), fitted)
+        scores[weight] = decoder.score_peptides(*arrays, np.array([tokens])).score[0]
+        candidates = decoder.decode(*arrays).candidates[0]
+        ranked = [peptide_of(vocabulary, c.token_ids) for c in candidates]
+        if weight == 0.0:
+            assert ranked.index("VLEYGGFGAAK") < ranked.index(peptide)
+        else:
+            assert ranked.index(peptide) < ranked.index("VLEYGGFGAAK")
+    prior = residue_log_prior(vocabulary)
+    expected = [prior[t].sum() for t in tokens]
+    np.testing.assert_allclose(scores[1.0] - scores[0.0], expected, atol=1e-9)
