@@ -290,8 +290,15 @@ def load_sequencer(
     predictor = None
     rescorer = model_file.rescorer
     needed = rescorer is not None and rescorer.uses_intensities and not afresh
+    if predict_intensities and settings.decoder == "model":
+        log.warning(
+            "predicted intensities are for the graph and hybrid decoders' choice among "
+            "candidates: the model decoder does not use them"
+        )
     if needed or (predict_intensities and settings.decoder != "model"):
-        predictor = _intensity_predictor(instrument.ms2pip_model, Path(ms2pip_model_dir))
+        predictor = _intensity_predictor(
+            instrument.ms2pip_model, Path(ms2pip_model_dir), Path(path)
+        )
     sequencer = Sequencer(
         model,
         vocabulary,
@@ -306,15 +313,15 @@ def load_sequencer(
     return sequencer, model_file
 
 
-def _intensity_predictor(name: str, model_dir: Path) -> Any:
-    """The instrument's MS2PIP predictor (one thread per call)."""
+def _intensity_predictor(name: str, model_dir: Path, model_file: Path) -> Any:
+    """The instrument's MS2PIP predictor (one thread per call), for ``model_file``."""
     from trm.synth.ms2pip_models import Ms2pipModelError, Ms2pipPredictor
 
     try:
         return Ms2pipPredictor(name, model_dir, processes=1)
     except (Ms2pipModelError, OSError) as error:
         raise InputError(
-            f"the rescoring predicts fragment intensities with the instrument's MS2PIP model "
-            f"{name!r}, not usable in {model_dir} ({error}): give its folder "
-            "(--ms2pip-model-dir)"
+            f"{model_file}: its rescoring predicts fragment intensities with the "
+            f"instrument's MS2PIP model {name!r}, not usable in {model_dir} ({error}): give "
+            "its folder (--ms2pip-model-dir; in the workflow, synthetic: ms2pip_model_dir)"
         ) from error

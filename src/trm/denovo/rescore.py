@@ -76,6 +76,8 @@ from trm.fragments import (
     nearest_peaks,
 )
 
+#: The features :func:`intensity_features` fills.
+INTENSITY_FEATURES: tuple[str, ...] = ("intensity_cosine", "intensity_correlation")
 FEATURES: tuple[str, ...] = (
     "model_log_probability",
     "model_gap",
@@ -92,11 +94,8 @@ FEATURES: tuple[str, ...] = (
     "forced_log_probability",
     "forced_gap",
     "forced_halt_probability",
-    "intensity_cosine",
-    "intensity_correlation",
+    *INTENSITY_FEATURES,
 )
-#: The features :func:`intensity_features` fills.
-INTENSITY_FEATURES: tuple[str, ...] = FEATURES[15:17]
 _MODEL = FEATURES[:8]
 _MATCH = ("fragment_coverage", "explained_intensity", "longest_ladder", "n_residues",
           "relative_mass_error")  # fmt: skip
@@ -267,12 +266,6 @@ def _flat_peaks(
     return row_base, sorted_peaks, sorted_intensity
 
 
-#: Fewest and most residues MS2PIP predicts intensities for.
-MS2PIP_RESIDUES = (4, 100)
-#: Added to TIC-normalised intensities before their logarithm, as MS2PIP's own.
-_LOG_FLOOR = 0.001
-
-
 def intensity_features(
     candidates: list[list[DecodedPeptide]],
     mz: np.ndarray,
@@ -297,16 +290,22 @@ def intensity_features(
     -------
     numpy.ndarray of shape (B, n_candidates, 2)
     """
-    from trm.synth.spectra import Peptidoform, ms2pip_proforma
+    from trm.synth.spectra import (
+        MS2PIP_MAX_PEPTIDE_LENGTH,
+        MS2PIP_MIN_PEPTIDE_LENGTH,
+        MS2PIP_PSEUDO_COUNT,
+        Peptidoform,
+        ms2pip_proforma,
+    )
 
     out = np.zeros((len(candidates), n_candidates, len(INTENSITY_FEATURES)))
     where = [
         (row, rank)
         for row, peptides in enumerate(candidates)
         for rank, peptide in enumerate(peptides[:n_candidates])
-        if MS2PIP_RESIDUES[0]
+        if MS2PIP_MIN_PEPTIDE_LENGTH
         <= int((~vocabulary.is_nterm[peptide.token_ids]).sum())
-        <= MS2PIP_RESIDUES[1]
+        <= MS2PIP_MAX_PEPTIDE_LENGTH
     ]
     if not where:
         return out
@@ -334,7 +333,7 @@ def intensity_features(
         seen[index, n_sites : 2 * n_sites] = observed[1][row, rank, n_sites - 1 :: -1]
         expected[index, : 2 * n_sites] = np.r_[ions["b"], ions["y"]]
     mask = np.arange(seen.shape[1])[None, :] < n_ions[:, None]
-    expected = np.where(mask, np.maximum(2.0**expected - _LOG_FLOOR, 0.0), 0.0)
+    expected = np.where(mask, np.maximum(2.0**expected - MS2PIP_PSEUDO_COUNT, 0.0), 0.0)
     total_seen, total_expected = seen.sum(axis=1), expected.sum(axis=1)
     usable = (total_seen > 0) & (total_expected > 0)
     root_seen, root_expected = np.sqrt(seen), np.sqrt(expected)
@@ -343,7 +342,8 @@ def intensity_features(
     # Pearson correlation of the log intensities over each candidate's own ions
     logs = []
     for values, total in ((seen, total_seen), (expected, total_expected)):
-        logged = np.log2(values / np.where(total > 0, total, 1.0)[:, None] + _LOG_FLOOR)
+        floor = MS2PIP_PSEUDO_COUNT
+        logged = np.log2(values / np.where(total > 0, total, 1.0)[:, None] + floor)
         centred = logged - (logged * mask).sum(axis=1, keepdims=True) / n_ions[:, None]
         logs.append(np.where(mask, centred, 0.0))
     spread = np.sqrt((logs[0] ** 2).sum(axis=1) * (logs[1] ** 2).sum(axis=1))

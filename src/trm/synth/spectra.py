@@ -45,6 +45,10 @@ from trm.synth.ms2pip_models import Ms2pipPredictor
 
 #: ms2pip 4 rejects peptides longer than this (``ms2pip._utils.psm_input``).
 MS2PIP_MAX_PEPTIDE_LENGTH = 100
+#: Shortest peptide :class:`~trm.synth.ms2pip_models.Ms2pipPredictor` predicts.
+MS2PIP_MIN_PEPTIDE_LENGTH = 4
+#: ms2pip's pseudo-count: it predicts log2(TIC-normalised intensity + this).
+MS2PIP_PSEUDO_COUNT = 0.001
 
 #: Annotation columns added to the spectrum schema.
 ANNOTATION_SCHEMA: dict[str, pl.DataType] = {
@@ -57,7 +61,7 @@ ANNOTATION_SCHEMA: dict[str, pl.DataType] = {
 SYNTHETIC_SCHEMA: dict[str, pl.DataType] = {**SPECTRUM_SCHEMA, **ANNOTATION_SCHEMA}
 
 #: ms2pip's prediction floor, log2 of its pseudo-count, as stored in its float32 output.
-_LOG2_FLOOR = np.float32(np.log2(0.001))
+_LOG2_FLOOR = np.float32(np.log2(MS2PIP_PSEUDO_COUNT))
 
 #: ms2pip ion type -> (series, fragment charge).
 _ION_TYPES: dict[str, tuple[str, int]] = {
@@ -192,7 +196,7 @@ def build_spectra(
 
     mz = np.concatenate(mz_parts)
     log_intensity = np.concatenate(log_parts)
-    intensity = np.exp2(log_intensity.astype(np.float64)) - 0.001
+    intensity = np.exp2(log_intensity.astype(np.float64)) - MS2PIP_PSEUDO_COUNT
     is_y = np.concatenate(type_parts)
     number = np.concatenate(number_parts)
     fragment_charge = np.concatenate(charge_parts)

@@ -66,6 +66,11 @@ def test_halt_threshold_and_settings_round_trip():
     old = settings.to_dict()
     del old["refinement_steps"]  # a model calibrated before the setting existed
     assert InferenceSettings.from_dict(old) == settings
+    before_prior = InferenceSettings().to_dict()
+    del before_prior["graph"]["residue_prior_weight"]  # calibrated before the residue prior
+    stored = InferenceSettings.from_dict(before_prior)
+    assert stored.graph.residue_prior_weight == 0.0
+    assert any(d.startswith("graph:") for d in InferenceSettings().differences(stored))
 
 
 def test_roc_auc_counts_ties_half():
