@@ -80,6 +80,51 @@ def _read_tables(paths: list[Path]) -> pl.DataFrame:
     return pl.concat([pl.read_parquet(path).select(*columns) for path in paths])
 
 
+#: How a chosen answer differs from a true peptide that was among the candidates.
+MISS_KINDS = (
+    "all",
+    "same residues, other order",
+    "other length",
+    "same length, other residues",
+    "differ in the first two residues only",
+    "differ in the last two residues only",
+)
+
+
+def missed_kinds(
+    pools: list, chosen: np.ndarray, correct: np.ndarray, vocabulary
+) -> dict[str, int]:
+    """Count the spectra whose true peptide is a candidate but not the chosen one, by
+    :data:`MISS_KINDS` (the two last kinds: the readings agree but for their first, or
+    last, two residues)."""
+    counts = dict.fromkeys(MISS_KINDS, 0)
+    for row, pool in enumerate(pools):
+        if not correct[row].any() or correct[row, chosen[row]]:
+            continue
+        true = int(np.argmax(correct[row]))
+        a, b = (
+            ["L" if t == "I" else t for t in vocabulary.decode(pool[i].token_ids)]
+            for i in (int(chosen[row]), true)
+        )
+        counts["all"] += 1
+        if len(a) != len(b):
+            counts["other length"] += 1
+        elif sorted(a) == sorted(b):
+            counts["same residues, other order"] += 1
+        else:
+            counts["same length, other residues"] += 1
+        shorter = min(len(a), len(b))
+        pairs = list(zip(a, b, strict=False))
+        prefix = next((i for i, (x, y) in enumerate(pairs) if x != y), shorter)
+        backwards = list(zip(a[::-1], b[::-1], strict=False))
+        suffix = next((i for i, (x, y) in enumerate(backwards) if x != y), shorter)
+        if prefix < 2 and len(a) - suffix <= 2 and len(b) - suffix <= 2:
+            counts["differ in the first two residues only"] += 1
+        elif suffix < 2 and prefix >= len(a) - 2 and prefix >= len(b) - 2:
+            counts["differ in the last two residues only"] += 1
+    return counts
+
+
 def ways(decoder: str) -> dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]]:
     """Way -> (the rescorer's features, the choice's features or None)."""
     base = DECODER_FEATURES[decoder]
@@ -152,12 +197,15 @@ def main() -> None:
             data = SpectrumDataset.from_table(table, **sizes)
             sets[f"dev_{part}"] = (data, (data.mz, data.intensity, data.n_peaks))
     sequenced = {}
+    pools = {}
     for name, (data, (mz, intensity, counts)) in sets.items():
         predictions = sequencer.predict(mz, intensity, counts, data.precursor_mass, data.charge)
         correct = candidates_correct(predictions, data.tokens, vocabulary) & predictions.present
         sequenced[name] = (predictions.features, predictions.present, correct)
+        pools[name] = predictions.candidates
     features, present, correct = sequenced["calibration"]
     results: dict[str, dict[str, float]] = {}
+    misses: dict[str, dict[str, int]] = {}
     for way, (names, choice_names) in ways(args.decoder).items():
         rescorer = Rescorer.fit(features[present], correct[present], names)
         if choice_names is not None:
@@ -167,6 +215,8 @@ def main() -> None:
         for name, (f, p, c) in sequenced.items():
             chosen = rescorer.choose(f, p)
             results[way][name] = float(c[np.arange(len(chosen)), chosen].mean())
+            if way == "probability":
+                misses[name] = missed_kinds(pools[name], chosen, c, vocabulary)
     ceiling = {name: float(c.any(axis=1).mean()) for name, (_, _, c) in sequenced.items()}
     counts = {name: len(c) for name, (_, _, c) in sequenced.items()}
     lines = [
@@ -183,9 +233,21 @@ def main() -> None:
     for way, row in results.items():
         lines.append(f"| {way} | " + " | ".join(f"{row[n]:.3f}" for n in sequenced) + " |")
     lines.append("| *candidates* | " + " | ".join(f"{ceiling[n]:.3f}" for n in sequenced) + " |")
+    lines += [
+        "",
+        "Spectra whose true peptide is among the candidates but not chosen (way "
+        "'probability'), by how the chosen answer differs from it (I = L) and where:",
+        "",
+        "| kind | " + " | ".join(sequenced) + " |",
+        "|---|" + "---|" * len(sequenced),
+    ]
+    for kind in MISS_KINDS:
+        lines.append(f"| {kind} | " + " | ".join(str(misses[n][kind]) for n in sequenced) + " |")
     args.out.write_text("\n".join(lines) + "\n")
     args.out.with_suffix(".json").write_text(
-        json.dumps({"results": results, "candidates": ceiling, "n": counts}, indent=2)
+        json.dumps(
+            {"results": results, "candidates": ceiling, "n": counts, "missed": misses}, indent=2
+        )
     )
     log.info("wrote %s:\n%s", args.out, "\n".join(lines))
 
