@@ -616,6 +616,23 @@ class PeptideTRM(nn.Module):
             Sum over the positions of the log-probability of the answer's token (or end).
         halt_probability : torch.Tensor of shape (batch, n_answers)
         """
+        log_likelihood, halt_logit = self.answer_scores(
+            mz, intensity, peak_mask, precursor_mass, charge, answers, fragment_tolerance_da
+        )
+        return log_likelihood, torch.sigmoid(halt_logit)
+
+    def answer_scores(
+        self,
+        mz: torch.Tensor,
+        intensity: torch.Tensor,
+        peak_mask: torch.Tensor,
+        precursor_mass: torch.Tensor,
+        charge: torch.Tensor,
+        answers: torch.Tensor,
+        fragment_tolerance_da: float | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`score_answers` with the halting head's logit instead of its probability,
+        differentiable: what training ranks answers by (:func:`trm.train.losses.ranking_loss`)."""
         batch, n_answers, _ = answers.shape
         memory = self.encode(
             mz, intensity, peak_mask, precursor_mass, charge, fragment_tolerance_da
@@ -630,8 +647,9 @@ class PeptideTRM(nn.Module):
         carry, halt_logit = self.core.supervision_step(carry, memory, 0)
         log_probs = torch.log_softmax(carry.y.float(), dim=-1)
         log_likelihood = log_probs.gather(-1, flat[..., None]).squeeze(-1).sum(dim=-1)
-        halt = torch.sigmoid(halt_logit.float())
-        return log_likelihood.reshape(batch, n_answers), halt.reshape(batch, n_answers)
+        return log_likelihood.reshape(batch, n_answers), halt_logit.float().reshape(
+            batch, n_answers
+        )
 
     @torch.no_grad()
     def refine(

@@ -67,6 +67,19 @@ class TrainConfig:
         (residues swapped inside a cleavage without peaks, equal-mass pairs, wrong ends);
         spectra without a graph path get a corrupted true peptide. Costs one graph
         decoding per such spectrum and step.
+    rank_fraction : float
+        Share of each training batch whose spectra also teach the model to rank answers:
+        the true peptide against the spectrum-graph decoder's other candidates on the
+        (noised) spectrum, each scored as the ``hybrid`` decoder's teacher forcing scores
+        it (:meth:`trm.model.PeptideTRM.answer_scores`), by a listwise loss
+        (:func:`trm.train.losses.ranking_loss`). The model then learns the choice the
+        decoder asks of it: between the right order of two residues and the wrong one,
+        one residue and two of the same mass. 0 turns it off. Costs one graph decoding
+        and ``1 + rank_candidates`` one-step passes per such spectrum and step.
+    rank_candidates : int
+        Wrong candidates ranked against the true peptide, at most (the graph's best first).
+    rank_weight : float
+        Weight of the ranking loss against the sequencing loss.
     loss : LossWeights
     curriculum : Curriculum
     noise : RampNoise
@@ -95,10 +108,19 @@ class TrainConfig:
     draft_fraction: float = 0.8
     draft_corruption: float = 0.5
     graph_draft_fraction: float = 0.0
+    rank_fraction: float = 0.0
+    rank_candidates: int = 8
+    rank_weight: float = 1.0
     loss: LossWeights = LossWeights()
     curriculum: Curriculum = Curriculum()
     noise: RampNoise = RampNoise()
     fitted_noise: dict | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.rank_fraction <= 1 or self.rank_candidates < 1 or self.rank_weight < 0:
+            raise InputError(
+                "need 0 <= rank_fraction <= 1, rank_candidates >= 1 and rank_weight >= 0"
+            )
 
     def to_dict(self) -> dict:
         """Nested plain dictionary, for checkpoints and logs."""

@@ -31,7 +31,13 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from trm.chem import Vocabulary
-from trm.graph import GraphDecoder, GraphSettings, IonProbabilities
+from trm.graph import (
+    GraphDecoder,
+    GraphResult,
+    GraphSettings,
+    IonProbabilities,
+    canonical_tokens,
+)
 from trm.model import ModelConfig, build_model, count_parameters, inference_flops
 from trm.model.network import draft_logits
 from trm.noise_model import NoiseModelParameters
@@ -46,7 +52,7 @@ from trm.train.config import TrainConfig
 from trm.train.curriculum import learning_rate
 from trm.train.data import SpectrumBatch, SpectrumDataset, batch_indices
 from trm.train.evaluation import RefinementTracker, SequencingAccumulator, answer_mask
-from trm.train.losses import compute_loss
+from trm.train.losses import compute_loss, ranking_loss
 from trm.train.noise import FittedNoise, NoiseModel
 
 log = logging.getLogger(__name__)
@@ -105,6 +111,30 @@ def _parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
+@dataclass(frozen=True)
+class Ranking:
+    """Answers a training step ranks (:meth:`Trainer.ranking_answers`).
+
+    Attributes
+    ----------
+    rows : torch.Tensor of shape (n,), int64
+        Batch rows of the ranked spectra.
+    answers : torch.Tensor of shape (n, 1 + rank_candidates, max_length), int64
+        The true peptide, then wrong candidates.
+    valid : torch.Tensor of shape (n, 1 + rank_candidates), bool
+        Which answers exist.
+    """
+
+    rows: torch.Tensor
+    answers: torch.Tensor
+    valid: torch.Tensor
+
+    def local(self, start: int, stop: int) -> Ranking:
+        """The ranked rows among batch rows ``start``..``stop``, renumbered from 0."""
+        keep = (self.rows >= start) & (self.rows < stop)
+        return Ranking(self.rows[keep] - start, self.answers[keep], self.valid[keep])
+
+
 class Trainer:
     """Model, EMA, optimizer and step counter, with one method per thing a loop does.
 
@@ -152,7 +182,7 @@ class Trainer:
             )
         self.noise_model: NoiseModel = noise_model or train_config.noise
         self.graph = None
-        if train_config.graph_draft_fraction > 0:
+        if train_config.graph_draft_fraction > 0 or train_config.rank_fraction > 0:
             self.graph = GraphDecoder(
                 vocabulary,
                 GraphSettings.for_tolerance(self.model_config.evidence_tolerance),
@@ -162,6 +192,7 @@ class Trainer:
                 if train_config.fitted_noise is not None
                 else None,
             )
+        self._canonical = canonical_tokens(vocabulary)
         self.token_masses = torch.tensor(vocabulary.masses, dtype=torch.float32).to(self.device)
         self.step = 0
         #: CPU time (all threads of this process) spent training, summed over resumes.
@@ -224,6 +255,24 @@ class Trainer:
         logits = draft_logits(draft_tokens, n_tokens)
         return logits * drafted[:, None, None]
 
+    def _graph_decode(self, batch: SpectrumBatch, chosen: np.ndarray) -> GraphResult:
+        """The spectrum graph's candidates for the batch rows ``chosen``."""
+        assert self.graph is not None
+        mask = batch.peak_mask[chosen].numpy()
+        mz = np.where(mask, batch.mz[chosen].numpy(), np.inf)
+        order = np.argsort(mz, axis=1, kind="stable")  # real peaks first, in m/z order
+        counts = mask.sum(axis=1)
+        real = np.arange(mask.shape[1])[None, :] < counts[:, None]
+        sorted_mz = np.where(real, np.take_along_axis(mz, order, axis=1), 0.0)
+        intensity = np.take_along_axis(batch.intensity[chosen].numpy(), order, axis=1)
+        return self.graph.decode(
+            sorted_mz.astype(np.float32),
+            np.where(real, intensity, 0.0).astype(np.float32),
+            counts,
+            batch.precursor_mass[chosen].numpy().astype(np.float64),
+            batch.charge[chosen].numpy(),
+        )
+
     def _graph_drafts(
         self, batch: SpectrumBatch, rows: torch.Tensor, draft_tokens: torch.Tensor
     ) -> torch.Tensor:
@@ -232,20 +281,7 @@ class Trainer:
         chosen = np.flatnonzero(rows.numpy())
         if not len(chosen):
             return draft_tokens
-        mask = batch.peak_mask[chosen].numpy()
-        mz = np.where(mask, batch.mz[chosen].numpy(), np.inf)
-        order = np.argsort(mz, axis=1, kind="stable")  # real peaks first, in m/z order
-        counts = mask.sum(axis=1)
-        real = np.arange(mask.shape[1])[None, :] < counts[:, None]
-        sorted_mz = np.where(real, np.take_along_axis(mz, order, axis=1), 0.0)
-        intensity = np.take_along_axis(batch.intensity[chosen].numpy(), order, axis=1)
-        result = self.graph.decode(
-            sorted_mz.astype(np.float32),
-            np.where(real, intensity, 0.0).astype(np.float32),
-            counts,
-            batch.precursor_mass[chosen].numpy().astype(np.float64),
-            batch.charge[chosen].numpy(),
-        )
+        result = self._graph_decode(batch, chosen)
         out = draft_tokens.clone()
         length = out.shape[1]
         for row, best in zip(chosen, result.best, strict=True):
@@ -253,6 +289,43 @@ class Trainer:
                 out[row] = 0
                 out[row, : len(best.token_ids)] = torch.from_numpy(best.token_ids)
         return out
+
+    def ranking_answers(self, batch: SpectrumBatch, generator: torch.Generator) -> Ranking | None:
+        """What the model learns to rank for ``rank_fraction`` of a batch (see
+        :class:`TrainConfig`): each chosen spectrum's true peptide and up to
+        ``rank_candidates`` of the spectrum graph's candidates on the (noised) spectrum
+        that are not it (compared as the graph reads peptides: I as L, ...); None when
+        ranking is off."""
+        config = self.config
+        if config.rank_fraction <= 0:
+            return None
+        assert self.graph is not None
+        tokens = batch.tokens
+        n_spectra, length = tokens.shape
+        chosen = np.flatnonzero(
+            (torch.rand(n_spectra, generator=generator) < config.rank_fraction).numpy()
+        )
+        answers = torch.zeros((len(chosen), 1 + config.rank_candidates, length), dtype=torch.int64)
+        valid = torch.zeros((len(chosen), 1 + config.rank_candidates), dtype=torch.bool)
+        if len(chosen):
+            answers[:, 0] = tokens[chosen]
+            valid[:, 0] = True
+            result = self._graph_decode(batch, chosen)
+            canonical = self._canonical
+            for row, (index, candidates) in enumerate(zip(chosen, result.candidates, strict=True)):
+                truth = tokens[index].numpy()
+                true_key = tuple(canonical[truth[truth > 0]].tolist())
+                column = 1
+                for candidate in candidates:
+                    ids = candidate.token_ids
+                    if column > config.rank_candidates:
+                        break
+                    if len(ids) >= length or tuple(canonical[ids].tolist()) == true_key:
+                        continue
+                    answers[row, column, : len(ids)] = torch.from_numpy(ids)
+                    valid[row, column] = True
+                    column += 1
+        return Ranking(rows=torch.from_numpy(chosen), answers=answers, valid=valid)
 
     def step_generator(self) -> torch.Generator:
         """The generator of this step's noise and drafts: a pure function of the seed and
@@ -279,17 +352,21 @@ class Trainer:
         generator = self.step_generator()
         batch = self.augment(dataset.batch(indices), self.step, generator)
         draft = self.draft(batch, generator)
+        ranking = self.ranking_answers(batch, generator)
         if context.world_size > 1:
-            rows = slice(context.rank * config.batch_size, (context.rank + 1) * config.batch_size)
+            start = context.rank * config.batch_size
+            rows = slice(start, start + config.batch_size)
             batch = batch.rows(rows)
             draft = None if draft is None else draft[rows]
-        return self.optimise(batch, draft)
+            ranking = None if ranking is None else ranking.local(start, start + config.batch_size)
+        return self.optimise(batch, draft, ranking=ranking)
 
     def optimise(
         self,
         batch: SpectrumBatch,
         draft: torch.Tensor | None,
         auxiliary_loss: Callable[[], torch.Tensor] | None = None,
+        ranking: Ranking | None = None,
     ) -> dict[str, float]:
         """Forward, loss, backward and update on a prepared (noised) CPU batch.
 
@@ -301,6 +378,9 @@ class Trainer:
         auxiliary_loss : callable, optional
             Called after the forward pass; its value is added to the loss (e.g. a domain
             loss on encoder states a hook captured).
+        ranking : Ranking, optional
+            Answers the model scores by teacher forcing (:meth:`ranking_answers`); their
+            :func:`~trm.train.losses.ranking_loss`, times ``rank_weight``, is added.
         """
         config, step = self.config, self.step
         batch = batch.to(self.device)
@@ -326,6 +406,22 @@ class Trainer:
             config.curriculum.spectrum_sigma(step, config.steps),
         )
         total = losses.total
+        rank = None
+        if ranking is not None and len(ranking.rows):
+            rows = ranking.rows.to(self.device)
+            with self._autocast():
+                log_likelihood, halt_logit = self.model.answer_scores(
+                    batch.mz[rows],
+                    batch.intensity[rows],
+                    batch.peak_mask[rows],
+                    batch.precursor_mass[rows],
+                    batch.charge[rows],
+                    ranking.answers.to(self.device),
+                )
+            rank = ranking_loss(
+                log_likelihood, halt_logit, ranking.valid.to(self.device), config.loss.halt
+            )
+            total = total + config.rank_weight * rank
         extra = None
         if auxiliary_loss is not None:
             extra = auxiliary_loss()
@@ -349,6 +445,8 @@ class Trainer:
         }
         if extra is not None:
             stats["auxiliary_loss"] = float(extra.detach())
+        if rank is not None:
+            stats["ranking_loss"] = float(rank.detach())
         return stats
 
     @torch.no_grad()
@@ -672,10 +770,11 @@ def fit(
             if context.is_main and (step % config.log_every == 0 or step == config.steps):
                 elapsed = time.perf_counter() - started
                 log.info(
-                    "step %d/%d loss %.4f token accuracy %.3f lr %.2e (%.1f spectra/s)",
+                    "step %d/%d loss %.4f%s token accuracy %.3f lr %.2e (%.1f spectra/s)",
                     step,
                     config.steps,
                     stats["loss"],
+                    f" ranking {stats['ranking_loss']:.4f}" if "ranking_loss" in stats else "",
                     stats["token_accuracy"],
                     stats["learning_rate"],
                     running_steps * config.batch_size * context.world_size / max(elapsed, 1e-9),

@@ -150,6 +150,42 @@ def answer_is_correct(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tenso
     return (logits.argmax(dim=-1) == tokens).all(dim=1)
 
 
+def ranking_loss(
+    log_likelihood: torch.Tensor, halt_logit: torch.Tensor, valid: torch.Tensor, halt_weight: float
+) -> torch.Tensor:
+    """Listwise loss of the model's scores of each spectrum's candidate answers.
+
+    Column 0 holds the true peptide, the others wrong ones (the spectrum graph's
+    candidates, :meth:`trm.train.loop.Trainer.ranking_answers`). The cross-entropy of a
+    softmax over the answers' log-likelihoods puts the true one first among the
+    candidates a decoder will ask the model to choose from; the halting head learns, by
+    binary cross-entropy, that the true answer is right and the others are not.
+
+    Parameters
+    ----------
+    log_likelihood, halt_logit : torch.Tensor of shape (batch, n_answers)
+        From :meth:`trm.model.PeptideTRM.answer_scores`.
+    valid : torch.Tensor of shape (batch, n_answers), bool
+        Which answers exist (column 0 always does).
+    halt_weight : float
+        Weight of the halting term.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar; zero (attached) when no spectrum has a wrong candidate.
+    """
+    ranked = valid[:, 1:].any(dim=1)
+    if not bool(ranked.any()):
+        return log_likelihood.sum() * 0.0
+    scores = log_likelihood.float().masked_fill(~valid, float("-inf"))[ranked]
+    cross_entropy = -torch.log_softmax(scores, dim=1)[:, 0].mean()
+    target = torch.zeros_like(halt_logit, dtype=torch.float32)
+    target[:, 0] = 1.0
+    halt = F.binary_cross_entropy_with_logits(halt_logit.float()[valid], target[valid])
+    return cross_entropy + halt_weight * halt
+
+
 def compute_loss(
     outputs: list[StepOutput],
     batch: SpectrumBatch,

@@ -314,6 +314,58 @@ def test_graph_drafts_are_the_spectrum_graphs_best_paths(dataset, micro_config, 
     assert torch.equal(draft, trainer.draft(batch, torch.Generator().manual_seed(1)).argmax(-1))
 
 
+def test_ranking_answers_put_the_true_peptide_against_the_graphs_other_candidates(
+    dataset, micro_config, vocabulary
+):
+    """Column 0 is the true peptide; the others are graph candidates, none of them the true
+    peptide as the graph reads it (I as L); a pure function of the generator."""
+    trainer = Trainer(
+        micro_config, short_run(rank_fraction=1.0, rank_candidates=4), vocabulary
+    )
+    batch = dataset.batch(np.arange(16))
+    ranking = trainer.ranking_answers(batch, torch.Generator().manual_seed(1))
+    assert torch.equal(ranking.rows, torch.arange(16))
+    assert ranking.answers.shape == (16, 5, batch.tokens.shape[1])
+    assert torch.equal(ranking.answers[:, 0], batch.tokens)
+    assert bool(ranking.valid[:, 0].all())
+    assert int(ranking.valid[:, 1:].sum()) > 16  # the graph finds other paths too
+    canonical = torch.from_numpy(canonical_tokens(vocabulary))
+    wrong = canonical[ranking.answers[:, 1:]]
+    same = (wrong == canonical[batch.tokens][:, None]).all(dim=-1)
+    assert not bool((same & ranking.valid[:, 1:]).any())
+    assert not bool(ranking.answers[:, 1:][~ranking.valid[:, 1:]].any())  # padding rows blank
+    again = trainer.ranking_answers(batch, torch.Generator().manual_seed(1))
+    assert torch.equal(again.answers, ranking.answers)
+    local = ranking.local(4, 8)
+    assert torch.equal(local.rows, torch.arange(4))
+    assert torch.equal(local.answers, ranking.answers[4:8])
+    off = Trainer(micro_config, short_run(), vocabulary)
+    assert off.ranking_answers(batch, torch.Generator().manual_seed(1)) is None
+
+
+def test_a_ranking_step_lowers_the_ranking_loss(dataset, micro_config, vocabulary):
+    """Training steps on the same ranked batch move the true peptide's score up against
+    the graph's other candidates: the loss reaches the teacher-forced scores."""
+    trainer = Trainer(
+        micro_config,
+        short_run(rank_fraction=1.0, rank_weight=1.0, draft_fraction=0.0, learning_rate=3e-3,
+                  warmup_steps=0),
+        vocabulary,
+    )  # fmt: skip
+    batch = dataset.batch(np.arange(16))
+    ranking = trainer.ranking_answers(batch, torch.Generator().manual_seed(1))
+    losses = [trainer.optimise(batch, None, ranking=ranking)["ranking_loss"] for _ in range(6)]
+    assert losses[-1] < losses[0]
+    assert "ranking_loss" not in trainer.optimise(batch, None)
+
+
+def test_rank_settings_are_checked():
+    with pytest.raises(Exception, match="rank_fraction"):
+        TrainConfig(rank_fraction=1.5)
+    with pytest.raises(Exception, match="rank_candidates"):
+        TrainConfig(rank_candidates=0)
+
+
 def test_start_from_a_base_model_and_use_it_as_is(tmp_path, dataset, micro_config, vocabulary):
     """`--init` takes the base model's weights and architecture; with 0 steps the base
     model is evaluated and written unchanged, with its metrics."""

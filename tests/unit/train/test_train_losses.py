@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.testing import assert_close
 
 from trm.model import StepOutput
@@ -13,6 +14,7 @@ from trm.train.losses import (
     LossWeights,
     compute_loss,
     precursor_mass_loss,
+    ranking_loss,
     spectrum_matching_loss,
 )
 
@@ -115,3 +117,21 @@ def test_refinement_tracker_counts_edits(vocabulary):
     sequencing = SequencingAccumulator(vocabulary)
     sequencing.update(outputs[-1].logits, tokens)
     assert sequencing.summary()["peptide_recall"] == pytest.approx(0.5)
+
+
+def test_ranking_loss_is_the_softmax_cross_entropy_of_the_true_answer_plus_halting():
+    log_likelihood = torch.tensor([[-1.0, -3.0, -2.0], [-5.0, -1.0, 0.0], [-1.0, 0.0, 0.0]])
+    halt_logit = torch.tensor([[2.0, -2.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    valid = torch.tensor([[True, True, True], [True, True, False], [True, False, False]])
+    loss = ranking_loss(log_likelihood, halt_logit, valid, halt_weight=0.5)
+    first = -torch.log_softmax(torch.tensor([-1.0, -3.0, -2.0]), 0)[0]
+    second = -torch.log_softmax(torch.tensor([-5.0, -1.0]), 0)[0]
+    # the third spectrum has no wrong candidate: no ranking term, but its halting term
+    logits = torch.tensor([2.0, -2.0, 0.0, 0.0, 1.0, 1.0])
+    targets = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0, 1.0])
+    halt = F.binary_cross_entropy_with_logits(logits, targets)
+    assert torch.isclose(loss, (first + second) / 2 + 0.5 * halt)
+    # nothing to rank: zero, still attached to the graph
+    scores = torch.zeros(2, 3, requires_grad=True)
+    empty = ranking_loss(scores, scores, torch.tensor([[True, False, False]] * 2), 0.0)
+    assert float(empty.detach()) == 0.0 and empty.requires_grad
