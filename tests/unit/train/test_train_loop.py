@@ -319,9 +319,7 @@ def test_ranking_answers_put_the_true_peptide_against_the_graphs_other_candidate
 ):
     """Column 0 is the true peptide; the others are graph candidates, none of them the true
     peptide as the graph reads it (I as L); a pure function of the generator."""
-    trainer = Trainer(
-        micro_config, short_run(rank_fraction=1.0, rank_candidates=4), vocabulary
-    )
+    trainer = Trainer(micro_config, short_run(rank_fraction=1.0, rank_candidates=4), vocabulary)
     batch = dataset.batch(np.arange(16))
     ranking = trainer.ranking_answers(batch, torch.Generator().manual_seed(1))
     assert torch.equal(ranking.rows, torch.arange(16))
