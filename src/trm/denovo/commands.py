@@ -113,9 +113,17 @@ def _add_inference_options(parser: argparse.ArgumentParser, calibrated: bool) ->
         "--teacher-forcing",
         action="store_true",
         default=argparse.SUPPRESS,
-        help="hybrid: also score every candidate with the model as the draft of one "
-        "refinement step (about four times the model's cost; default: "
+        help="hybrid: also score candidates with the model, each as the draft of one "
+        "refinement step (one step per candidate; default: "
         f"{default(str(_DEFAULTS.teacher_forcing).lower())})",
+    )
+    parser.add_argument(
+        "--forced-candidates",
+        type=_non_negative_int,
+        default=argparse.SUPPRESS,
+        help="with --teacher-forcing: score this many candidates per spectrum, those with "
+        "the best graph scores; 0 = all (default: "
+        f"{default(_DEFAULTS.forced_candidates)})",
     )
     parser.add_argument(
         "--beam-size",
@@ -209,7 +217,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     calibrate.add_argument(
         "--max-spectra",
         type=_positive_int,
-        default=2000,
+        default=1000,
         help="validation spectra used (the first ones; default: %(default)s)",
     )
     calibrate.add_argument(

@@ -555,19 +555,29 @@ class Sequencer:
         precursor_mass: np.ndarray,
         charge: np.ndarray,
     ) -> None:
-        """Give every candidate the model's teacher-forced log-likelihood and halting
-        probability (:meth:`trm.model.PeptideTRM.score_answers`), in place."""
+        """Give the candidates the model's teacher-forced log-likelihood and halting
+        probability (:meth:`trm.model.PeptideTRM.score_answers`), in place: each pool's
+        ``forced_candidates`` best by graph score (all with 0); the others, and answers
+        longer than the model's window, get the unscorable floor."""
         length = self.model.config.max_length
+        limit = self.settings.forced_candidates
         width = max((len(pool) for pool in candidates), default=0)
+        if limit:
+            width = min(width, limit)
         if width == 0:
             return
         answers = np.zeros((len(candidates), width, length), dtype=np.int64)
         fits = np.zeros((len(candidates), width), dtype=bool)
+        scored: list[list[int]] = []
         for row, pool in enumerate(candidates):
-            for rank, peptide in enumerate(pool):
+            graph = np.array([peptide.graph_score for peptide in pool], dtype=np.float64)
+            chosen = np.argsort(-np.nan_to_num(graph, nan=-np.inf), kind="stable")[:width].tolist()
+            scored.append(chosen)
+            for column, rank in enumerate(chosen):
+                peptide = pool[rank]
                 if len(peptide.token_ids) < length:
-                    answers[row, rank, : len(peptide.token_ids)] = peptide.token_ids
-                    fits[row, rank] = True
+                    answers[row, column, : len(peptide.token_ids)] = peptide.token_ids
+                    fits[row, column] = True
         peaks = max(int(counts.max()), 1)
         device = self.device
         log_likelihood, halt = self.model.score_answers(
@@ -581,13 +591,13 @@ class Sequencer:
         )
         log_likelihood, halt = log_likelihood.cpu().numpy(), halt.cpu().numpy()
         for row, pool in enumerate(candidates):
-            for rank, peptide in enumerate(pool):
-                if fits[row, rank]:
-                    peptide.forced_log_probability = float(log_likelihood[row, rank])
-                    peptide.forced_halt_probability = float(halt[row, rank])
-                else:
-                    peptide.forced_log_probability = UNSCORABLE_LOG_PROBABILITY
-                    peptide.forced_halt_probability = 0.0
+            for peptide in pool:
+                peptide.forced_log_probability = UNSCORABLE_LOG_PROBABILITY
+                peptide.forced_halt_probability = 0.0
+            for column, rank in enumerate(scored[row]):
+                if fits[row, column]:
+                    pool[rank].forced_log_probability = float(log_likelihood[row, column])
+                    pool[rank].forced_halt_probability = float(halt[row, column])
 
     def _drafts(self, graph_result: GraphResult) -> np.ndarray:
         """Token ids (n, max_length) of each spectrum's best graph path, as the model's

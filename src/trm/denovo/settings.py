@@ -61,7 +61,11 @@ class InferenceSettings:
     teacher_forcing : bool
         ``hybrid``: also score every candidate with the model by teacher forcing (the
         candidate as the draft of one refinement step; rescoring features
-        ``forced_*``). About four times the model's cost per spectrum.
+        ``forced_*``). One refinement step per scored candidate.
+    forced_candidates : int
+        With ``teacher_forcing``: score the this many candidates of each spectrum with the
+        best graph scores (the others get no forced score, so the rescorer ranks them
+        last); 0 scores every candidate (up to the search's plus the graph's).
     """
 
     decoding: DecodingSettings = DecodingSettings()
@@ -72,8 +76,11 @@ class InferenceSettings:
     decoder: str = "hybrid"
     graph: GraphSettings = GraphSettings()
     teacher_forcing: bool = False
+    forced_candidates: int = 8
 
     def __post_init__(self) -> None:
+        if self.forced_candidates < 0:
+            raise InputError(f"forced candidates must be >= 0, got {self.forced_candidates}")
         if self.decoder not in DECODERS:
             raise InputError(f"decoder must be one of {DECODERS}, not {self.decoder!r}")
         if self.decoder != "model" and self.decoding.beam_size == 0:
@@ -102,6 +109,7 @@ class InferenceSettings:
             "decoder": self.decoder,
             "graph": _plain(dataclasses.asdict(self.graph)),
             "teacher_forcing": self.teacher_forcing,
+            "forced_candidates": self.forced_candidates,
         }
 
     @classmethod
@@ -136,6 +144,8 @@ class InferenceSettings:
             decoder=str(data.get("decoder", "model")),
             graph=GraphSettings() if graph is None else _graph_settings(graph),
             teacher_forcing=bool(data.get("teacher_forcing", False)),
+            # files calibrated before the limit existed forced every candidate
+            forced_candidates=int(data.get("forced_candidates", 0)),
         )
 
     def differences(self, other: InferenceSettings) -> list[str]:

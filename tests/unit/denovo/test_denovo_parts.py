@@ -19,7 +19,7 @@ from trm.denovo.calibrate import (
 )
 from trm.denovo.decode import REASON_NO_FITTING_LENGTH, REASON_NOT_FOUND, DecodingSettings
 from trm.denovo.inference import Sequencer, spectrum_arrays
-from trm.denovo.rescore import FEATURES
+from trm.denovo.rescore import FEATURES, UNSCORABLE_LOG_PROBABILITY
 from trm.denovo.run import sequence_batch
 from trm.denovo.settings import InferenceSettings, parse_halt_threshold
 from trm.fragments import fragment_mz
@@ -368,3 +368,36 @@ def test_bad_spectra_are_accounted_for_by_the_evidence_decoders(model_path, deco
     assert {"no peaks", "no peptide fits"} <= set(unsequenced)
     assert all(unsequenced.values())
     assert set(good["spectrum_id"]) <= set(sequenced), unsequenced
+
+
+def test_teacher_forcing_scores_the_candidates_with_the_best_graph_scores(model_path):
+    """``forced_candidates`` limits the teacher-forced scoring to each pool's best by graph
+    score, with the same scores as scoring every candidate; the rest get the floor."""
+    model, vocabulary = load_model(model_path)
+    table = theoretical_table(random_peptides(6, seed=11), seed=12, charge=2)
+    mz, intensity, counts = spectrum_arrays(table, 64)
+    charge = table["charge"].to_numpy()
+    mass = mz_to_mass(table["precursor_mz"].to_numpy(), charge)
+
+    def pools(limit: int) -> list[list]:
+        settings = InferenceSettings(
+            decoder="hybrid",
+            decoding=DecodingSettings(beam_size=4),
+            teacher_forcing=True,
+            forced_candidates=limit,
+        )
+        graph = GraphDecoder(vocabulary, settings.graph, IonProbabilities.hand_set())
+        sequencer = Sequencer(model, vocabulary, settings, graph=graph)
+        return sequencer.predict(mz, intensity, counts, mass, charge).candidates
+
+    every, limited = pools(0), pools(2)
+    assert any(len(pool) > 2 for pool in every)
+    for full, part in zip(every, limited, strict=True):
+        assert [list(p.token_ids) for p in full] == [list(p.token_ids) for p in part]
+        best = sorted(range(len(full)), key=lambda i: -full[i].graph_score)[:2]
+        for index, (a, b) in enumerate(zip(full, part, strict=True)):
+            if index in best:
+                assert b.forced_log_probability == pytest.approx(a.forced_log_probability, abs=1e-4)
+            else:
+                assert b.forced_log_probability == UNSCORABLE_LOG_PROBABILITY
+                assert b.forced_halt_probability == 0.0
