@@ -80,6 +80,12 @@ class TrainConfig:
         Wrong candidates ranked against the true peptide, at most (the graph's best first).
     rank_weight : float
         Weight of the ranking loss against the sequencing loss.
+    rank_graph_score : bool
+        Rank by the model's score *plus* each answer's spectrum-graph score
+        (:meth:`trm.graph.GraphDecoder.score_peptides`): the model learns what the graph
+        score misses (which of two orders inside a gap without peaks, ...) rather than
+        to rank on its own, and where the graph score already decides, nothing is asked
+        of it.
     loss : LossWeights
     curriculum : Curriculum
     noise : RampNoise
@@ -111,6 +117,7 @@ class TrainConfig:
     rank_fraction: float = 0.0
     rank_candidates: int = 8
     rank_weight: float = 1.0
+    rank_graph_score: bool = False
     loss: LossWeights = LossWeights()
     curriculum: Curriculum = Curriculum()
     noise: RampNoise = RampNoise()

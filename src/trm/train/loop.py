@@ -123,16 +123,22 @@ class Ranking:
         The true peptide, then wrong candidates.
     valid : torch.Tensor of shape (n, 1 + rank_candidates), bool
         Which answers exist.
+    offsets : torch.Tensor of shape (n, 1 + rank_candidates), float32
+        Added to the model's scores before ranking: each answer's graph score with
+        ``rank_graph_score``, else 0.
     """
 
     rows: torch.Tensor
     answers: torch.Tensor
     valid: torch.Tensor
+    offsets: torch.Tensor
 
     def local(self, start: int, stop: int) -> Ranking:
         """The ranked rows among batch rows ``start``..``stop``, renumbered from 0."""
         keep = (self.rows >= start) & (self.rows < stop)
-        return Ranking(self.rows[keep] - start, self.answers[keep], self.valid[keep])
+        return Ranking(
+            self.rows[keep] - start, self.answers[keep], self.valid[keep], self.offsets[keep]
+        )
 
 
 class Trainer:
@@ -258,6 +264,11 @@ class Trainer:
     def _graph_decode(self, batch: SpectrumBatch, chosen: np.ndarray) -> GraphResult:
         """The spectrum graph's candidates for the batch rows ``chosen``."""
         assert self.graph is not None
+        return self.graph.decode(*self._graph_inputs(batch, chosen))
+
+    def _graph_inputs(self, batch: SpectrumBatch, chosen: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The batch rows ``chosen`` as the graph decoder reads spectra: peaks in m/z
+        order, counts, precursor masses, charges."""
         mask = batch.peak_mask[chosen].numpy()
         mz = np.where(mask, batch.mz[chosen].numpy(), np.inf)
         order = np.argsort(mz, axis=1, kind="stable")  # real peaks first, in m/z order
@@ -265,7 +276,7 @@ class Trainer:
         real = np.arange(mask.shape[1])[None, :] < counts[:, None]
         sorted_mz = np.where(real, np.take_along_axis(mz, order, axis=1), 0.0)
         intensity = np.take_along_axis(batch.intensity[chosen].numpy(), order, axis=1)
-        return self.graph.decode(
+        return (
             sorted_mz.astype(np.float32),
             np.where(real, intensity, 0.0).astype(np.float32),
             counts,
@@ -307,10 +318,12 @@ class Trainer:
         )
         answers = torch.zeros((len(chosen), 1 + config.rank_candidates, length), dtype=torch.int64)
         valid = torch.zeros((len(chosen), 1 + config.rank_candidates), dtype=torch.bool)
+        offsets = torch.zeros((len(chosen), 1 + config.rank_candidates))
         if len(chosen):
             answers[:, 0] = tokens[chosen]
             valid[:, 0] = True
-            result = self._graph_decode(batch, chosen)
+            inputs = self._graph_inputs(batch, chosen)
+            result = self.graph.decode(*inputs)
             canonical = self._canonical
             for row, (index, candidates) in enumerate(zip(chosen, result.candidates, strict=True)):
                 truth = tokens[index].numpy()
@@ -325,7 +338,13 @@ class Trainer:
                     answers[row, column, : len(ids)] = torch.from_numpy(ids)
                     valid[row, column] = True
                     column += 1
-        return Ranking(rows=torch.from_numpy(chosen), answers=answers, valid=valid)
+            if config.rank_graph_score:
+                scores = self.graph.score_peptides(*inputs, answers.numpy()).score
+                # a true peptide the graph cannot score (it fits no allowed isotope
+                # error) has no residual to learn: its row is not ranked
+                valid &= torch.from_numpy(np.isfinite(scores[:, :1]))
+                offsets = torch.from_numpy(np.where(valid.numpy(), scores, 0.0)).float()
+        return Ranking(rows=torch.from_numpy(chosen), answers=answers, valid=valid, offsets=offsets)
 
     def step_generator(self) -> torch.Generator:
         """The generator of this step's noise and drafts: a pure function of the seed and
@@ -419,7 +438,10 @@ class Trainer:
                     ranking.answers.to(self.device),
                 )
             rank = ranking_loss(
-                log_likelihood, halt_logit, ranking.valid.to(self.device), config.loss.halt
+                log_likelihood + ranking.offsets.to(self.device),
+                halt_logit,
+                ranking.valid.to(self.device),
+                config.loss.halt,
             )
             total = total + config.rank_weight * rank
         extra = None

@@ -341,6 +341,28 @@ def test_ranking_answers_put_the_true_peptide_against_the_graphs_other_candidate
     assert off.ranking_answers(batch, torch.Generator().manual_seed(1)) is None
 
 
+def test_ranking_by_graph_score_offsets_each_answer_by_its_graph_score(
+    dataset, micro_config, vocabulary
+):
+    """With ``rank_graph_score`` each valid answer carries the graph's score of it on the
+    spectrum (what the model's score is added to); without, the offsets are 0."""
+    config = short_run(rank_fraction=1.0, rank_candidates=3, rank_graph_score=True)
+    trainer = Trainer(micro_config, config, vocabulary)
+    batch = dataset.batch(np.arange(8))
+    ranking = trainer.ranking_answers(batch, torch.Generator().manual_seed(1))
+    inputs = trainer._graph_inputs(batch, ranking.rows.numpy())
+    expected = trainer.graph.score_peptides(*inputs, ranking.answers.numpy()).score
+    assert bool(ranking.valid[:, 0].any())
+    np.testing.assert_allclose(
+        ranking.offsets.numpy()[ranking.valid.numpy()],
+        expected[ranking.valid.numpy()].astype(np.float32),
+        rtol=1e-6,
+    )
+    assert not bool(ranking.offsets[~ranking.valid].any())
+    plain = Trainer(micro_config, dataclasses.replace(config, rank_graph_score=False), vocabulary)
+    assert not bool(plain.ranking_answers(batch, torch.Generator().manual_seed(1)).offsets.any())
+
+
 def test_a_ranking_step_lowers_the_ranking_loss(dataset, micro_config, vocabulary):
     """Training steps on the same ranked batch move the true peptide's score up against
     the graph's other candidates: the loss reaches the teacher-forced scores."""
