@@ -19,6 +19,10 @@
 #   SIZE [default]         named model size (src/trm/model/config.py)
 #   GRAPH_DRAFTS [0.5]     share of the drafts that are the spectrum graph's best path
 #                          (trm pretrain --graph-draft-fraction)
+#   RANKING [0]            share of each batch whose graph candidates the model also learns
+#                          to rank against the true peptide (trm pretrain --rank-fraction)
+#   RANK_GRAPH_SCORE [false]  rank by the model's score plus the graph's
+#                          (trm pretrain --rank-graph-score)
 #   PEPTIDE_MIX [resources/peptide_mix/orbitrap_hcd.yaml]
 #                          peptide mix YAML (trm peptide-mix): spectra drawn with its
 #                          lengths, charges and missed cleavages; "none": uniform
@@ -45,6 +49,8 @@ SNAPSHOT_EVERY=${SNAPSHOT_EVERY:-0}
 SEED=${SEED:-1}
 SIZE=${SIZE:-default}
 GRAPH_DRAFTS=${GRAPH_DRAFTS:-0.5}
+RANKING=${RANKING:-0}
+RANK_GRAPH_SCORE=${RANK_GRAPH_SCORE:-false}
 PEPTIDE_MIX=${PEPTIDE_MIX:-resources/peptide_mix/orbitrap_hcd.yaml}
 MIX_SHARE=${MIX_SHARE:-0.6}
 MIX=()
@@ -79,7 +85,8 @@ $PYTHON -m trm pretrain --train-dir "$OUT/data/train/train" \
   --batch-size "$BATCH" --learning-rate "$LEARNING_RATE" --warmup-steps "$WARMUP" \
   --eval-every "$EVAL_EVERY" --eval-spectra 1024 --checkpoint-every 500 \
   --snapshot-every "$SNAPSHOT_EVERY" --seed "$SEED" --noise-model "$NOISE" \
-  --graph-draft-fraction "$GRAPH_DRAFTS" \
+  --graph-draft-fraction "$GRAPH_DRAFTS" --rank-fraction "$RANKING" \
+  --rank-graph-score "$RANK_GRAPH_SCORE" \
   --instrument "$INSTRUMENT" --device "$DEVICE" --threads "$THREADS" "${LIMIT[@]}" --resume
 
 $PYTHON -m trm calibrate --model "$OUT/model/pretrained.pt" \
@@ -96,6 +103,6 @@ $PYTHON benchmarks/evaluate_model.py "${EVALUATE[@]}"
 $PYTHON benchmarks/model_card.py --checkpoint "$OUT/model/pretrained.pt" \
   --synthetic "$OUT/data/train" --evaluation "$OUT/model/evaluation.json" \
   --curve "$OUT/model/metrics.csv" \
-  --command "DEVICE=$DEVICE MINUTES=$MINUTES STEPS=$STEPS BATCH=$BATCH LEARNING_RATE=$LEARNING_RATE WARMUP=$WARMUP SIZE=$SIZE N_SPECTRA=$N_SPECTRA SEED=$SEED THREADS=$THREADS GRAPH_DRAFTS=$GRAPH_DRAFTS PEPTIDE_MIX=$PEPTIDE_MIX MIX_SHARE=$MIX_SHARE${DEV_SPLIT:+ DEV_SPLIT=dev-split} benchmarks/gpu_pretrain.sh OUT" \
+  --command "DEVICE=$DEVICE MINUTES=$MINUTES STEPS=$STEPS BATCH=$BATCH LEARNING_RATE=$LEARNING_RATE WARMUP=$WARMUP SIZE=$SIZE N_SPECTRA=$N_SPECTRA SEED=$SEED THREADS=$THREADS GRAPH_DRAFTS=$GRAPH_DRAFTS RANKING=$RANKING RANK_GRAPH_SCORE=$RANK_GRAPH_SCORE PEPTIDE_MIX=$PEPTIDE_MIX MIX_SHARE=$MIX_SHARE${DEV_SPLIT:+ DEV_SPLIT=dev-split} benchmarks/gpu_pretrain.sh OUT" \
   --out "$OUT/MODEL_CARD.md"
 echo "done: $OUT/MODEL_CARD.md"

@@ -34,6 +34,9 @@ def test_gpu_recipe_runs_on_the_cpu_with_a_tiny_budget(tmp_path):
         "N_SPECTRA": "400",
         "HELDOUT_SPECTRA": "40",
         "THREADS": "1",
+        # the ranking objective travels through the recipe too (off by default)
+        "RANKING": "0.5",
+        "RANK_GRAPH_SCORE": "true",
         "TRAINING_FASTA": str(fasta),
         "HELDOUT_FASTA": str(heldout),
         "PYTHON": sys.executable,
