@@ -68,8 +68,10 @@ SCORES = {
 
 def first_by_score(pools: list, correct: np.ndarray) -> dict[str, int]:
     """On the spectra whose true peptide is among two or more scored candidates: their
-    number (``n``) and how often each of :data:`SCORES` puts the true one first."""
-    counts = {"n": 0, **dict.fromkeys(SCORES, 0)}
+    number (``n``), how often each of :data:`SCORES` puts the true one first, and how
+    often the graph score ties the true one with a wrong one (``graph ties``: the
+    evidence cannot tell them apart, the search's order decides)."""
+    counts = {"n": 0, **dict.fromkeys(SCORES, 0), "graph ties": 0}
     for row, pool in enumerate(pools):
         scored = [
             i
@@ -79,6 +81,9 @@ def first_by_score(pools: list, correct: np.ndarray) -> dict[str, int]:
         if len(scored) < 2 or not correct[row, scored].any():
             continue
         counts["n"] += 1
+        true = next(i for i in scored if correct[row, i])
+        others = [pool[i].graph_score for i in scored if not correct[row, i]]
+        counts["graph ties"] += int(bool(others) and max(others) == pool[true].graph_score)
         for name, value in SCORES.items():
             best = max(scored, key=lambda i: value(pool[i]))
             counts[name] += int(correct[row, best])
@@ -141,16 +146,18 @@ def main() -> None:
         "",
         f"Hybrid decoder, teacher forcing of each spectrum's {args.forced_candidates} best "
         "candidates by graph score. Cells: spectra whose true peptide is first by the score, "
-        "of those (n) whose true peptide is among two or more scored candidates.",
+        "of those (n) whose true peptide is among two or more scored candidates; graph ties: "
+        "of those, the spectra whose true peptide has exactly the graph score of a wrong "
+        "one (where the search's order, not the evidence, decides the graph column).",
         "",
-        "| model | set | n | " + " | ".join(SCORES) + " |",
-        "|---|---|---|" + "---|" * len(SCORES),
+        "| model | set | n | " + " | ".join(SCORES) + " | graph ties |",
+        "|---|---|---|" + "---|" * (len(SCORES) + 1),
     ]
     for name, by_set in results.items():
         for set_name in set_names:
             row = by_set[set_name]
             cells = " | ".join(f"{row[s]} ({row[s] / max(row['n'], 1):.2f})" for s in SCORES)
-            lines.append(f"| {name} | {set_name} | {row['n']} | {cells} |")
+            lines.append(f"| {name} | {set_name} | {row['n']} | {cells} | {row['graph ties']} |")
     args.out.write_text("\n".join(lines) + "\n")
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=2))
     log.info("wrote %s:\n%s", args.out, "\n".join(lines))

@@ -72,6 +72,8 @@ from evaluate_model import noisy_copy  # noqa: E402
 log = logging.getLogger("rescoring_choice")
 
 MODEL_SCORES = ("model_log_probability", "model_gap", "halt_probability")
+#: The model's teacher-forced scores (``--teacher-forcing``).
+FORCED_SCORES = ("forced_log_probability", "forced_gap", "forced_halt_probability")
 
 
 def _read_tables(paths: list[Path]) -> pl.DataFrame:
@@ -125,18 +127,31 @@ def missed_kinds(
     return counts
 
 
-def ways(decoder: str) -> dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]]:
-    """Way -> (the rescorer's features, the choice's features or None)."""
+def ways(
+    decoder: str, teacher_forcing: bool = False
+) -> dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]]:
+    """Way -> (the rescorer's features, the choice's features or None); with teacher
+    forcing, also the ways that read the model's teacher-forced scores."""
     base = DECODER_FEATURES[decoder]
     with_intensity = (*base, *INTENSITY_FEATURES)
     without = tuple(n for n in CHOICE_FEATURES if n not in INTENSITY_FEATURES)
-    return {
+    out = {
         "probability": (base, None),
         "probability+intensity": (with_intensity, None),
         "choice": (with_intensity, CHOICE_FEATURES),
         "choice+model": (with_intensity, (*CHOICE_FEATURES, *MODEL_SCORES)),
         "choice-intensity": (base, without),
     }
+    if teacher_forcing:
+        forced = DECODER_FEATURES["hybrid+forced"]
+        out.update(
+            {
+                "probability+forced": (forced, None),
+                "choice+forced": (forced, (*without, *FORCED_SCORES)),
+                "choice+forced+intensity": (forced, (*CHOICE_FEATURES, *FORCED_SCORES)),
+            }
+        )
+    return out
 
 
 def main() -> None:
@@ -159,6 +174,12 @@ def main() -> None:
     parser.add_argument("--n-synthetic", type=int, default=500)
     parser.add_argument("--dev-split", type=Path)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--teacher-forcing",
+        action="store_true",
+        help="hybrid: the model also scores the candidates by teacher forcing (its "
+        "forced_candidates best by graph score), and the ways that read those scores join",
+    )
     parser.add_argument("--out", type=Path, required=True, help="markdown table (and .json)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -167,7 +188,7 @@ def main() -> None:
     sequencer, _ = load_sequencer(
         args.model,
         load_instrument(args.instrument),
-        {"decoder": args.decoder, "raw_score": "peptide"},
+        {"decoder": args.decoder, "raw_score": "peptide", "teacher_forcing": args.teacher_forcing},
         afresh=True,
         ion_probabilities=IonProbabilities.from_noise_model(noise_parameters),
         workers=args.threads,
@@ -206,7 +227,7 @@ def main() -> None:
     features, present, correct = sequenced["calibration"]
     results: dict[str, dict[str, float]] = {}
     misses: dict[str, dict[str, int]] = {}
-    for way, (names, choice_names) in ways(args.decoder).items():
+    for way, (names, choice_names) in ways(args.decoder, args.teacher_forcing).items():
         rescorer = Rescorer.fit(features[present], correct[present], names)
         if choice_names is not None:
             choice = Choice.fit(features, present, correct, choice_names)
