@@ -39,6 +39,7 @@ from trm.denovo.inference import Predictions, Sequencer, raw_scores, steps_histo
 from trm.denovo.rescore import (
     CHOICE_FEATURES,
     DECODER_FEATURES,
+    FORCED_CHOICE,
     INTENSITY_FEATURES,
     Choice,
     Rescorer,
@@ -219,14 +220,15 @@ def fit_rescorer(
     seed: int,
     names: tuple[str, ...] = DECODER_FEATURES["model"],
     folds: int = 2,
-    choice: tuple[str, ...] | None = None,
+    choice: tuple[str, ...] | Choice | None = None,
 ) -> tuple[Rescorer | None, np.ndarray]:
     """The rescorer fitted on every candidate, and each spectrum's rescored answer index
     cross-validated by spectrum (the rescorer of the other folds chose it).
 
     ``names`` are the features it reads (:data:`trm.denovo.rescore.DECODER_FEATURES`);
     ``choice``, those of its choice among each spectrum's candidates
-    (:class:`~trm.denovo.rescore.Choice`; None: the most probable candidate).
+    (:class:`~trm.denovo.rescore.Choice`; None: the most probable candidate), or a fixed
+    choice used as it is.
 
     Returns
     -------
@@ -247,6 +249,8 @@ def fit_rescorer(
         pointwise = Rescorer.fit(features[usable], correct[usable], names)
         if choice is None:
             return pointwise
+        if isinstance(choice, Choice):  # fixed, fitted on nothing
+            return dataclasses.replace(pointwise, choice=choice)
         chooser = Choice.fit(features[rows], present[rows], correct[rows], choice)
         return dataclasses.replace(pointwise, choice=chooser)
 
@@ -372,9 +376,11 @@ def calibrate_dataset(
     )
     candidate_correct = candidates_correct(predictions, spectra.tokens, vocabulary)
     names = DECODER_FEATURES[_feature_set(sequencer.settings)]
-    choice = None
+    choice: tuple[str, ...] | Choice | None = None
     if sequencer.intensity_predictor is not None and sequencer.settings.decoder != "model":
         names, choice = (*names, *INTENSITY_FEATURES), CHOICE_FEATURES
+    elif _feature_set(sequencer.settings) == "hybrid+forced":
+        choice = Choice.fixed(FORCED_CHOICE)
     rescorer, cv_choice = fit_rescorer(predictions, candidate_correct, seed, names, choice=choice)
     model_best = predictions.choose(None)
     answers = {}

@@ -115,6 +115,11 @@ CHOICE_FEATURES: tuple[str, ...] = (
     "graph_gap",
     *INTENSITY_FEATURES,
 )
+#: The teacher-forced hybrid decoder's choice (:meth:`Choice.fixed`): the graph score plus
+#: the model's teacher-forced log-likelihood, unweighted, the sum ``trm pretrain
+#: --rank-graph-score`` trains the model's score to complete (candidates the model did not
+#: score carry the floor :data:`UNSCORABLE_LOG_PROBABILITY`).
+FORCED_CHOICE: tuple[str, ...] = ("graph_score", "forced_log_probability")
 #: Model log-probability given to a candidate the model cannot hold (too long).
 UNSCORABLE_LOG_PROBABILITY = -1000.0
 
@@ -504,6 +509,12 @@ class Choice(_LinearScore):
             if previous - current < 1e-9 * max(1.0, abs(previous)):
                 break
         return cls(names=tuple(names), mean=mean, scale=scale, weights=w)
+
+    @classmethod
+    def fixed(cls, names: tuple[str, ...] = FORCED_CHOICE) -> Choice:
+        """The unweighted sum of raw features, fitted on nothing (:data:`FORCED_CHOICE`)."""
+        n = len(names)
+        return cls(names=tuple(names), mean=np.zeros(n), scale=np.ones(n), weights=np.ones(n))
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
         """Score of each candidate: shape of ``features`` (all :data:`FEATURES`) without

@@ -13,6 +13,8 @@ from pyteomics import mztab
 
 from tests.unit.io.conftest import write_mzml
 from trm.chem import C13_SPACING, mz_to_mass, parse_peptidoform, peptide_mass
+from trm.cli import main
+from trm.denovo.rescore import FORCED_CHOICE
 from trm.train.checkpoint import load_model, read_checkpoint, save_checkpoint
 
 from .conftest import DATA, MAX_CHARGE, run_denovo, write_instrument
@@ -70,6 +72,34 @@ def test_calibrate_writes_model_and_report(calibrated, model_path):
     assert report["ece_after"] <= report["ece_before"]
     assert sum(row["n"] for row in report["reliability"]["calibrated"]) == report["n_sequenced"]
     assert report["steps_histogram"] == {"1": 0, "2": 0, "3": 160}
+
+
+def test_teacher_forced_calibration_chooses_by_graph_score_plus_forced_likelihood(
+    tmp_path, model_path, validation_dir, instrument_path
+):
+    """`trm calibrate --teacher-forcing` stores the unweighted choice (fitted on nothing)
+    and the limit of scored candidates with the settings."""
+    out, report = tmp_path / "model.pt", tmp_path / "calibration.json"
+    status = main(
+        [
+            "calibrate",
+            "--model", str(model_path),
+            "--validation-dir", str(validation_dir),
+            "--instrument", str(instrument_path),
+            "--out", str(out),
+            "--report", str(report),
+            "--halt-threshold", "none",
+            "--teacher-forcing",
+            "--forced-candidates", "4",
+        ]
+    )  # fmt: skip
+    assert status == 0
+    checkpoint = read_checkpoint(out)
+    assert checkpoint["inference"]["teacher_forcing"] is True
+    assert checkpoint["inference"]["forced_candidates"] == 4
+    choice = checkpoint["rescorer"]["choice"]
+    assert choice["features"] == list(FORCED_CHOICE)
+    assert choice["weights"] == [1.0, 1.0] and choice["mean"] == [0.0, 0.0]
 
 
 def test_every_spectrum_once_in_input_order(labelled_run, sample):

@@ -14,6 +14,8 @@ from trm.denovo.rescore import (
     CHOICE_FEATURES,
     DECODER_FEATURES,
     FEATURES,
+    FORCED_CHOICE,
+    UNSCORABLE_LOG_PROBABILITY,
     Choice,
     Rescorer,
     intensity_features,
@@ -161,3 +163,26 @@ def test_choice_ranks_within_spectra_and_round_trips():
     probability = np.where(present, rescorer(features), -np.inf)
     np.testing.assert_array_equal(rescorer.choose(features, present), probability.argmax(1))
     assert Choice.fit(features, present, np.zeros_like(correct)) is None
+
+
+def test_fixed_choice_is_the_graph_score_plus_the_forced_log_likelihood():
+    """The teacher-forced hybrid's choice: the unweighted sum, fitted on nothing; an
+    unscored candidate (the floor) loses to every scored one; it round-trips."""
+    features = np.zeros((2, 3, len(FEATURES)))
+    graph, forced = FEATURES.index("graph_score"), FEATURES.index("forced_log_probability")
+    features[0, :, graph] = [10.0, 12.0, 30.0]
+    features[0, :, forced] = [-1.0, -4.0, UNSCORABLE_LOG_PROBABILITY]
+    features[1, :, graph] = [5.0, 5.0, 1.0]  # a tie in graph score, broken by the model
+    features[1, :, forced] = [-3.0, -2.0, -0.5]
+    choice = Choice.fixed()
+    assert choice.names == FORCED_CHOICE
+    np.testing.assert_allclose(choice(features)[0], [9.0, 8.0, 30.0 + UNSCORABLE_LOG_PROBABILITY])
+    present = np.ones((2, 3), dtype=bool)
+    rescorer = Rescorer.fit(
+        features.reshape(-1, len(FEATURES)), np.arange(6) % 2 == 0, DECODER_FEATURES["hybrid"]
+    )
+    with_choice = dataclasses.replace(rescorer, choice=choice)
+    np.testing.assert_array_equal(with_choice.choose(features, present), [0, 1])
+    again = Rescorer.from_dict(with_choice.to_dict())
+    np.testing.assert_array_equal(again.choose(features, present), [0, 1])
+    assert not again.uses_intensities
