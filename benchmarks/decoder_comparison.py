@@ -48,6 +48,8 @@ def calibrate(args: argparse.Namespace, decoder: str, out: Path) -> dict:
         "--threads", str(args.threads),
         *(["--teacher-forcing"] if args.teacher_forcing and decoder == "hybrid" else []),
         *(["--predicted-intensities"] if args.predicted_intensities else []),
+        *([] if args.refinement_steps is None
+          else ["--refinement-steps", str(args.refinement_steps)]),
     ])  # fmt: skip
     return json.loads(report.read_text())
 
@@ -122,8 +124,15 @@ def main() -> None:
     parser.add_argument(
         "--teacher-forcing",
         action="store_true",
-        help="hybrid: calibrate (and so evaluate) with trm denovo --teacher-forcing, every "
-        "candidate scored by the model as the draft of one refinement step",
+        help="hybrid: calibrate (and so evaluate) with trm denovo --teacher-forcing, the "
+        "best candidates by graph score scored by the model as the draft of one refinement "
+        "step, the answer the best by graph score plus that score",
+    )
+    parser.add_argument(
+        "--refinement-steps",
+        type=int,
+        help="calibrate (and so evaluate) with trm calibrate --refinement-steps N (default: "
+        "as trained)",
     )
     parser.add_argument(
         "--predicted-intensities",
