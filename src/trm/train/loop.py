@@ -126,18 +126,31 @@ class Ranking:
     offsets : torch.Tensor of shape (n, 1 + rank_candidates), float32
         Added to the model's scores before ranking: each answer's graph score with
         ``rank_graph_score``, else 0.
+    totals : (float, float) or None
+        Spectra with a wrong candidate and valid answers in the whole batch divided by
+        the number of processes, when these rows are one process's share of it
+        (:meth:`local`; DDP averages the processes' gradients, so their losses, sums
+        over these, average to the whole batch's means); None: these rows are the batch.
     """
 
     rows: torch.Tensor
     answers: torch.Tensor
     valid: torch.Tensor
     offsets: torch.Tensor
+    totals: tuple[float, float] | None = None
 
-    def local(self, start: int, stop: int) -> Ranking:
-        """The ranked rows among batch rows ``start``..``stop``, renumbered from 0."""
+    def local(self, start: int, stop: int, world_size: int) -> Ranking:
+        """The ranked rows among batch rows ``start``..``stop``, renumbered from 0, of
+        a batch shared by ``world_size`` processes."""
         keep = (self.rows >= start) & (self.rows < stop)
+        n_ranked = int(self.valid[:, 1:].any(dim=1).sum())
+        n_answers = int(self.valid.sum())
         return Ranking(
-            self.rows[keep] - start, self.answers[keep], self.valid[keep], self.offsets[keep]
+            self.rows[keep] - start,
+            self.answers[keep],
+            self.valid[keep],
+            self.offsets[keep],
+            totals=(n_ranked / world_size, n_answers / world_size),
         )
 
 
@@ -377,7 +390,8 @@ class Trainer:
             rows = slice(start, start + config.batch_size)
             batch = batch.rows(rows)
             draft = None if draft is None else draft[rows]
-            ranking = None if ranking is None else ranking.local(start, start + config.batch_size)
+            if ranking is not None:
+                ranking = ranking.local(start, start + config.batch_size, context.world_size)
         return self.optimise(batch, draft, ranking=ranking)
 
     def optimise(
@@ -442,6 +456,7 @@ class Trainer:
                 halt_logit,
                 ranking.valid.to(self.device),
                 config.loss.halt,
+                ranking.totals,
             )
             total = total + config.rank_weight * rank
         extra = None

@@ -151,7 +151,11 @@ def answer_is_correct(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tenso
 
 
 def ranking_loss(
-    log_likelihood: torch.Tensor, halt_logit: torch.Tensor, valid: torch.Tensor, halt_weight: float
+    log_likelihood: torch.Tensor,
+    halt_logit: torch.Tensor,
+    valid: torch.Tensor,
+    halt_weight: float,
+    totals: tuple[float, float] | None = None,
 ) -> torch.Tensor:
     """Listwise loss of the model's scores of each spectrum's candidate answers.
 
@@ -169,6 +173,10 @@ def ranking_loss(
         Which answers exist (column 0 always does).
     halt_weight : float
         Weight of the halting term.
+    totals : (float, float), optional
+        What the sums of the two terms are divided by (the spectra with a wrong candidate,
+        the answers), when these rows are one process's share of a batch
+        (:meth:`trm.train.loop.Ranking.local`); default: this batch's counts (means).
 
     Returns
     -------
@@ -176,13 +184,16 @@ def ranking_loss(
         Scalar; zero (attached) when no spectrum has a wrong candidate.
     """
     ranked = valid[:, 1:].any(dim=1)
-    if not bool(ranked.any()):
+    n_ranked, n_answers = totals or (int(ranked.sum()), int(valid.sum()))
+    if not bool(ranked.any()) or n_ranked <= 0:
         return log_likelihood.sum() * 0.0
     scores = log_likelihood.float().masked_fill(~valid, float("-inf"))[ranked]
-    cross_entropy = -torch.log_softmax(scores, dim=1)[:, 0].mean()
+    cross_entropy = -torch.log_softmax(scores, dim=1)[:, 0].sum() / n_ranked
     target = torch.zeros_like(halt_logit, dtype=torch.float32)
     target[:, 0] = 1.0
-    halt = F.binary_cross_entropy_with_logits(halt_logit.float()[valid], target[valid])
+    halt = F.binary_cross_entropy_with_logits(
+        halt_logit.float()[valid], target[valid], reduction="sum"
+    ) / max(n_answers, 1)
     return cross_entropy + halt_weight * halt
 
 

@@ -15,14 +15,14 @@ from trm.train.checkpoint import read_checkpoint
 from .theoretical_spectra import random_peptides, theoretical_table
 
 
-def _pretrain(shards, out, batch_size: int, launcher: list[str]) -> None:
+def _pretrain(shards, out, batch_size: int, launcher: list[str], extra: list[str]) -> None:
     command = [
         *launcher, "pretrain",
         "--train-dir", str(shards / "train"), "--validation-dir", str(shards / "validation"),
         "--checkpoint", str(out / "model.pt"), "--metrics", str(out / "metrics.csv"),
         "--model-config", "tiny", "--steps", "4", "--batch-size", str(batch_size),
         "--eval-every", "4", "--eval-spectra", "8", "--warmup-steps", "1", "--threads", "1",
-        "--seed", "3",
+        "--seed", "3", *extra,
     ]  # fmt: skip
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
@@ -31,7 +31,12 @@ def _pretrain(shards, out, batch_size: int, launcher: list[str]) -> None:
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_match_one_process_with_the_global_batch(tmp_path):
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["--graph-draft-fraction", "0.5", "--rank-fraction", "0.5"]],
+    ids=["plain", "graph drafts and ranking"],
+)
+def test_two_gloo_processes_match_one_process_with_the_global_batch(tmp_path, extra):
     shards = tmp_path / "shards"
     for split, seed in (("train", 1), ("validation", 2)):
         (shards / split).mkdir(parents=True)
@@ -39,11 +44,12 @@ def test_two_gloo_processes_match_one_process_with_the_global_batch(tmp_path):
             shards / split / "shard-00000.parquet"
         )
     single, ddp = tmp_path / "single", tmp_path / "ddp"
-    _pretrain(shards, single, 8, [sys.executable, "-m", "trm"])
+    _pretrain(shards, single, 8, [sys.executable, "-m", "trm"], extra)
     log = _pretrain(
         shards, ddp, 4,
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
          "-m", "trm"],
+        extra,
     )  # fmt: skip
     assert "2 process(es)" in log
     one, two = read_checkpoint(single / "model.pt"), read_checkpoint(ddp / "model.pt")

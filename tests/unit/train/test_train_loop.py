@@ -19,6 +19,7 @@ from trm.train.config import TrainConfig
 from trm.train.curriculum import Curriculum
 from trm.train.data import SpectrumDataset
 from trm.train.loop import Trainer, fit
+from trm.train.losses import ranking_loss
 
 
 @pytest.fixture(autouse=True)
@@ -334,9 +335,21 @@ def test_ranking_answers_put_the_true_peptide_against_the_graphs_other_candidate
     assert not bool(ranking.answers[:, 1:][~ranking.valid[:, 1:]].any())  # padding rows blank
     again = trainer.ranking_answers(batch, torch.Generator().manual_seed(1))
     assert torch.equal(again.answers, ranking.answers)
-    local = ranking.local(4, 8)
+    local = ranking.local(4, 8, world_size=2)
     assert torch.equal(local.rows, torch.arange(4))
     assert torch.equal(local.answers, ranking.answers[4:8])
+    # Two processes' losses over their shares average to the whole batch's loss (DDP
+    # averages gradients), however the ranked spectra fall between them.
+    scores = torch.randn(ranking.valid.shape)
+    logits = torch.randn(ranking.valid.shape)
+    whole = ranking_loss(scores, logits, ranking.valid, 0.5)
+    shares = [ranking.local(start, start + 8, world_size=2) for start in (0, 8)]
+    parts = [
+        ranking_loss(scores[share.rows + start], logits[share.rows + start], share.valid,
+                     0.5, share.totals)
+        for share, start in zip(shares, (0, 8), strict=True)
+    ]  # fmt: skip
+    assert torch.isclose((parts[0] + parts[1]) / 2, whole)
     off = Trainer(micro_config, short_run(), vocabulary)
     assert off.ranking_answers(batch, torch.Generator().manual_seed(1)) is None
 
