@@ -50,6 +50,8 @@ def calibrate(args: argparse.Namespace, decoder: str, out: Path) -> dict:
         *(["--predicted-intensities"] if args.predicted_intensities else []),
         *([] if args.refinement_steps is None
           else ["--refinement-steps", str(args.refinement_steps)]),
+        *([] if args.forced_candidates is None
+          else ["--forced-candidates", str(args.forced_candidates)]),
     ])  # fmt: skip
     return json.loads(report.read_text())
 
@@ -127,6 +129,11 @@ def main() -> None:
         help="hybrid: calibrate (and so evaluate) with trm denovo --teacher-forcing, the "
         "best candidates by graph score scored by the model as the draft of one refinement "
         "step, the answer the best by graph score plus that score",
+    )
+    parser.add_argument(
+        "--forced-candidates",
+        type=int,
+        help="with --teacher-forcing: trm calibrate --forced-candidates N (default: its own)",
     )
     parser.add_argument(
         "--refinement-steps",

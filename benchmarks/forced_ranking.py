@@ -19,16 +19,16 @@ scored candidates: how often is the true one first by
 
 No rescorer is fitted: these are the raw scores a rescorer would weigh, so the table
 shows what the model's scores carry on synthetic and on real spectra, before any
-calibration draw. Sets as in ``benchmarks/rescoring_choice.py``: the held-out proteome's
-synthetic spectra, clean and under the noise model (its fixed draw), and the real dev
-spectra (holdout and fit halves).
+calibration draw. Sets: the held-out proteome's synthetic spectra, clean and under the
+noise model (the fixed draw of ``benchmarks/evaluate_model.py``), and the real dev spectra
+(holdout and fit halves, each on its own).
 
 Usage::
 
     python benchmarks/forced_ranking.py --model shipped=resources/models/orbitrap_hcd/model.pt \\
         --model ranked=RUN/checkpoint.pt --instrument config/instruments/orbitrap_hcd.yaml \\
         --noise-model resources/noise/orbitrap_hcd.yaml --heldout-shards heldout/test \\
-        --dev-split dev-split --out benchmarks/results/forced_ranking.md
+        --dev-split dev-split --out forced_ranking.md
 """
 
 from __future__ import annotations
@@ -69,8 +69,8 @@ SCORES = {
 def first_by_score(pools: list, correct: np.ndarray) -> dict[str, int]:
     """On the spectra whose true peptide is among two or more scored candidates: their
     number (``n``), how often each of :data:`SCORES` puts the true one first, and how
-    often the graph score ties the true one with a wrong one (``graph ties``: the
-    evidence cannot tell them apart, the search's order decides)."""
+    often the graph score ties the true one with the best-scoring wrong one (``graph
+    ties``: the evidence cannot tell them apart, the pool's order decides)."""
     counts = {"n": 0, **dict.fromkeys(SCORES, 0), "graph ties": 0}
     for row, pool in enumerate(pools):
         scored = [
@@ -147,8 +147,8 @@ def main() -> None:
         f"Hybrid decoder, teacher forcing of each spectrum's {args.forced_candidates} best "
         "candidates by graph score. Cells: spectra whose true peptide is first by the score, "
         "of those (n) whose true peptide is among two or more scored candidates; graph ties: "
-        "of those, the spectra whose true peptide has exactly the graph score of a wrong "
-        "one (where the search's order, not the evidence, decides the graph column).",
+        "of those, the spectra whose true peptide has exactly the graph score of the best "
+        "wrong one (where the pool's order, not the evidence, decides the graph column).",
         "",
         "| model | set | n | " + " | ".join(SCORES) + " | graph ties |",
         "|---|---|---|" + "---|" * (len(SCORES) + 1),

@@ -182,6 +182,8 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, required=True, help="markdown table (and .json)")
     args = parser.parse_args()
+    if args.teacher_forcing and args.decoder != "hybrid":
+        parser.error("--teacher-forcing needs --decoder hybrid (only it scores by teacher forcing)")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
     noise_parameters = NoiseModelParameters.read(args.noise_model)

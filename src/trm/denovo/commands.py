@@ -30,7 +30,7 @@ from trm.denovo.settings import (
     InferenceSettings,
     parse_halt_threshold,
 )
-from trm.errors import TrmError
+from trm.errors import InputError, TrmError
 from trm.instrument import load_instrument
 from trm.synth.ms2pip_models import DEFAULT_MODEL_DIR
 
@@ -397,6 +397,12 @@ def run_calibrate(args: argparse.Namespace) -> None:
     from trm.denovo.model_file import load_sequencer
     from trm.train.checkpoint import save_checkpoint
 
+    if args.predicted_intensities and getattr(args, "teacher_forcing", False):
+        raise InputError(
+            "--predicted-intensities and --teacher-forcing each choose among the candidates "
+            "their own way (a fitted choice by predicted intensities; graph score plus the "
+            "model's teacher-forced log-likelihood): give one of them"
+        )
     torch.manual_seed(args.seed)
     device = _device(args.device)
     workers = parallel_plan(args.threads, device)

@@ -59,13 +59,14 @@ class InferenceSettings:
     graph : GraphSettings
         The spectrum-graph decoder's settings (``graph`` and ``hybrid``).
     teacher_forcing : bool
-        ``hybrid``: also score every candidate with the model by teacher forcing (the
-        candidate as the draft of one refinement step; rescoring features
-        ``forced_*``). One refinement step per scored candidate.
+        ``hybrid``: also score candidates with the model by teacher forcing (each the
+        draft of one refinement step; rescoring features ``forced_*``), and choose among
+        them by graph score plus that score (:data:`trm.denovo.rescore.FORCED_CHOICE`).
+        One refinement step per scored candidate.
     forced_candidates : int
-        With ``teacher_forcing``: score the this many candidates of each spectrum with the
-        best graph scores (the others get no forced score, so the rescorer ranks them
-        last); 0 scores every candidate (up to the search's plus the graph's).
+        With ``teacher_forcing``: score this many candidates of each spectrum, those with
+        the best graph scores (the others get the unscorable floor, so the choice ranks
+        them last); 0 scores every candidate (up to the search's plus the graph's).
     """
 
     decoding: DecodingSettings = DecodingSettings()

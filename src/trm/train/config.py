@@ -124,10 +124,12 @@ class TrainConfig:
     fitted_noise: dict | None = None
 
     def __post_init__(self) -> None:
-        if not 0 <= self.rank_fraction <= 1 or self.rank_candidates < 1 or self.rank_weight < 0:
-            raise InputError(
-                "need 0 <= rank_fraction <= 1, rank_candidates >= 1 and rank_weight >= 0"
-            )
+        if not 0 <= self.rank_fraction <= 1:
+            raise InputError(f"rank_fraction must lie in [0, 1], got {self.rank_fraction}")
+        if self.rank_candidates < 1:
+            raise InputError(f"rank_candidates must be >= 1, got {self.rank_candidates}")
+        if not self.rank_weight >= 0:
+            raise InputError(f"rank_weight must be >= 0, got {self.rank_weight}")
 
     def to_dict(self) -> dict:
         """Nested plain dictionary, for checkpoints and logs."""

@@ -448,6 +448,8 @@ def finetune(
         eval_noisy=False,
         seed=settings.seed,
         curriculum=curriculum,
+        # fine-tuning's steps (FineTuner.train_step) rank nothing: say so in its checkpoint
+        rank_fraction=0.0,
     )
     trainer = FineTuner(
         model_config, train_config, vocabulary, settings, train, synthetic, noise_model, device

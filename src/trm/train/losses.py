@@ -170,7 +170,8 @@ def ranking_loss(
     log_likelihood, halt_logit : torch.Tensor of shape (batch, n_answers)
         From :meth:`trm.model.PeptideTRM.answer_scores`.
     valid : torch.Tensor of shape (batch, n_answers), bool
-        Which answers exist (column 0 always does).
+        Which answers exist (column 0, the true peptide, wherever the row is ranked at
+        all).
     halt_weight : float
         Weight of the halting term.
     totals : (float, float), optional
@@ -181,20 +182,23 @@ def ranking_loss(
     Returns
     -------
     torch.Tensor
-        Scalar; zero (attached) when no spectrum has a wrong candidate.
+        Scalar; zero (attached) when no answer is valid. A spectrum without a wrong
+        candidate adds its halting term only.
     """
     ranked = valid[:, 1:].any(dim=1)
     n_ranked, n_answers = totals or (int(ranked.sum()), int(valid.sum()))
-    if not bool(ranked.any()) or n_ranked <= 0:
-        return log_likelihood.sum() * 0.0
-    scores = log_likelihood.float().masked_fill(~valid, float("-inf"))[ranked]
-    cross_entropy = -torch.log_softmax(scores, dim=1)[:, 0].sum() / n_ranked
-    target = torch.zeros_like(halt_logit, dtype=torch.float32)
-    target[:, 0] = 1.0
-    halt = F.binary_cross_entropy_with_logits(
-        halt_logit.float()[valid], target[valid], reduction="sum"
-    ) / max(n_answers, 1)
-    return cross_entropy + halt_weight * halt
+    loss = log_likelihood.sum() * 0.0 + halt_logit.sum() * 0.0
+    if bool(ranked.any()):
+        scores = log_likelihood.float().masked_fill(~valid, float("-inf"))[ranked]
+        loss = loss - torch.log_softmax(scores, dim=1)[:, 0].sum() / n_ranked
+    if bool(valid.any()):
+        target = torch.zeros_like(halt_logit, dtype=torch.float32)
+        target[:, 0] = 1.0
+        halt = F.binary_cross_entropy_with_logits(
+            halt_logit.float()[valid], target[valid], reduction="sum"
+        )
+        loss = loss + halt_weight * halt / n_answers
+    return loss
 
 
 def compute_loss(

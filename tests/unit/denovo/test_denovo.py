@@ -100,6 +100,14 @@ def test_teacher_forced_calibration_chooses_by_graph_score_plus_forced_likelihoo
     choice = checkpoint["rescorer"]["choice"]
     assert choice["features"] == list(FORCED_CHOICE)
     assert choice["weights"] == [1.0, 1.0] and choice["mean"] == [0.0, 0.0]
+    # the two ways of choosing among candidates do not combine
+    both = [
+        "calibrate", "--model", str(model_path), "--validation-dir", str(validation_dir),
+        "--instrument", str(instrument_path), "--out", str(tmp_path / "both.pt"),
+        "--report", str(tmp_path / "both.json"), "--teacher-forcing", "--predicted-intensities",
+    ]  # fmt: skip
+    assert main(both) != 0
+    assert not (tmp_path / "both.pt").exists()
 
 
 def test_every_spectrum_once_in_input_order(labelled_run, sample):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from trm.errors import InputError
 from trm.graph import canonical_tokens
 from trm.train import loop as loop_module
 from trm.train.checkpoint import load_model, read_checkpoint
@@ -342,14 +343,18 @@ def test_ranking_answers_put_the_true_peptide_against_the_graphs_other_candidate
     # averages gradients), however the ranked spectra fall between them.
     scores = torch.randn(ranking.valid.shape)
     logits = torch.randn(ranking.valid.shape)
-    whole = ranking_loss(scores, logits, ranking.valid, 0.5)
-    shares = [ranking.local(start, start + 8, world_size=2) for start in (0, 8)]
-    parts = [
-        ranking_loss(scores[share.rows + start], logits[share.rows + start], share.valid,
-                     0.5, share.totals)
-        for share, start in zip(shares, (0, 8), strict=True)
-    ]  # fmt: skip
-    assert torch.isclose((parts[0] + parts[1]) / 2, whole)
+    only_true = ranking.valid.clone()
+    only_true[:8, 1:] = False  # the first share's spectra have no wrong candidate
+    for valid in (ranking.valid, only_true):
+        split = dataclasses.replace(ranking, valid=valid)
+        whole = ranking_loss(scores, logits, valid, 0.5)
+        shares = [split.local(start, start + 8, world_size=2) for start in (0, 8)]
+        parts = [
+            ranking_loss(scores[share.rows + start], logits[share.rows + start], share.valid,
+                         0.5, share.totals)
+            for share, start in zip(shares, (0, 8), strict=True)
+        ]  # fmt: skip
+        assert torch.isclose((parts[0] + parts[1]) / 2, whole)
     off = Trainer(micro_config, short_run(), vocabulary)
     assert off.ranking_answers(batch, torch.Generator().manual_seed(1)) is None
 
@@ -393,10 +398,13 @@ def test_a_ranking_step_lowers_the_ranking_loss(dataset, micro_config, vocabular
 
 
 def test_rank_settings_are_checked():
-    with pytest.raises(Exception, match="rank_fraction"):
+    with pytest.raises(InputError, match="rank_fraction must lie in"):
         TrainConfig(rank_fraction=1.5)
-    with pytest.raises(Exception, match="rank_candidates"):
+    with pytest.raises(InputError, match="rank_candidates must be"):
         TrainConfig(rank_candidates=0)
+    for weight in (-1.0, float("nan")):
+        with pytest.raises(InputError, match="rank_weight must be"):
+            TrainConfig(rank_weight=weight)
 
 
 def test_start_from_a_base_model_and_use_it_as_is(tmp_path, dataset, micro_config, vocabulary):

@@ -131,7 +131,12 @@ def test_ranking_loss_is_the_softmax_cross_entropy_of_the_true_answer_plus_halti
     targets = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0, 1.0])
     halt = F.binary_cross_entropy_with_logits(logits, targets)
     assert torch.isclose(loss, (first + second) / 2 + 0.5 * halt)
-    # nothing to rank: zero, still attached to the graph
+    # no wrong candidate anywhere: the halting term alone
+    only_true = torch.tensor([[True, False, False]] * 2)
+    alone = ranking_loss(log_likelihood[:2], halt_logit[:2], only_true, halt_weight=0.5)
+    expected = F.binary_cross_entropy_with_logits(torch.tensor([2.0, 0.0]), torch.ones(2))
+    assert torch.isclose(alone, 0.5 * expected)
+    # nothing valid: zero, still attached to the graph
     scores = torch.zeros(2, 3, requires_grad=True)
-    empty = ranking_loss(scores, scores, torch.tensor([[True, False, False]] * 2), 0.0)
+    empty = ranking_loss(scores, scores, torch.zeros(2, 3, dtype=torch.bool), 0.0)
     assert float(empty.detach()) == 0.0 and empty.requires_grad
