@@ -33,7 +33,6 @@ from torch.nn.parallel import DistributedDataParallel
 from trm.chem import Vocabulary
 from trm.graph import (
     GraphDecoder,
-    GraphResult,
     GraphSettings,
     IonProbabilities,
     canonical_tokens,
@@ -274,11 +273,6 @@ class Trainer:
         logits = draft_logits(draft_tokens, n_tokens)
         return logits * drafted[:, None, None]
 
-    def _graph_decode(self, batch: SpectrumBatch, chosen: np.ndarray) -> GraphResult:
-        """The spectrum graph's candidates for the batch rows ``chosen``."""
-        assert self.graph is not None
-        return self.graph.decode(*self._graph_inputs(batch, chosen))
-
     def _graph_inputs(self, batch: SpectrumBatch, chosen: np.ndarray) -> tuple[np.ndarray, ...]:
         """The batch rows ``chosen`` as the graph decoder reads spectra: peaks in m/z
         order, counts, precursor masses, charges."""
@@ -305,7 +299,8 @@ class Trainer:
         chosen = np.flatnonzero(rows.numpy())
         if not len(chosen):
             return draft_tokens
-        result = self._graph_decode(batch, chosen)
+        assert self.graph is not None
+        result = self.graph.decode(*self._graph_inputs(batch, chosen))
         out = draft_tokens.clone()
         length = out.shape[1]
         for row, best in zip(chosen, result.best, strict=True):

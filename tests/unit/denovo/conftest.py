@@ -113,7 +113,13 @@ def calibrated(tmp_path_factory, model_path, validation_dir, instrument_path) ->
     """``trm calibrate`` of the micro model: (model, report)."""
     folder = tmp_path_factory.mktemp("calibrated")
     out, report = folder / "model.pt", folder / "calibration.json"
-    status = main(
+    assert calibrate(model_path, validation_dir, instrument_path, out, report) == 0
+    return out, report
+
+
+def calibrate(model_path, validation_dir, instrument_path, out, report, *extra: str) -> int:
+    """Exit status of ``trm calibrate`` of a model (all steps, no early exit)."""
+    return main(
         [
             "calibrate",
             "--model", str(model_path),
@@ -122,10 +128,9 @@ def calibrated(tmp_path_factory, model_path, validation_dir, instrument_path) ->
             "--out", str(out),
             "--report", str(report),
             "--halt-threshold", "none",
+            *extra,
         ]
     )  # fmt: skip
-    assert status == 0
-    return out, report
 
 
 @dataclasses.dataclass

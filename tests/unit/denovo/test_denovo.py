@@ -13,11 +13,10 @@ from pyteomics import mztab
 
 from tests.unit.io.conftest import write_mzml
 from trm.chem import C13_SPACING, mz_to_mass, parse_peptidoform, peptide_mass
-from trm.cli import main
 from trm.denovo.rescore import FORCED_CHOICE
 from trm.train.checkpoint import load_model, read_checkpoint, save_checkpoint
 
-from .conftest import DATA, MAX_CHARGE, run_denovo, write_instrument
+from .conftest import DATA, MAX_CHARGE, calibrate, run_denovo, write_instrument
 
 
 def read_mztab(path) -> mztab.MzTab:
@@ -80,20 +79,8 @@ def test_teacher_forced_calibration_chooses_by_graph_score_plus_forced_likelihoo
     """`trm calibrate --teacher-forcing` stores the unweighted choice (fitted on nothing)
     and the limit of scored candidates with the settings."""
     out, report = tmp_path / "model.pt", tmp_path / "calibration.json"
-    status = main(
-        [
-            "calibrate",
-            "--model", str(model_path),
-            "--validation-dir", str(validation_dir),
-            "--instrument", str(instrument_path),
-            "--out", str(out),
-            "--report", str(report),
-            "--halt-threshold", "none",
-            "--teacher-forcing",
-            "--forced-candidates", "4",
-        ]
-    )  # fmt: skip
-    assert status == 0
+    extra = ("--teacher-forcing", "--forced-candidates", "4")
+    assert calibrate(model_path, validation_dir, instrument_path, out, report, *extra) == 0
     checkpoint = read_checkpoint(out)
     assert checkpoint["inference"]["teacher_forcing"] is True
     assert checkpoint["inference"]["forced_candidates"] == 4
@@ -101,12 +88,10 @@ def test_teacher_forced_calibration_chooses_by_graph_score_plus_forced_likelihoo
     assert choice["features"] == list(FORCED_CHOICE)
     assert choice["weights"] == [1.0, 1.0] and choice["mean"] == [0.0, 0.0]
     # the two ways of choosing among candidates do not combine
-    both = [
-        "calibrate", "--model", str(model_path), "--validation-dir", str(validation_dir),
-        "--instrument", str(instrument_path), "--out", str(tmp_path / "both.pt"),
-        "--report", str(tmp_path / "both.json"), "--teacher-forcing", "--predicted-intensities",
-    ]  # fmt: skip
-    assert main(both) != 0
+    both = ("--teacher-forcing", "--predicted-intensities")
+    status = calibrate(model_path, validation_dir, instrument_path, tmp_path / "both.pt",
+                       tmp_path / "both.json", *both)  # fmt: skip
+    assert status != 0
     assert not (tmp_path / "both.pt").exists()
 
 
