@@ -425,7 +425,13 @@ def main() -> None:
             shares = ", ".join(f"{k[7:]} {v:.3f}" for k, v in row.items() if k != "n_spectra")
             log.info("%-16s true peptide among the best k candidates: %s", name, shares)
     if args.out is not None:
-        args.out.write_text(json.dumps({"model": args.model.name, "results": results}, indent=2))
+        record = {
+            "model": args.model.name,
+            "decoder": decoder,
+            "teacher_forcing": settings.teacher_forcing and decoder == "hybrid",
+            "results": results,
+        }
+        args.out.write_text(json.dumps(record, indent=2))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,19 @@ MODE_NAMES = {
     "search+rescore": "exact search + rescoring",
 }
 
+
+def mode_name(mode: str, evaluation: dict) -> str:
+    """How an evaluation decoded: :data:`MODE_NAMES` for the model decoder (evaluations
+    from before ``decoder`` was recorded are the model decoder's), else the decoder's name
+    and choice."""
+    decoder = evaluation.get("decoder", "model")
+    if decoder == "model":
+        return MODE_NAMES.get(mode, mode)
+    forced = ", teacher forcing" if evaluation.get("teacher_forcing") else ""
+    choice = "rescored" if mode == "search+rescore" else "model's peptide score"
+    return f"{decoder} decoder{forced}, {choice}"
+
+
 DATASET_NAMES = {
     "heldout_clean": "held-out proteome, clean synthetic",
     "heldout_noisy": "held-out proteome, synthetic + fitted noise (full strength)",
@@ -97,8 +110,11 @@ def card(
     command: str,
     curve: Path | None = None,
     notes: str | None = None,
+    usage: str | None = None,
+    lineage: str | None = None,
 ) -> str:
-    """The model card's markdown."""
+    """The model card's markdown; ``usage`` (markdown) is its "Ready to use" section,
+    ``lineage`` a line on the weights the run started from."""
     config = ModelConfig.from_dict(checkpoint["model_config"])
     train = checkpoint["train_config"]
     model, _ = load_model_from(checkpoint)
@@ -116,9 +132,14 @@ def card(
         f"- {count_parameters(model):,} parameters, {cost.gflop:.3f} GFLOP per spectrum.",
         f"- Fragment-evidence tolerance {config.evidence_tolerance} Da (the instrument's "
         "fragment tolerance it was trained for).",
+    ]
+    if usage:
+        lines += ["", "## Ready to use", "", usage.strip()]
+    lines += [
         "",
         "## Training",
         "",
+        *([f"- {lineage.strip()}"] if lineage else []),
         f"- {step:,} steps of {train['batch_size']} spectra ({step * train['batch_size']:,} "
         f"spectra seen), peak learning rate {train['learning_rate']}, "
         f"{checkpoint.get('cpu_seconds', 0.0) / 3600:.2f} CPU-hours "
@@ -132,8 +153,17 @@ def card(
         f"{train['curriculum']['noise_ramp_fraction']:.0%}; drafts on "
         f"{train['draft_fraction']:.0%} of each batch"
         + (
-            f", {train['graph_draft_fraction']:.0%} of them the spectrum graph's best path."
+            f", {train['graph_draft_fraction']:.0%} of them the spectrum graph's best path"
             if train.get("graph_draft_fraction")
+            else ""
+        )
+        + (
+            f"; on {train['rank_fraction']:.0%} of each batch, ranking the true peptide "
+            f"against up to {train['rank_candidates']} of the graph's other candidates "
+            f"(weight {train['rank_weight']}"
+            + (", added to the graph score" if train.get("rank_graph_score") else "")
+            + ")."
+            if train.get("rank_fraction")
             else "."
         ),
     ]
@@ -186,7 +216,7 @@ def card(
             for key, row in evaluation["results"].items():
                 data, mode = key.split("/")
                 lines.append(
-                    f"| {DATASET_NAMES.get(data, data)} | {MODE_NAMES.get(mode, mode)} | "
+                    f"| {DATASET_NAMES.get(data, data)} | {mode_name(mode, evaluation)} | "
                     f"{row['n_spectra']} | "
                     f"{row['coverage']:.3f} | {row['certified']:.3f} | "
                     f"{row['aa_precision']:.3f} | {row['peptide_recall']:.3f} | "
@@ -219,6 +249,10 @@ def main() -> None:
     parser.add_argument("--ship-to", type=Path, help="also write the slim model here")
     parser.add_argument("--curve", type=Path, help="the run's metrics CSV: a learning curve")
     parser.add_argument("--notes", type=Path, help="a markdown file of notes for the card")
+    parser.add_argument(
+        "--usage", type=Path, help="a markdown file: the card's 'Ready to use' section"
+    )
+    parser.add_argument("--lineage", help="a line on the weights the run started from")
     args = parser.parse_args()
     checkpoint = read_checkpoint(args.checkpoint)
     manifest = None
@@ -226,7 +260,12 @@ def main() -> None:
         manifest = json.loads((args.synthetic / "manifest.json").read_text())
     evaluations = [json.loads(path.read_text()) for path in args.evaluation]
     notes = args.notes.read_text() if args.notes is not None else None
-    args.out.write_text(card(checkpoint, manifest, evaluations, args.command, args.curve, notes))
+    usage = args.usage.read_text() if args.usage is not None else None
+    args.out.write_text(
+        card(
+            checkpoint, manifest, evaluations, args.command, args.curve, notes, usage, args.lineage
+        )  # fmt: skip
+    )
     if args.ship_to is not None:
         ship(checkpoint, args.ship_to)
 

@@ -167,6 +167,29 @@ def test_the_demo_sequences_with_the_shipped_base_model(tmp_path):
     assert "set casanovo: train_spectra" in result.stdout + result.stderr
 
 
+def test_calibration_chooses_by_teacher_forcing_unless_told_otherwise(tmp_path):
+    workdir = make_workdir(tmp_path, PROJECT_ROOT / "config")
+    config = workdir / "config" / "config.yaml"
+    result = snakemake("-n", "-p", workdir=workdir)
+    assert result.returncode == 0, result.stderr
+    assert "--teacher-forcing --forced-candidates 8" in result.stdout
+    assert "--predicted-intensities" not in result.stdout
+    # Predicted intensities choose their own way: asking for both stops before any job.
+    text = config.read_text()
+    config.write_text(text.replace("predicted_intensities: false", "predicted_intensities: true"))
+    result = snakemake("-n", workdir=workdir)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "set one of them to false" in output
+    config.write_text(
+        text.replace("predicted_intensities: false", "predicted_intensities: true").replace(
+            "teacher_forcing: true", "teacher_forcing: false"
+        )
+    )
+    result = snakemake("-n", "-p", workdir=workdir)
+    assert result.returncode == 0, result.stderr
+    assert "--predicted-intensities" in result.stdout and "--teacher-forcing" not in result.stdout
+
+
 def test_fine_tuning_plans_finetune_calibrates_on_its_validation_and_holds_out(tmp_path):
     workdir = make_workdir(tmp_path, PROJECT_ROOT / "config")
     config = workdir / "config" / "config.yaml"

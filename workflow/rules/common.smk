@@ -96,6 +96,28 @@ def check_finetune_settings(settings):
         )
 
 
+def check_calibrate_settings(settings):
+    """What the schema cannot say about `calibrate:`, checked before any job runs."""
+    if settings["teacher_forcing"] and settings["predicted_intensities"]:
+        raise WorkflowError(
+            "calibrate: teacher_forcing and predicted_intensities each choose among the "
+            "candidates their own way (graph score plus the model's teacher-forced "
+            "log-likelihood; a fitted choice by predicted intensities): set one of them "
+            "to false"
+        )
+
+
+def calibrate_choice_options():
+    """How `calibrate` (and so de novo) chooses among the hybrid decoder's candidates:
+    `--teacher-forcing --forced-candidates N`, `--predicted-intensities`, or neither."""
+    settings = config["calibrate"]
+    if settings["predicted_intensities"]:
+        return "--predicted-intensities"
+    if settings["teacher_forcing"]:
+        return f"--teacher-forcing --forced-candidates {settings['forced_candidates']}"
+    return ""
+
+
 def check_search_settings(settings):
     """What the schema cannot say about `search:`, checked before any job runs."""
     if settings["min_peptide_length"] > settings["max_peptide_length"]:
@@ -129,6 +151,7 @@ def check_search_fastas():
 samples = load_samples(config["samples"])
 instruments = load_instruments(config["instruments"])
 check_finetune_settings(config["finetune"])
+check_calibrate_settings(config["calibrate"])
 check_search_settings(config["search"])
 
 # Every rule runs `python -m trm` from this checkout's src/. Without --sdm conda, `python`

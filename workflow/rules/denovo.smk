@@ -33,18 +33,14 @@ rule calibrate:
         ),
         spectra=calibration_spectra_option,
         ms2pip_dir=project_path(config["synthetic"]["ms2pip_model_dir"]),
-        intensities=(
-            "--predicted-intensities"
-            if config["calibrate"].get("predicted_intensities")
-            else ""
-        ),
+        choice=calibrate_choice_options(),
     shell:
         "python -m trm calibrate --model {input.model:q} {params.spectra}"
         " --instrument {input.instrument:q} --out {output.model:q}"
         " --report {output.report:q} --max-spectra {params.max_spectra}"
         " --beam-size {params.beam_size} --halt-threshold {params.halt_threshold}"
         " {params.refinement_steps} {params.decoder} --threads {threads}"
-        " --ms2pip-model-dir {params.ms2pip_dir:q} {params.intensities} 2> {log:q}"
+        " --ms2pip-model-dir {params.ms2pip_dir:q} {params.choice} 2> {log:q}"
 
 
 rule denovo:

@@ -63,7 +63,10 @@ def inference_flops(
     """Analytic FLOPs of one spectrum's inference (matrix products only).
 
     Layer norms, softmaxes and activations are left out: they are a few percent at
-    these sizes.
+    these sizes. The answer's ion features (fragment feedback and evidence) are counted
+    at every position of every step: inference computes them once per distinct position
+    (those after the answer's end share theirs) and keeps them while the answer stays,
+    so this is an upper bound there.
 
     Parameters
     ----------

@@ -118,30 +118,48 @@ class PeakIndex:
         return presence, presence * torch.gather(self.intensity, 1, nearest)
 
 
+def flanking_masses(residue_masses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mass of the residues before and after each position of an answer.
+
+    Parameters
+    ----------
+    residue_masses : torch.Tensor of shape (batch, length)
+        Mass of the answer's token at each position (0 after its end).
+
+    Returns
+    -------
+    prefix, suffix : torch.Tensor of shape (batch, length), float32
+    """
+    residue_masses = residue_masses.float()
+    prefix = torch.cumsum(residue_masses, dim=1) - residue_masses
+    suffix = residue_masses.sum(dim=1, keepdim=True) - prefix - residue_masses
+    return prefix, suffix
+
+
 def candidate_fragments(
-    residue_masses: torch.Tensor, token_masses: torch.Tensor, precursor_mass: torch.Tensor
+    prefix: torch.Tensor,
+    suffix: torch.Tensor,
+    token_masses: torch.Tensor,
+    precursor_mass: torch.Tensor,
 ) -> torch.Tensor:
     """The fragment m/z each candidate token at each position predicts.
 
     Parameters
     ----------
-    residue_masses : torch.Tensor of shape (batch, length)
-        Mass of the current answer's token at each position (0 after its end).
+    prefix, suffix : torch.Tensor of shape (batch, n_positions)
+        Mass of the residues before and after each position (:func:`flanking_masses`).
     token_masses : torch.Tensor of shape (n_tokens,)
     precursor_mass : torch.Tensor of shape (batch,)
         Neutral precursor mass (Da).
 
     Returns
     -------
-    torch.Tensor of shape (batch, length, n_tokens, N_IONS)
+    torch.Tensor of shape (batch, n_positions, n_tokens, N_IONS)
     """
-    residue_masses = residue_masses.float()
-    prefix = torch.cumsum(residue_masses, dim=1) - residue_masses
-    suffix = residue_masses.sum(dim=1, keepdim=True) - prefix - residue_masses
     mass = token_masses.float()[None, None, :]
     precursor = precursor_mass.float()[:, None, None]
-    b_n = prefix[..., None] + mass  # residues through i, N-anchored
-    y_c = suffix[..., None] + mass + WATER_MASS  # residues from i, C-anchored
+    b_n = prefix.float()[..., None] + mass  # residues through i, N-anchored
+    y_c = suffix.float()[..., None] + mass + WATER_MASS  # residues from i, C-anchored
     neutral = torch.stack(
         [b_n, complement(b_n, precursor), y_c, complement(y_c, precursor)], dim=-1
     )
@@ -170,12 +188,16 @@ class FragmentEvidence(nn.Module):
     def features(
         self,
         peaks: PeakIndex,
-        residue_masses: torch.Tensor,
+        prefix: torch.Tensor,
+        suffix: torch.Tensor,
         token_masses: torch.Tensor,
         precursor_mass: torch.Tensor,
     ) -> torch.Tensor:
-        """Lookup features: tensor of shape (batch, length, n_tokens, N_FEATURES)."""
-        queries = candidate_fragments(residue_masses, token_masses, precursor_mass)
+        """Lookup features: tensor of shape (batch, n_positions, n_tokens, N_FEATURES).
+
+        ``prefix`` and ``suffix`` (batch, n_positions) are the masses around each
+        position (:func:`flanking_masses`), read against the peaks of the same row."""
+        queries = candidate_fragments(prefix, suffix, token_masses, precursor_mass)
         batch = queries.shape[0]
         presence, strength = peaks.lookup(queries.reshape(batch, -1))
         return torch.stack([presence, strength], dim=-1).reshape(*queries.shape[:-1], N_FEATURES)

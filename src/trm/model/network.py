@@ -24,7 +24,7 @@ from torch import nn
 
 from trm.fragments import cleavage_masses, ion_mz, singly_charged_complement
 from trm.model.config import ModelConfig
-from trm.model.evidence import FragmentEvidence, PeakIndex
+from trm.model.evidence import FragmentEvidence, PeakIndex, flanking_masses
 from trm.model.layers import (
     Block,
     MemoryProjection,
@@ -88,7 +88,12 @@ class EncodedSpectrum:
     precursor_mass : torch.Tensor of shape (batch,)
         Neutral precursor mass (Da), for the answer's fragment features.
     peaks : PeakIndex or None
-        The peaks sorted for ion lookups (with ``fragment_evidence``).
+        The peaks sorted for ion lookups (with ``fragment_evidence``), one row per
+        encoded spectrum: :meth:`select` leaves them as they are.
+    origin : torch.Tensor of shape (batch,), int64, or None
+        The row of ``peaks`` (the encoded spectrum) each row of the batch is; None: the
+        same row. Rows of one spectrum share their ion lookups
+        (:meth:`RecursiveCore.fragment_context`).
     """
 
     states: torch.Tensor
@@ -96,16 +101,27 @@ class EncodedSpectrum:
     projections: list[MemoryProjection]
     precursor_mass: torch.Tensor
     peaks: PeakIndex | None = None
+    origin: torch.Tensor | None = None
 
     def select(self, index: torch.Tensor) -> EncodedSpectrum:
-        """The rows ``index`` of the batch (for early exit)."""
+        """The rows ``index`` of the batch (for early exit, or one row per answer)."""
+        if index.dtype == torch.bool:
+            index = torch.nonzero(index).squeeze(1)
+        origin = index if self.origin is None else self.origin[index]
         return EncodedSpectrum(
             self.states[index],
             self.mask[index],
             [(key[index], value[index]) for key, value in self.projections],
             self.precursor_mass[index],
-            None if self.peaks is None else self.peaks.select(index),
+            self.peaks,
+            origin,
         )
+
+    def origins(self) -> torch.Tensor:
+        """The encoded spectrum of each row (:attr:`origin`, or each its own)."""
+        if self.origin is not None:
+            return self.origin
+        return torch.arange(self.states.shape[0], device=self.states.device)
 
 
 @dataclass
@@ -372,19 +388,61 @@ class RecursiveCore(nn.Module):
             The ion features (fragment feedback and evidence); None with neither.
         bonus : torch.Tensor of shape (batch, max_length, n_tokens), or None
         """
+        feedback, evidence = self.config.fragment_feedback, self.evidence is not None
+        if not (feedback or evidence):
+            return None, None
+        batch, length = residue_masses.shape
+        # Each position's features depend on its spectrum and on the masses around it
+        # only: rows of one spectrum (an answer's candidates) and the positions after an
+        # answer's end share most of them, so they are computed once per distinct one.
+        b_ions, _ = self.answer_fragments(residue_masses, memory.precursor_mass)
+        prefix, suffix = flanking_masses(residue_masses)
+        origin = memory.origins()
+        keys = torch.stack(
+            [
+                origin[:, None].expand(batch, length).double(),
+                memory.precursor_mass.double()[:, None].expand(batch, length),
+                b_ions.double(),
+                prefix.double(),
+                suffix.double(),
+            ],
+            dim=-1,
+        ).reshape(batch * length, 5)
+        distinct, inverse = torch.unique(keys, dim=0, return_inverse=True)
+        precursor = distinct[:, 1].float()
         context = None
-        if self.config.fragment_feedback:
-            b_ions, y_ions = self.answer_fragments(residue_masses, memory.precursor_mass)
-            context = self.b_ion_projection(self.mass_encoding(b_ions))
-            context = context + self.y_ion_projection(self.mass_encoding(y_ions))
+        if feedback:
+            b_distinct = distinct[:, 2].float()
+            y_distinct = singly_charged_complement(b_distinct, precursor)
+            context = self.b_ion_projection(self.mass_encoding(b_distinct))
+            context = context + self.y_ion_projection(self.mass_encoding(y_distinct))
         bonus = None
-        if self.evidence is not None:
-            features = self.evidence.features(
-                memory.peaks, residue_masses, self.token_masses, memory.precursor_mass
+        if evidence:
+            assert memory.peaks is not None
+            # One row of lookups per spectrum (the distinct keys come sorted by it).
+            spectra, group, per_spectrum = torch.unique_consecutive(
+                distinct[:, 0].long(), return_inverse=True, return_counts=True
             )
+            start = torch.cumsum(per_spectrum, 0) - per_spectrum
+            column = torch.arange(len(distinct), device=distinct.device) - start[group]
+            width = int(per_spectrum.max())
+            flanks = distinct.new_zeros(2, len(spectra), width, dtype=torch.float32)
+            flanks[0, group, column] = distinct[:, 3].float()
+            flanks[1, group, column] = distinct[:, 4].float()
+            spectrum_precursor = precursor.new_zeros(len(spectra))
+            spectrum_precursor[group] = precursor
+            features = self.evidence.features(
+                memory.peaks.select(spectra),
+                flanks[0],
+                flanks[1],
+                self.token_masses,
+                spectrum_precursor,
+            )[group, column]
             bonus, evidence_context = self.evidence(features.to(dtype))
             context = evidence_context if context is None else context + evidence_context
-        return context, bonus
+            bonus = bonus[inverse].reshape(batch, length, -1)
+        assert context is not None
+        return context[inverse].reshape(batch, length, -1), bonus
 
     def answer_fragments(
         self, residue_masses: torch.Tensor, precursor_mass: torch.Tensor

@@ -323,7 +323,9 @@ class FineTuner(Trainer):
 
     def train_step(self, dataset: SpectrumDataset | None = None) -> dict[str, float]:
         """One step on a batch of ``real_fraction(step)`` real spectra, the rest synthetic
-        (under the noise model at full strength); ``dataset`` is ignored."""
+        (under the noise model at full strength); ``dataset`` is ignored. Drafts and the
+        ranking of the graph's candidates as the base run had them (its ``draft_fraction``,
+        ``graph_draft_fraction`` and ``rank_fraction``), on the real spectra too."""
         settings, size = self.settings, self.config.batch_size
         generator = self.step_generator()
         n_real = round(size * settings.real_fraction(self.step))
@@ -348,7 +350,9 @@ class FineTuner(Trainer):
             )
             self.domain_head.train()
             auxiliary = self._domain_loss
-        stats = self.optimise(batch, self.draft(batch, generator), auxiliary)
+        draft = self.draft(batch, generator)
+        ranking = self.ranking_answers(batch, generator)
+        stats = self.optimise(batch, draft, auxiliary, ranking=ranking)
         stats["real_fraction"] = n_real / size
         return stats
 
@@ -448,8 +452,6 @@ def finetune(
         eval_noisy=False,
         seed=settings.seed,
         curriculum=curriculum,
-        # fine-tuning's steps (FineTuner.train_step) rank nothing: say so in its checkpoint
-        rank_fraction=0.0,
     )
     trainer = FineTuner(
         model_config, train_config, vocabulary, settings, train, synthetic, noise_model, device

@@ -15,6 +15,7 @@ from trm.model.evidence import (
     FragmentEvidence,
     PeakIndex,
     candidate_fragments,
+    flanking_masses,
 )
 
 PEPTIDE = "[Acetyl]-PEPTM[Oxidation]IDEK"
@@ -30,7 +31,7 @@ def _peptide(vocabulary, max_length=16):
 def test_candidates_of_the_true_answer_are_its_b_and_y_ions(vocabulary):
     tokens, ids, masses = _peptide(vocabulary)
     precursor = torch.tensor([peptide_mass(tokens)])
-    queries = candidate_fragments(masses[ids][None], masses, precursor)[0]
+    queries = candidate_fragments(*flanking_masses(masses[ids][None]), masses, precursor)[0]
     assert queries.shape == (16, len(vocabulary), N_IONS)
     # The true token at each position: its ions are the peptide's fragments.
     true = queries[torch.arange(16), ids].double()  # (length, N_IONS)
@@ -73,7 +74,7 @@ def test_true_token_has_the_strongest_evidence_given_the_true_rest(vocabulary):
     )
     evidence = FragmentEvidence(hidden=8, n_tokens=len(vocabulary))
     precursor = torch.tensor([peptide_mass(tokens)])
-    features = evidence.features(peaks, masses[ids][None], masses, precursor)
+    features = evidence.features(peaks, *flanking_masses(masses[ids][None]), masses, precursor)
     assert features.shape == (1, 16, len(vocabulary), N_IONS * FEATURES_PER_ION)
     support = features[0, :, :, 0::FEATURES_PER_ION].sum(dim=-1)  # presence over the ions
     residues = range(1, len(tokens))

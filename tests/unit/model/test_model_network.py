@@ -155,15 +155,22 @@ def test_named_configs_and_their_cost(vocabulary):
     assert inference_flops(config, supervision_steps=2).total < inference_flops(config).total
 
 
-def test_flops_count_matches_the_matrix_products(vocabulary):
+@pytest.mark.parametrize("ion_features", [False, True])
+def test_flops_count_matches_the_matrix_products(vocabulary, ion_features):
     """The analytic count agrees with torch's FLOP counter on one spectrum.
 
     The counter does not see the CPU attention kernel, so its score and weighted-sum
-    products are added here by hand.
+    products are added here by hand. The ion features of a position are computed once
+    per distinct one (positions after the answer's end share theirs) and kept while the
+    answer stays: the count, which computes them at every position of every step, is an
+    upper bound there, by at most those features' products.
     """
     from torch.utils.flop_counter import FlopCounterMode
 
-    model = build_model(get_model_config("tiny"), vocabulary).eval()
+    config = get_model_config("tiny")
+    if not ion_features:
+        config = config.with_overrides(["fragment_feedback=no", "fragment_evidence=no"])
+    model = build_model(config, vocabulary).eval()
     config = model.config
     n_peaks, hidden, length = config.n_peaks, config.hidden, config.max_length
     inputs = {
@@ -182,7 +189,12 @@ def test_flops_count_matches_the_matrix_products(vocabulary):
     attention += latent_steps * 4 * hidden * (length * length + length * memory)
     measured = counter.get_total_flops() + attention
     predicted = inference_flops(config).total
-    assert abs(measured - predicted) / measured < 0.02
+    plain = config.with_overrides(["fragment_feedback=no", "fragment_evidence=no"])
+    shareable = predicted - inference_flops(plain).total
+    assert measured < predicted * 1.02
+    assert measured > (predicted - shareable) * 0.98
+    if not ion_features:
+        assert abs(measured - predicted) / measured < 0.02
 
 
 def test_fragment_feedback_places_the_answers_ions(tiny_model, vocabulary):
@@ -288,3 +300,38 @@ def test_the_fragment_cache_recomputes_only_changed_answers(tiny_model, spectra)
     assert changed == 2
     # cached call, fresh call; cached call (changed rows only), fresh call
     assert seen == [5, 5, changed, 5]
+
+
+def test_rows_of_one_spectrum_share_their_ion_features_exactly(tiny_model, spectra):
+    """The ion features are computed once per distinct (spectrum, position masses) and
+    are the same as computing every position of every row on its own."""
+    from trm.model.evidence import flanking_masses
+
+    core, config = tiny_model.core, tiny_model.config
+    generator = torch.Generator().manual_seed(3)
+    rows = torch.tensor([0, 0, 0, 2, 2, 4, 1, 0])  # several answers of one spectrum
+    answers = torch.randint(1, config.n_tokens, (len(rows), config.max_length), generator=generator)
+    answers[:, 7:] = 0  # positions after the end share their features
+    answers[1, :4] = answers[0, :4]  # a shared start, a different rest
+    answers[2] = answers[0]  # the same answer twice
+    residue_masses = core.token_masses[answers]
+    with torch.no_grad():
+        memory = tiny_model.encode(**spectra)
+        shared = memory.select(rows)
+        assert shared.peaks is memory.peaks and shared.origin.tolist() == rows.tolist()
+        context, bonus = core.fragment_context(residue_masses, shared, torch.float32)
+        # Reference: each row on its own peaks, every position computed.
+        peaks = memory.peaks.select(rows)
+        b_ions, y_ions = core.answer_fragments(residue_masses, shared.precursor_mass)
+        expected = core.b_ion_projection(core.mass_encoding(b_ions))
+        expected = expected + core.y_ion_projection(core.mass_encoding(y_ions))
+        features = core.evidence.features(
+            peaks, *flanking_masses(residue_masses), core.token_masses, shared.precursor_mass
+        )
+        expected_bonus, evidence_context = core.evidence(features)
+        expected = expected + evidence_context
+    assert_close(context, expected, rtol=1e-5, atol=1e-6)
+    assert_close(bonus, expected_bonus, rtol=1e-5, atol=1e-6)
+    assert torch.equal(context[2], context[0]) and not torch.equal(context[1], context[0])
+    # A selection of a selection still reads the right spectrum's peaks.
+    assert memory.select(rows).select(torch.tensor([3, 5])).origin.tolist() == [2, 4]

@@ -214,3 +214,30 @@ def test_evaluation_leaves_fine_tuning_spectra_out(tmp_path):
     (tmp_path / "bad.tsv").write_text("run\tid\na\tb\n")
     with pytest.raises(ValueError, match="lacks columns"):
         spectra_used_for_finetuning(tmp_path / "bad.tsv", "a")
+
+
+def test_fine_tuning_ranks_the_graphs_candidates_as_its_base_run_did(base_model, labels):
+    """A base run trained to rank the graph's candidates keeps that objective while it
+    fine-tunes, on its real spectra too; one trained without it draws as before."""
+    import dataclasses
+
+    from trm.model import ModelConfig
+    from trm.train.checkpoint import checkpoint_vocabulary
+    from trm.train.config import TrainConfig
+    from trm.train.finetune import FineTuner
+
+    base = read_checkpoint(base_model / "base.pt")
+    data = _data(base, labels)
+    settings = FinetuneConfig(strategy="two-stage", steps=2, batch_size=8, warmup_steps=1)
+    pretrained = TrainConfig.from_dict(base["train_config"])
+    assert pretrained.rank_fraction == 0.0
+    for fraction in (0.0, 1.0):
+        config = dataclasses.replace(pretrained, steps=2, batch_size=8, rank_fraction=fraction)
+        tuner = FineTuner(ModelConfig.from_dict(base["model_config"]), config,
+                          checkpoint_vocabulary(base), settings, data, None)  # fmt: skip
+        tuner.start_from(base)
+        stats = tuner.train_step()
+        assert stats["real_fraction"] == 1.0
+        assert ("ranking_loss" in stats) == (fraction > 0)
+        if fraction:
+            assert stats["ranking_loss"] > 0
