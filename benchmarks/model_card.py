@@ -103,6 +103,15 @@ def curve_lines(metrics_csv: Path, shipped_step: int) -> list[str]:
     return lines
 
 
+def _ramp(name: str, curriculum: dict, key: str, fraction_key: str) -> str:
+    """A curriculum ramp in words: ``name start -> end over the first N%``, or the end
+    value throughout when the ramp takes no steps."""
+    start, end = curriculum[f"{key}_start"], curriculum[f"{key}_end"]
+    if curriculum[fraction_key] == 0 or start == end:
+        return f"{name} {end} throughout"
+    return f"{name} {start} -> {end} over the first {curriculum[fraction_key]:.0%}"
+
+
 def card(
     checkpoint: dict,
     manifest: dict | None,
@@ -121,6 +130,7 @@ def card(
     cost = inference_flops(config)
     step = int(checkpoint["step"])
     noise = train.get("fitted_noise")
+    curriculum = train["curriculum"]
     lines = [
         "# Model card",
         "",
@@ -144,13 +154,10 @@ def card(
         f"spectra seen), peak learning rate {train['learning_rate']}, "
         f"{checkpoint.get('cpu_seconds', 0.0) / 3600:.2f} CPU-hours "
         "(process CPU time, all threads).",
-        f"- Curriculum: clean share {train['curriculum']['clean_fraction_start']} -> "
-        f"{train['curriculum']['clean_fraction_end']} over the first "
-        f"{train['curriculum']['clean_mix_fraction']:.0%} of the run's {train['steps']:,} "
-        "steps, noise strength "
-        f"{train['curriculum']['noise_strength_start']} -> "
-        f"{train['curriculum']['noise_strength_end']} over the first "
-        f"{train['curriculum']['noise_ramp_fraction']:.0%}; drafts on "
+        f"- Curriculum over the run's {train['steps']:,} steps: "
+        f"{_ramp('clean share', curriculum, 'clean_fraction', 'clean_mix_fraction')}, "
+        f"{_ramp('noise strength', curriculum, 'noise_strength', 'noise_ramp_fraction')}; "
+        "drafts on "
         f"{train['draft_fraction']:.0%} of each batch"
         + (
             f", {train['graph_draft_fraction']:.0%} of them the spectrum graph's best path"
