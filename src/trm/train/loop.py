@@ -434,6 +434,12 @@ class Trainer:
             config.curriculum.spectrum_sigma(step, config.steps),
         )
         total = losses.total
+        extra = None
+        if auxiliary_loss is not None:
+            # before the ranking's own pass through the network, which would replace what
+            # the auxiliary loss reads of this one (the adversarial domain head's hook)
+            extra = auxiliary_loss()
+            total = total + extra
         rank = None
         if ranking is not None and len(ranking.rows):
             rows = ranking.rows.to(self.device)
@@ -454,10 +460,6 @@ class Trainer:
                 ranking.totals,
             )
             total = total + config.rank_weight * rank
-        extra = None
-        if auxiliary_loss is not None:
-            extra = auxiliary_loss()
-            total = total + extra
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)

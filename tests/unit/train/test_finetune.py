@@ -216,7 +216,8 @@ def test_evaluation_leaves_fine_tuning_spectra_out(tmp_path):
         spectra_used_for_finetuning(tmp_path / "bad.tsv", "a")
 
 
-def test_fine_tuning_ranks_the_graphs_candidates_as_its_base_run_did(base_model, labels):
+@pytest.mark.parametrize("strategy", ["two-stage", "adversarial"])
+def test_fine_tuning_ranks_the_graphs_candidates_as_its_base_run_did(base_model, labels, strategy):
     """A base run trained to rank the graph's candidates keeps that objective while it
     fine-tunes, on its real spectra too; one trained without it draws as before."""
     import dataclasses
@@ -228,16 +229,19 @@ def test_fine_tuning_ranks_the_graphs_candidates_as_its_base_run_did(base_model,
 
     base = read_checkpoint(base_model / "base.pt")
     data = _data(base, labels)
-    settings = FinetuneConfig(strategy="two-stage", steps=2, batch_size=8, warmup_steps=1)
+    settings = FinetuneConfig(strategy=strategy, steps=2, batch_size=8, warmup_steps=1)
     pretrained = TrainConfig.from_dict(base["train_config"])
     assert pretrained.rank_fraction == 0.0
-    for fraction in (0.0, 1.0):
+    synthetic = data if strategy == "adversarial" else None
+    for fraction in (0.0, 0.5):  # half: the ranked rows are not the whole batch
         config = dataclasses.replace(pretrained, steps=2, batch_size=8, rank_fraction=fraction)
         tuner = FineTuner(ModelConfig.from_dict(base["model_config"]), config,
-                          checkpoint_vocabulary(base), settings, data, None)  # fmt: skip
+                          checkpoint_vocabulary(base), settings, data, synthetic)  # fmt: skip
         tuner.start_from(base)
         stats = tuner.train_step()
-        assert stats["real_fraction"] == 1.0
+        assert stats["real_fraction"] == (1.0 if synthetic is None else 0.5)
         assert ("ranking_loss" in stats) == (fraction > 0)
+        # the domain head reads the whole batch's encoding, not the ranked rows' pass
+        assert ("auxiliary_loss" in stats) == (strategy == "adversarial")
         if fraction:
             assert stats["ranking_loss"] > 0
