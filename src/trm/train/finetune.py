@@ -392,11 +392,28 @@ class FinetuneResult:
 
 
 def _better(metrics: dict[str, float], best: dict[str, float]) -> bool:
-    """Higher validation peptide recall; amino-acid precision breaks ties."""
-    return (metrics["peptide_recall"], metrics["aa_precision"]) > (
-        best["peptide_recall"],
-        best["aa_precision"],
-    )
+    """Higher validation peptide recall; amino-acid precision breaks ties. Those of the
+    hybrid decoder (:meth:`Trainer.evaluate_choice`) where the run ranks the graph's
+    candidates: its weights serve that decoder, not their own blank-start answer."""
+    prefix = "hybrid_" if "hybrid_peptide_recall" in metrics else ""
+    keys = (f"{prefix}peptide_recall", f"{prefix}aa_precision")
+    return tuple(metrics[k] for k in keys) > tuple(best[k] for k in keys)
+
+
+def judged_by(metrics: dict[str, float]) -> tuple[str, float, float]:
+    """What :func:`_better` compares: the decoder's name, its validation peptide recall
+    and amino-acid precision."""
+    if "hybrid_peptide_recall" in metrics:
+        return "hybrid", metrics["hybrid_peptide_recall"], metrics["hybrid_aa_precision"]
+    return "model", metrics["peptide_recall"], metrics["aa_precision"]
+
+
+def _validate(trainer: FineTuner, validation: SpectrumDataset) -> dict[str, float]:
+    """The validation metrics of the current weights (:func:`_better` compares them)."""
+    metrics = trainer.evaluate(validation)
+    if trainer.config.rank_fraction > 0:
+        metrics.update(trainer.evaluate_choice(validation))
+    return metrics
 
 
 def _write_metrics(path: Path, rows: list[dict]) -> None:
@@ -469,14 +486,13 @@ def finetune(
         best_step, bad = record["best_step"], record["bad_evaluations"]
         log.info("resumed fine-tuning from %s at step %d", state_path, trainer.step)
     else:
-        zero_shot = trainer.evaluate(validation)
+        zero_shot = _validate(trainer, validation)
         rows = [{"step": 0, "real_fraction": None, "cpu_seconds": 0.0, **zero_shot}]
         best_ema, best_step, bad = copy.deepcopy(trainer.ema_model.state_dict()), 0, 0
         log.info(
-            "zero-shot validation (%d spectra): peptide recall %.3f, AA precision %.3f",
+            "zero-shot validation (%d spectra), %s decoder: peptide recall %.3f, AA precision %.3f",
             len(validation),
-            zero_shot["peptide_recall"],
-            zero_shot["aa_precision"],
+            *judged_by(zero_shot),
         )
     best = next(r for r in rows if r["step"] == best_step)
     early_stopped = False
@@ -491,7 +507,7 @@ def finetune(
         step = trainer.step
         if step % settings.eval_every and step != settings.steps:
             continue
-        metrics = trainer.evaluate(validation)
+        metrics = _validate(trainer, validation)
         rows.append({
             "step": step,
             "real_fraction": stats["real_fraction"],
@@ -506,10 +522,9 @@ def finetune(
         else:
             bad += 1
         log.info(
-            "fine-tuning step %d/%d (real share %.2f): validation peptide recall %.3f, AA "
-            "precision %.3f; best at step %d",
-            step, settings.steps, stats["real_fraction"], metrics["peptide_recall"],
-            metrics["aa_precision"], best_step,
+            "fine-tuning step %d/%d (real share %.2f): validation, %s decoder: peptide "
+            "recall %.3f, AA precision %.3f; best at step %d",
+            step, settings.steps, stats["real_fraction"], *judged_by(metrics), best_step,
         )  # fmt: skip
         record = {
             "settings": settings.to_dict(),

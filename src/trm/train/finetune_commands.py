@@ -101,7 +101,7 @@ def run_finetune(args: argparse.Namespace) -> None:
     from trm.noise_model import NoiseModelParameters
     from trm.train.checkpoint import checkpoint_vocabulary, read_checkpoint, without_calibration
     from trm.train.data import SpectrumDataset, dataset_sizes
-    from trm.train.finetune import assign_splits, finetune, write_finetune_outputs
+    from trm.train.finetune import assign_splits, finetune, judged_by, write_finetune_outputs
     from trm.train.noise import FittedNoise
 
     if str(args.device).startswith("cuda") and not torch.cuda.is_available():
@@ -154,11 +154,12 @@ def run_finetune(args: argparse.Namespace) -> None:
             base, settings, datasets["train"], datasets["validation"], synthetic,
             args.work_dir, noise, args.device,
         )  # fmt: skip
+        decoder, recall, precision = judged_by(result.best)
+        _, zero_recall, zero_precision = judged_by(result.zero_shot)
         log.info(
-            "kept step %d: validation peptide recall %.3f (pretrained %.3f), AA precision "
-            "%.3f (pretrained %.3f)",
-            result.best_step, result.best["peptide_recall"], result.zero_shot["peptide_recall"],
-            result.best["aa_precision"], result.zero_shot["aa_precision"],
+            "kept step %d: validation, %s decoder: peptide recall %.3f (pretrained %.3f), "
+            "AA precision %.3f (pretrained %.3f)",
+            result.best_step, decoder, recall, zero_recall, precision, zero_precision,
         )  # fmt: skip
     # Keep the calibration of a calibrated base out: the weights changed.
     write_finetune_outputs(without_calibration(checkpoint), rows, args.checkpoint, args.metrics)

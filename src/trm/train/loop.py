@@ -37,6 +37,7 @@ from trm.graph import (
     IonProbabilities,
     canonical_tokens,
 )
+from trm.metrics import sequencing_metrics
 from trm.model import ModelConfig, build_model, count_parameters, inference_flops
 from trm.model.network import draft_logits
 from trm.noise_model import NoiseModelParameters
@@ -545,6 +546,57 @@ class Trainer:
         metrics.update(tracker.summary())
         metrics.update(sequencing.summary())
         return metrics
+
+    def evaluate_choice(self, dataset: SpectrumDataset) -> dict[str, float]:
+        """The hybrid decoder's answers with teacher forcing, on the first ``eval_spectra``
+        spectra of a split: the EMA weights refine from the spectrum graph's best path,
+        score each spectrum's best candidates by graph score as their drafts, and the
+        answer is the candidate with the best graph score plus that log-likelihood
+        (:data:`trm.denovo.rescore.FORCED_CHOICE`), which is how ``trm denovo`` chooses
+        after ``trm calibrate --teacher-forcing`` (the rescorer's probability scores the
+        answer but does not choose it). What a run trained to rank
+        (``rank_fraction``) serves; needs the graph decoder of such a run. The graph reads
+        the peaks the training data holds (the model's ``n_peaks`` most intense), not the
+        ``max_peaks`` of ``trm denovo``.
+
+        Returns
+        -------
+        dict
+            ``hybrid_aa_precision``, ``hybrid_peptide_recall`` (every spectrum counts;
+            one without an answer is wrong).
+        """
+        from trm.denovo.inference import Sequencer
+        from trm.denovo.rescore import Choice
+        from trm.denovo.settings import InferenceSettings
+
+        if self.graph is None:
+            raise ValueError("evaluating the hybrid decoder needs the run's graph decoder")
+        settings = InferenceSettings(
+            decoder="hybrid", teacher_forcing=True, graph=self.graph.settings
+        )
+        model = self.ema_model.eval()
+        sequencer = Sequencer(model, self.vocabulary, settings, self.device, graph=self.graph)
+        choice = Choice.fixed()
+        n_spectra = min(len(dataset), self.config.eval_spectra)
+        predicted: list[list[str]] = []
+        truth: list[list[str]] = []
+        for start in range(0, n_spectra, self.config.eval_batch_size):
+            batch = dataset.batch(
+                np.arange(start, min(start + self.config.eval_batch_size, n_spectra))
+            )
+            inputs = self._graph_inputs(batch, np.arange(len(batch)))
+            predictions = sequencer.predict(*inputs, workers=1)
+            best = np.where(predictions.present, choice(predictions.features), -np.inf).argmax(
+                axis=1
+            )
+            for row, pool in enumerate(predictions.candidates):
+                predicted.append(self.vocabulary.decode(pool[best[row]].token_ids) if pool else [])
+            truth.extend(self.vocabulary.decode(row) for row in batch.tokens.tolist())
+        metrics = sequencing_metrics(predicted, truth)
+        return {
+            "hybrid_aa_precision": metrics.aa_precision,
+            "hybrid_peptide_recall": metrics.peptide_recall,
+        }
 
     def state_dict(self) -> dict:
         """The checkpoint of the current state (see :mod:`trm.train.checkpoint`)."""

@@ -245,3 +245,36 @@ def test_fine_tuning_ranks_the_graphs_candidates_as_its_base_run_did(base_model,
         assert ("auxiliary_loss" in stats) == (strategy == "adversarial")
         if fraction:
             assert stats["ranking_loss"] > 0
+
+
+def test_a_ranking_base_is_judged_through_the_hybrid_decoder(base_model, labels, tmp_path):
+    """Weights trained to rank serve the hybrid decoder: fine-tuning keeps the step whose
+    hybrid answers (teacher-forced choice among the graph's candidates) are best."""
+    import dataclasses
+
+    from trm.train.config import TrainConfig
+    from trm.train.finetune import _better, finetune, judged_by
+
+    base = read_checkpoint(base_model / "base.pt")
+    ranking = dataclasses.replace(TrainConfig.from_dict(base["train_config"]), rank_fraction=0.5)
+    base = {**base, "train_config": ranking.to_dict()}
+    data = _data(base, labels)
+    settings = FinetuneConfig(strategy="two-stage", steps=2, eval_every=2, batch_size=4,
+                              warmup_steps=1)  # fmt: skip
+    _, rows, result = finetune(base, settings, data, data, None, tmp_path)
+    assert [row["step"] for row in rows] == [0, 2]
+    for row in rows:
+        assert (
+            0.0 <= row["hybrid_peptide_recall"] <= 1.0 and 0.0 <= row["hybrid_aa_precision"] <= 1.0
+        )
+        assert judged_by(row)[0] == "hybrid"
+    # the hybrid figures decide, the model's own answers do not
+    worse = {"hybrid_peptide_recall": 0.1, "hybrid_aa_precision": 0.5,
+             "peptide_recall": 0.9, "aa_precision": 0.9}  # fmt: skip
+    better = {**worse, "hybrid_peptide_recall": 0.2, "peptide_recall": 0.0}
+    assert _better(better, worse) and not _better(worse, better)
+    assert judged_by({"peptide_recall": 0.3, "aa_precision": 0.4}) == ("model", 0.3, 0.4)
+    assert result.best_step in (0, 2)
+    # on clean theoretical spectra the graph's candidates hold most peptides, which the
+    # 4-step base model alone does not sequence
+    assert rows[0]["hybrid_peptide_recall"] > 0.5 > rows[0]["peptide_recall"]
