@@ -79,6 +79,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--teacher-forcing",
+        action="store_true",
+        help="calibrate every arm with trm calibrate --teacher-forcing (the hybrid decoder's "
+        "choice the shipped model is trained for)",
+    )
     args = parser.parse_args()
 
     fit = sorted(args.dev_split.glob("*.fit.parquet"))
@@ -130,6 +136,7 @@ def main() -> None:
                 "--out", str(calibrated), "--report", str(folder / "calibration.json"),
                 "--max-spectra", "1000", "--halt-threshold", "none",
                 "--threads", str(args.threads),
+                *(["--teacher-forcing"] if args.teacher_forcing else []),
             ],
             folder / "calibrate.log",
         )  # fmt: skip
