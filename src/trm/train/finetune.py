@@ -476,7 +476,10 @@ def finetune(
     trainer.start_from(base)
     state_path = Path(work_dir) / "checkpoint.pt"
     state = read_checkpoint(state_path) if state_path.exists() else None
-    if state is not None and state.get("finetune", {}).get("settings") != settings.to_dict():
+    if state is not None and (
+        state.get("finetune", {}).get("settings") != settings.to_dict()
+        or state.get("train_config") != train_config.to_dict()
+    ):
         log.warning("%s holds a run with other settings: starting afresh", state_path)
         state = None
     if state is not None:
