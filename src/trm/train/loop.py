@@ -548,49 +548,55 @@ class Trainer:
         return metrics
 
     def evaluate_choice(self, dataset: SpectrumDataset) -> dict[str, float]:
-        """The hybrid decoder's answers with teacher forcing, on the first ``eval_spectra``
-        spectra of a split: the EMA weights refine from the spectrum graph's best path,
-        score each spectrum's best candidates by graph score as their drafts, and the
-        answer is the candidate with the best graph score plus that log-likelihood
-        (:data:`trm.denovo.rescore.FORCED_CHOICE`), which is how ``trm denovo`` chooses
-        after ``trm calibrate --teacher-forcing`` (the rescorer's probability scores the
-        answer but does not choose it). What a run trained to rank
-        (``rank_fraction``) serves; needs the graph decoder of such a run. The graph reads
-        the peaks the training data holds (the model's ``n_peaks`` most intense), not the
-        ``max_peaks`` of ``trm denovo``.
+        """How the EMA weights choose among the spectrum graph's candidates, on the first
+        ``eval_spectra`` spectra of a split: each spectrum's ``rank_candidates`` best
+        graph candidates are scored by teacher forcing (each the draft of one refinement
+        step, :meth:`trm.model.PeptideTRM.score_answers`), and the answer is the one with
+        the best graph score plus that log-likelihood: the choice the hybrid decoder makes
+        with teacher forcing (``trm calibrate --teacher-forcing``), here among the graph's
+        own candidates only (the decoder also weighs the model's). What a run trained to
+        rank (``rank_fraction``) serves; needs the graph decoder of such a run, which
+        reads the peaks the training data holds (the model's ``n_peaks`` most intense).
 
         Returns
         -------
         dict
             ``hybrid_aa_precision``, ``hybrid_peptide_recall`` (every spectrum counts;
-            one without an answer is wrong).
+            one without a candidate is wrong).
         """
-        from trm.denovo.inference import Sequencer
-        from trm.denovo.rescore import Choice
-        from trm.denovo.settings import InferenceSettings
-
         if self.graph is None:
-            raise ValueError("evaluating the hybrid decoder needs the run's graph decoder")
-        settings = InferenceSettings(
-            decoder="hybrid", teacher_forcing=True, graph=self.graph.settings
-        )
+            raise ValueError("the graph's candidates need the run's graph decoder")
+        config = self.config
         model = self.ema_model.eval()
-        sequencer = Sequencer(model, self.vocabulary, settings, self.device, graph=self.graph)
-        choice = Choice.fixed()
-        n_spectra = min(len(dataset), self.config.eval_spectra)
+        n_spectra = min(len(dataset), config.eval_spectra)
         predicted: list[list[str]] = []
         truth: list[list[str]] = []
-        for start in range(0, n_spectra, self.config.eval_batch_size):
-            batch = dataset.batch(
-                np.arange(start, min(start + self.config.eval_batch_size, n_spectra))
-            )
-            inputs = self._graph_inputs(batch, np.arange(len(batch)))
-            predictions = sequencer.predict(*inputs, workers=1)
-            best = np.where(predictions.present, choice(predictions.features), -np.inf).argmax(
-                axis=1
-            )
-            for row, pool in enumerate(predictions.candidates):
-                predicted.append(self.vocabulary.decode(pool[best[row]].token_ids) if pool else [])
+        for start in range(0, n_spectra, config.eval_batch_size):
+            batch = dataset.batch(np.arange(start, min(start + config.eval_batch_size, n_spectra)))
+            n, length = batch.tokens.shape
+            result = self.graph.decode(*self._graph_inputs(batch, np.arange(n)))
+            answers = torch.zeros((n, config.rank_candidates, length), dtype=torch.int64)
+            graph_score = torch.full((n, config.rank_candidates), -torch.inf)
+            for row, candidates in enumerate(result.candidates):
+                fitting = [c for c in candidates if len(c.token_ids) < length]
+                for column, candidate in enumerate(fitting[: config.rank_candidates]):
+                    answers[row, column, : len(candidate.token_ids)] = torch.from_numpy(
+                        candidate.token_ids
+                    )
+                    graph_score[row, column] = float(candidate.score)
+            batch = batch.to(self.device)
+            with torch.no_grad(), self._autocast():
+                log_likelihood, _ = model.score_answers(
+                    *batch.model_inputs(),
+                    answers.to(self.device),
+                    fragment_tolerance_da=self.model_config.evidence_tolerance,
+                )
+            best = (graph_score + log_likelihood.float().cpu()).argmax(dim=1)
+            for row in range(n):
+                found = bool(torch.isfinite(graph_score[row, best[row]]))
+                predicted.append(
+                    self.vocabulary.decode(answers[row, best[row]].tolist()) if found else []
+                )
             truth.extend(self.vocabulary.decode(row) for row in batch.tokens.tolist())
         metrics = sequencing_metrics(predicted, truth)
         return {
