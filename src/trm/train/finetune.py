@@ -395,9 +395,7 @@ def _better(metrics: dict[str, float], best: dict[str, float]) -> bool:
     """Higher validation peptide recall; amino-acid precision breaks ties. Those of the
     hybrid decoder (:meth:`Trainer.evaluate_choice`) where the run ranks the graph's
     candidates: its weights serve that decoder, not their own blank-start answer."""
-    prefix = "hybrid_" if "hybrid_peptide_recall" in metrics else ""
-    keys = (f"{prefix}peptide_recall", f"{prefix}aa_precision")
-    return tuple(metrics[k] for k in keys) > tuple(best[k] for k in keys)
+    return judged_by(metrics)[1:] > judged_by(best)[1:]
 
 
 def judged_by(metrics: dict[str, float]) -> tuple[str, float, float]:
