@@ -61,6 +61,7 @@ def evaluate(args: argparse.Namespace, name: str, path: Path, out: Path) -> dict
             "--instrument", str(args.instrument), "--heldout-shards", str(args.heldout_shards),
             "--dev-split", str(args.dev_split), "--breakdown", "--threads", str(args.threads),
             "--out", str(report),
+            *(["--teacher-forcing"] if args.teacher_forcing else []),
         ]  # fmt: skip
         subprocess.run(command, check=True)
     result = json.loads(report.with_suffix(".json").read_text())[args.decoder]
@@ -68,7 +69,7 @@ def evaluate(args: argparse.Namespace, name: str, path: Path, out: Path) -> dict
     return {name: result["rows"][f"{name}/{result['mode']}"] for name, _ in SETS}
 
 
-def markdown(points: list[dict], command: str, decoder: str) -> str:
+def markdown(points: list[dict], command: str, decoder: str, teacher_forcing: bool) -> str:
     lines = [
         f"# Learning curve through the {decoder} decoder",
         "",
@@ -78,7 +79,9 @@ def markdown(points: list[dict], command: str, decoder: str) -> str:
         command,
         "```",
         "",
-        f"Each checkpoint calibrated for the {decoder} decoder and evaluated as `trm denovo` "
+        f"Each checkpoint calibrated for the {decoder} decoder"
+        + (" with teacher forcing" if teacher_forcing else "")
+        + " and evaluated as `trm denovo` "
         f"answers (`benchmarks/decoder_comparison.py --decoders {decoder}`). Cells: peptide "
         "recall / AA precision / PC AUC; last column: peptide recall on real dev peptides "
         "of 16 or more residues (all dev spectra).",
@@ -134,8 +137,9 @@ def main(argv: list[str] | None = None) -> None:
         "--baseline",
         action="append",
         default=[],
-        metavar="NAME=PATH",
-        help="a checkpoint drawn as a point of its own (its CPU-hours as recorded)",
+        metavar="NAME=PATH[@HOURS]",
+        help="a checkpoint drawn as a point of its own (its CPU-hours as recorded, plus "
+        "HOURS for the weights it started from)",
     )
     parser.add_argument(
         "--checkpoint",
@@ -156,6 +160,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--heldout-shards", type=Path, required=True)
     parser.add_argument("--dev-split", type=Path, required=True)
     parser.add_argument("--decoder", default="hybrid", choices=("hybrid", "model", "graph"))
+    parser.add_argument(
+        "--teacher-forcing",
+        action="store_true",
+        help="hybrid: calibrate and evaluate with trm denovo --teacher-forcing (the choice "
+        "among the graph's candidates by the model's log-likelihood)",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--command", default=None, help="command line shown in the report")
     parser.add_argument("--out", type=Path, required=True, help="markdown; .json, .png beside")
@@ -165,21 +175,21 @@ def main(argv: list[str] | None = None) -> None:
     points = []
     for item in args.baseline:
         name, _, path = item.partition("=")
+        path, _, before = path.partition("@")
         rows = evaluate(args, name, Path(path), reports)
-        points.append(
-            {"name": name, "baseline": True, "cpu_hours": cpu_hours(Path(path), 0.0), "rows": rows}
-        )
+        hours = cpu_hours(Path(path), float(before or 0.0))
+        points.append({"name": name, "baseline": True, "cpu_hours": hours, "rows": rows})
     for path in args.checkpoint:
         rows = evaluate(args, path.stem, path, reports)
         hours = cpu_hours(path, args.base_cpu_hours)
         points.append({"name": path.stem, "baseline": False, "cpu_hours": hours, "rows": rows})
     command = args.command or "python benchmarks/hybrid_curve.py ..."
     with atomic_output(args.out) as path:
-        path.write_text(markdown(points, command, args.decoder))
+        path.write_text(markdown(points, command, args.decoder, args.teacher_forcing))
     with atomic_output(args.out.with_suffix(".json")) as path:
         path.write_text(json.dumps(points, indent=1) + "\n")
     plot(points, args.out.with_suffix(".png"), args.decoder)
-    sys.stdout.write(markdown(points, command, args.decoder))
+    sys.stdout.write(markdown(points, command, args.decoder, args.teacher_forcing))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from trm.atomic import atomic_output
 from trm.chem import Vocabulary
 from trm.graph import (
     GraphDecoder,
@@ -547,9 +548,10 @@ class Trainer:
         metrics.update(sequencing.summary())
         return metrics
 
-    def evaluate_choice(self, dataset: SpectrumDataset) -> dict[str, float]:
+    def evaluate_choice(self, dataset: SpectrumDataset, noisy: bool = False) -> dict[str, float]:
         """How the EMA weights choose among the spectrum graph's candidates, on the first
-        ``eval_spectra`` spectra of a split: each spectrum's ``rank_candidates`` best
+        ``eval_spectra`` spectra of a split (``noisy``: under the noise model at full
+        strength, the same draw as :meth:`evaluate`'s): each spectrum's ``rank_candidates`` best
         graph candidates are scored by teacher forcing (each the draft of one refinement
         step, :meth:`trm.model.PeptideTRM.score_answers`), and the answer is the one with
         the best graph score plus that log-likelihood: the choice the hybrid decoder makes
@@ -573,6 +575,9 @@ class Trainer:
         truth: list[list[str]] = []
         for start in range(0, n_spectra, config.eval_batch_size):
             batch = dataset.batch(np.arange(start, min(start + config.eval_batch_size, n_spectra)))
+            if noisy:
+                generator = torch.Generator().manual_seed(_seed(config.seed, _EVAL_STREAM, start))
+                batch = self.noise_model.apply(batch, torch.ones(len(batch)), generator)
             n, length = batch.tokens.shape
             result = self.graph.decode(*self._graph_inputs(batch, np.arange(n)))
             answers = torch.zeros((n, config.rank_candidates, length), dtype=torch.int64)
@@ -708,12 +713,26 @@ def _truncate_metrics(path: Path, step: int) -> None:
 
 
 def _append_metrics(path: Path, rows: list[dict]) -> None:
+    """Append rows to the metrics CSV; where they bring columns its header lacks (a run
+    resumed by a newer trm that evaluates more), the file is rewritten with them, the
+    earlier rows empty there."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    exists = path.exists() and path.stat().st_size > 0
-    with path.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        if not exists:
-            writer.writeheader()
+    names = list(dict.fromkeys(k for row in rows for k in row))
+    header: list[str] = []
+    if path.exists() and path.stat().st_size > 0:
+        with path.open(newline="") as handle:
+            header = next(csv.reader(handle), [])
+    if header and set(names) <= set(header):
+        with path.open("a", newline="") as handle:
+            csv.DictWriter(handle, fieldnames=header).writerows(rows)
+        return
+    if header:
+        with path.open(newline="") as handle:
+            rows = [*csv.DictReader(handle), *rows]
+        names = list(dict.fromkeys(header + names))
+    with atomic_output(path) as temporary, temporary.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=names)
+        writer.writeheader()
         writer.writerows(rows)
 
 
@@ -900,13 +919,16 @@ def fit(
                     for row in rows:
                         log.info(
                             "eval step %d %s: loss %.4f token accuracy %.3f (step 0: %.3f) "
-                            "peptide recall %.3f",
+                            "peptide recall %.3f%s",
                             step,
                             row["split"],
                             row["loss"],
                             row[f"token_accuracy_step{trainer.model_config.supervision_steps - 1}"],
                             row["token_accuracy_step0"],
                             row["peptide_recall"],
+                            f"; graph candidates' choice {row['hybrid_peptide_recall']:.3f}"
+                            if "hybrid_peptide_recall" in row
+                            else "",
                         )
                 running_loss, running_steps, started = 0.0, 0, time.perf_counter()
             if context.is_main and snapshot_every and step % snapshot_every == 0:
@@ -941,7 +963,13 @@ def _evaluate_splits(
 ) -> dict[str, dict[str, float]]:
     if validation_data is None or len(validation_data) == 0:
         return {}
-    metrics = {"validation": trainer.evaluate(validation_data, noisy=False)}
+    splits = {"validation": False}
     if trainer.config.eval_noisy:
-        metrics["validation_noisy"] = trainer.evaluate(validation_data, noisy=True)
+        splits["validation_noisy"] = True
+    metrics = {}
+    for name, noisy in splits.items():
+        metrics[name] = trainer.evaluate(validation_data, noisy=noisy)
+        if trainer.config.rank_fraction > 0 and trainer.graph is not None:
+            # a run trained to rank serves the hybrid decoder: its choice, too
+            metrics[name].update(trainer.evaluate_choice(validation_data, noisy=noisy))
     return metrics

@@ -2,7 +2,9 @@
 
 Left: token accuracy of every supervision step on the clean validation split, so one
 sees whether later refinement steps beat the first; the last step on the noisy split is
-dashed. Right: amino-acid precision and peptide recall on both splits.
+dashed. Right: amino-acid precision and peptide recall on both splits (and, for a run
+trained to rank the spectrum graph's candidates, the peptide recall of its choice among
+them, what the hybrid decoder answers).
 """
 
 from __future__ import annotations
@@ -55,11 +57,19 @@ def training_figure(metrics: pl.DataFrame):  # noqa: ANN201 - matplotlib is impo
     steps_axes.set_ylim(0, 1)
     for split in splits:
         rows = metrics.filter(pl.col("split") == split)
-        for column, style in (("aa_precision", "-"), ("peptide_recall", ":")):
+        for column, style, label in (
+            ("aa_precision", "-", "aa precision"),
+            ("peptide_recall", ":", "peptide recall"),
+            # a run trained to rank: the teacher-forced choice among the graph's candidates
+            ("hybrid_peptide_recall", "-.", "peptide recall, choice among graph candidates"),
+        ):
             if column in rows.columns:
-                accuracy_axes.plot(
-                    rows["step"], rows[column], style, label=f"{column.replace('_', ' ')}, {split}"
-                )
+                present = rows.filter(pl.col(column).is_not_null())
+                if present.height:
+                    accuracy_axes.plot(
+                        present["step"], present[column], style, marker=".",
+                        label=f"{label}, {split}",
+                    )  # fmt: skip
     accuracy_axes.set_xlabel("training step")
     accuracy_axes.set_ylabel("share")
     accuracy_axes.set_ylim(0, 1)

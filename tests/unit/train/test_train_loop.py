@@ -452,3 +452,40 @@ def test_the_shipped_base_model_loads_with_its_card(project_root):
     assert model.config.evidence_tolerance == 0.02 and len(vocabulary) == model.config.n_tokens
     card = (folder / "MODEL_CARD.md").read_text()
     assert f"{checkpoint['step']:,} steps" in card
+
+
+def test_a_run_trained_to_rank_evaluates_the_choice_it_serves(
+    tmp_path, dataset, micro_config, vocabulary
+):
+    """A run that ranks the graph's candidates reports, at each evaluation and on both
+    splits, the teacher-forced choice among them (what the hybrid decoder answers)."""
+    result = fit(
+        micro_config, short_run(steps=2, rank_fraction=0.5, rank_candidates=3), vocabulary,
+        dataset, dataset, tmp_path / "r.pt", tmp_path / "r.csv",
+    )  # fmt: skip
+    for split in ("validation", "validation_noisy"):
+        assert 0.0 <= result.metrics[split]["hybrid_peptide_recall"] <= 1.0
+        assert 0.0 <= result.metrics[split]["hybrid_aa_precision"] <= 1.0
+    rows = read_rows(tmp_path / "r.csv")
+    assert all(row["hybrid_peptide_recall"] != "" for row in rows)
+    plain = fit(
+        micro_config, short_run(steps=2), vocabulary, dataset, dataset, tmp_path / "p.pt",
+        tmp_path / "p.csv",
+    )  # fmt: skip
+    assert "hybrid_peptide_recall" not in plain.metrics["validation"]
+
+
+def test_metrics_gain_the_columns_a_resumed_run_adds(tmp_path):
+    """A run resumed by a trm that evaluates more keeps its earlier rows: the file is
+    rewritten with the new columns, empty in the old rows."""
+    path = tmp_path / "m.csv"
+    loop_module._append_metrics(path, [{"step": 2, "split": "validation", "loss": 1.5}])
+    loop_module._append_metrics(path, [{"step": 4, "split": "validation", "loss": 1.2}])
+    loop_module._append_metrics(
+        path, [{"step": 6, "split": "validation", "loss": 1.0, "hybrid_peptide_recall": 0.25}]
+    )
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["step"] for row in rows] == ["2", "4", "6"]
+    assert [row["hybrid_peptide_recall"] for row in rows] == ["", "", "0.25"]
+    assert rows[1]["loss"] == "1.2"
