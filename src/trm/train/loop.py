@@ -33,6 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 from trm.atomic import atomic_output
 from trm.chem import Vocabulary
 from trm.graph import (
+    GraphCandidate,
     GraphDecoder,
     GraphSettings,
     IonProbabilities,
@@ -311,6 +312,24 @@ class Trainer:
                 out[row, : len(best.token_ids)] = torch.from_numpy(best.token_ids)
         return out
 
+    def _fitting(
+        self, candidates: list[GraphCandidate], length: int, truth: np.ndarray | None = None
+    ) -> list[GraphCandidate]:
+        """The first ``rank_candidates`` of a spectrum's graph candidates that fit the
+        answer window (``length`` positions with the end), without the peptide ``truth``
+        (token ids, compared as the graph reads peptides: I as L, ...)."""
+        canonical = self._canonical
+        excluded = None if truth is None else tuple(canonical[truth].tolist())
+        kept = []
+        for candidate in candidates:
+            if len(kept) == self.config.rank_candidates:
+                break
+            ids = candidate.token_ids
+            if len(ids) >= length or tuple(canonical[ids].tolist()) == excluded:
+                continue
+            kept.append(candidate)
+        return kept
+
     def ranking_answers(self, batch: SpectrumBatch, generator: torch.Generator) -> Ranking | None:
         """What the model learns to rank for ``rank_fraction`` of a batch (see
         :class:`TrainConfig`): each chosen spectrum's true peptide and up to
@@ -334,20 +353,14 @@ class Trainer:
             valid[:, 0] = True
             inputs = self._graph_inputs(batch, chosen)
             result = self.graph.decode(*inputs)
-            canonical = self._canonical
             for row, (index, candidates) in enumerate(zip(chosen, result.candidates, strict=True)):
                 truth = tokens[index].numpy()
-                true_key = tuple(canonical[truth[truth > 0]].tolist())
-                column = 1
-                for candidate in candidates:
-                    ids = candidate.token_ids
-                    if column > config.rank_candidates:
-                        break
-                    if len(ids) >= length or tuple(canonical[ids].tolist()) == true_key:
-                        continue
-                    answers[row, column, : len(ids)] = torch.from_numpy(ids)
+                others = self._fitting(candidates, length, truth[truth > 0])
+                for column, candidate in enumerate(others, start=1):
+                    answers[row, column, : len(candidate.token_ids)] = torch.from_numpy(
+                        candidate.token_ids
+                    )
                     valid[row, column] = True
-                    column += 1
             if config.rank_graph_score:
                 scores = self.graph.score_peptides(*inputs, answers.numpy()).score
                 # a true peptide the graph cannot score (it fits no allowed isotope
@@ -583,8 +596,7 @@ class Trainer:
             answers = torch.zeros((n, config.rank_candidates, length), dtype=torch.int64)
             graph_score = torch.full((n, config.rank_candidates), -torch.inf)
             for row, candidates in enumerate(result.candidates):
-                fitting = [c for c in candidates if len(c.token_ids) < length]
-                for column, candidate in enumerate(fitting[: config.rank_candidates]):
+                for column, candidate in enumerate(self._fitting(candidates, length)):
                     answers[row, column, : len(candidate.token_ids)] = torch.from_numpy(
                         candidate.token_ids
                     )
