@@ -17,12 +17,19 @@
 #   EVAL_EVERY [STEPS/10+1], SNAPSHOT_EVERY [0: none]  evaluation and kept snapshots
 #   SEED [1]
 #   SIZE [default]         named model size (src/trm/model/config.py)
+#   INIT []                start from these weights (trm pretrain --init, e.g. the shipped
+#                          model.pt: a GPU continuation of the shipped lineage); empty: random
+#   DRAFTS [0.8]           share of each batch that starts from a draft, the rest blank
+#                          (trm pretrain --draft-fraction; the long CPU run uses 0.5)
 #   GRAPH_DRAFTS [0.5]     share of the drafts that are the spectrum graph's best path
 #                          (trm pretrain --graph-draft-fraction)
 #   RANKING [0]            share of each batch whose graph candidates the model also learns
 #                          to rank against the true peptide (trm pretrain --rank-fraction)
 #   RANK_GRAPH_SCORE [false]  rank by the model's score plus the graph's
 #                          (trm pretrain --rank-graph-score)
+#   TEACHER_FORCING [true where RANKING > 0]  calibrate (and so evaluate) the hybrid
+#                          decoder's choice by teacher forcing (trm calibrate
+#                          --teacher-forcing), what a model trained to rank serves
 #   PEPTIDE_MIX [resources/peptide_mix/orbitrap_hcd.yaml]
 #                          peptide mix YAML (trm peptide-mix): spectra drawn with its
 #                          lengths, charges and missed cleavages; "none": uniform
@@ -48,9 +55,17 @@ EVAL_EVERY=${EVAL_EVERY:-$((STEPS / 10 + 1))}
 SNAPSHOT_EVERY=${SNAPSHOT_EVERY:-0}
 SEED=${SEED:-1}
 SIZE=${SIZE:-default}
+INIT=${INIT:-}
+DRAFTS=${DRAFTS:-0.8}
 GRAPH_DRAFTS=${GRAPH_DRAFTS:-0.5}
 RANKING=${RANKING:-0}
 RANK_GRAPH_SCORE=${RANK_GRAPH_SCORE:-false}
+if awk "BEGIN {exit !($RANKING > 0)}"; then DEFAULT_FORCING=true; else DEFAULT_FORCING=false; fi
+TEACHER_FORCING=${TEACHER_FORCING:-$DEFAULT_FORCING}
+FORCING=()
+if [ "$TEACHER_FORCING" = true ]; then FORCING=(--teacher-forcing); fi
+STARTING=()
+if [ -n "$INIT" ]; then STARTING=(--init "$INIT"); fi
 PEPTIDE_MIX=${PEPTIDE_MIX:-resources/peptide_mix/orbitrap_hcd.yaml}
 MIX_SHARE=${MIX_SHARE:-0.6}
 MIX=()
@@ -85,14 +100,16 @@ $PYTHON -m trm pretrain --train-dir "$OUT/data/train/train" \
   --batch-size "$BATCH" --learning-rate "$LEARNING_RATE" --warmup-steps "$WARMUP" \
   --eval-every "$EVAL_EVERY" --eval-spectra 1024 --checkpoint-every 500 \
   --snapshot-every "$SNAPSHOT_EVERY" --seed "$SEED" --noise-model "$NOISE" \
-  --graph-draft-fraction "$GRAPH_DRAFTS" --rank-fraction "$RANKING" \
+  --draft-fraction "$DRAFTS" --graph-draft-fraction "$GRAPH_DRAFTS" --rank-fraction "$RANKING" \
   --rank-graph-score "$RANK_GRAPH_SCORE" \
-  --instrument "$INSTRUMENT" --device "$DEVICE" --threads "$THREADS" "${LIMIT[@]}" --resume
+  --instrument "$INSTRUMENT" --device "$DEVICE" --threads "$THREADS" "${LIMIT[@]}" \
+  "${STARTING[@]}" --resume
 
 $PYTHON -m trm calibrate --model "$OUT/model/pretrained.pt" \
   --validation-dir "$OUT/data/train/validation" --noise-model "$NOISE" \
   --instrument "$INSTRUMENT" --out "$OUT/model/model.pt" --report "$OUT/model/calibration.json" \
-  --max-spectra 1000 --halt-threshold none --device "$DEVICE" --threads "$THREADS"
+  --max-spectra 1000 --halt-threshold none --device "$DEVICE" --threads "$THREADS" \
+  "${FORCING[@]}"
 
 EVALUATE=(--model "$OUT/model/model.pt" --instrument "$INSTRUMENT"
   --heldout-shards "$OUT/data/heldout/test" --noise-model "$NOISE" --n-synthetic 500
@@ -103,6 +120,6 @@ $PYTHON benchmarks/evaluate_model.py "${EVALUATE[@]}"
 $PYTHON benchmarks/model_card.py --checkpoint "$OUT/model/pretrained.pt" \
   --synthetic "$OUT/data/train" --evaluation "$OUT/model/evaluation.json" \
   --curve "$OUT/model/metrics.csv" \
-  --command "DEVICE=$DEVICE MINUTES=$MINUTES STEPS=$STEPS BATCH=$BATCH LEARNING_RATE=$LEARNING_RATE WARMUP=$WARMUP SIZE=$SIZE N_SPECTRA=$N_SPECTRA SEED=$SEED THREADS=$THREADS GRAPH_DRAFTS=$GRAPH_DRAFTS RANKING=$RANKING RANK_GRAPH_SCORE=$RANK_GRAPH_SCORE PEPTIDE_MIX=$PEPTIDE_MIX MIX_SHARE=$MIX_SHARE${DEV_SPLIT:+ DEV_SPLIT=dev-split} benchmarks/gpu_pretrain.sh OUT" \
+  --command "DEVICE=$DEVICE MINUTES=$MINUTES STEPS=$STEPS BATCH=$BATCH LEARNING_RATE=$LEARNING_RATE WARMUP=$WARMUP SIZE=$SIZE N_SPECTRA=$N_SPECTRA SEED=$SEED THREADS=$THREADS ${INIT:+INIT=$INIT }DRAFTS=$DRAFTS GRAPH_DRAFTS=$GRAPH_DRAFTS RANKING=$RANKING RANK_GRAPH_SCORE=$RANK_GRAPH_SCORE TEACHER_FORCING=$TEACHER_FORCING PEPTIDE_MIX=$PEPTIDE_MIX MIX_SHARE=$MIX_SHARE${DEV_SPLIT:+ DEV_SPLIT=dev-split} benchmarks/gpu_pretrain.sh OUT" \
   --out "$OUT/MODEL_CARD.md"
 echo "done: $OUT/MODEL_CARD.md"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import subprocess
 import sys
@@ -37,6 +38,7 @@ def test_gpu_recipe_runs_on_the_cpu_with_a_tiny_budget(tmp_path):
         # the ranking objective travels through the recipe too (off by default)
         "RANKING": "0.5",
         "RANK_GRAPH_SCORE": "true",
+        "DRAFTS": "0.5",
         "TRAINING_FASTA": str(fasta),
         "HELDOUT_FASTA": str(heldout),
         "PYTHON": sys.executable,
@@ -52,6 +54,10 @@ def test_gpu_recipe_runs_on_the_cpu_with_a_tiny_budget(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     card = (tmp_path / "out/MODEL_CARD.md").read_text()
     assert "4 steps of 8 spectra" in card
+    # a run trained to rank is calibrated for the choice it serves: teacher forcing
+    assert "DRAFTS=0.5" in card and "TEACHER_FORCING=true" in card
+    calibration = json.loads((tmp_path / "out/model/calibration.json").read_text())
+    assert calibration["inference"]["teacher_forcing"] is True
     assert "fitted noise model" in card
     assert "held-out proteome" in card
     assert "## Learning curve" in card and "(this model)" in card  # the run's curve, its end marked
