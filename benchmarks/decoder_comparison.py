@@ -80,11 +80,16 @@ def evaluate(
 
 def breakdown_lines(results: dict[str, dict], sets: list[str]) -> list[str]:
     """Per set with a breakdown: peptide recall / AA precision of each decoder by true
-    peptide length and by charge."""
+    peptide length, by charge and by evidence gap, with the share of the group whose true
+    peptide is among the decoder's candidates where measured."""
     lines: list[str] = []
     for name in sets:
         rows = {
             decoder: result["rows"].get(f"{name}/{result['mode']}", {}).get("breakdown")
+            for decoder, result in results.items()
+        }
+        ceilings = {
+            decoder: result["rows"].get(f"{name}/candidates", {}).get("breakdown", {})
             for decoder, result in results.items()
         }
         groups = next((list(r) for r in rows.values() if r), None)
@@ -92,19 +97,25 @@ def breakdown_lines(results: dict[str, dict], sets: list[str]) -> list[str]:
             continue
         lines += [
             "",
-            f"{name} by true peptide length and by charge (peptide recall / AA precision):",
+            f"{name} by true peptide length, by charge and by the longest run of cleavages "
+            "without a b or y peak (peptide recall / AA precision; in brackets: the share "
+            "whose true peptide is among the candidates):",
             "",
             "| group | n | " + " | ".join(results) + " |",
             "|---|---|" + "---|" * len(results),
         ]
         for group in groups:
             n = next(r[group]["n_spectra"] for r in rows.values() if r and group in r)
-            cells = [
-                f"{r[group]['peptide_recall']:.3f} / {r[group]['aa_precision']:.3f}"
-                if r and group in r
-                else ""
-                for r in rows.values()
-            ]
+            cells = []
+            for decoder, r in rows.items():
+                if not r or group not in r:
+                    cells.append("")
+                    continue
+                ceiling = ceilings[decoder].get(group, {}).get("in_candidates")
+                cells.append(
+                    f"{r[group]['peptide_recall']:.3f} / {r[group]['aa_precision']:.3f}"
+                    + ("" if ceiling is None else f" ({ceiling:.3f})")
+                )
             lines.append(f"| {group} | {n} | " + " | ".join(cells) + " |")
     return lines
 

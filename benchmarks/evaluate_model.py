@@ -32,8 +32,13 @@ search's best k candidates (k up to N), and among all candidates of the decoder
 any re-ranking of them could reach.
 
 ``--breakdown`` adds AA precision and peptide recall per peptide length (residues of the
-true peptide, :data:`LENGTH_BINS`) and per precursor charge: sets of different length mixes
-(a library of long synthetic peptides, a lab's short tryptic ones) compare only by length.
+true peptide, :data:`LENGTH_BINS`), per precursor charge, and per evidence gap
+(:func:`evidence_gaps`, :data:`GAP_BINS`: the longest run of cleavages of the true peptide
+without a b or y peak among the peaks the decoder reads), and with ``--candidate-ranks`` the
+share of each group whose true peptide is among the candidates: sets of different length
+mixes (a library of long synthetic peptides, a lab's short tryptic ones) compare only by
+length, and where no peak shows two neighbouring cleavages the spectrum alone cannot tell
+the residues between them apart.
 
 Usage::
 
@@ -62,6 +67,7 @@ from trm.denovo.inference import Sequencer, raw_scores
 from trm.denovo.model_file import load_sequencer
 from trm.denovo.rescore import Rescorer
 from trm.denovo.settings import DECODERS, InferenceSettings
+from trm.fragments import SERIES_B, fragment_charges, nearest_peaks, theoretical_fragments
 from trm.instrument import load_instrument
 from trm.metrics import match_peptides, precision_coverage, sequencing_metrics
 from trm.noise_model import NoiseModelParameters
@@ -74,6 +80,41 @@ MODES = ("beam", "search", "search+rescore")
 NOISE_SEED = 11
 #: Peptide length groups of ``--breakdown``: (label, fewest residues, most residues).
 LENGTH_BINS = (("<=8", 0, 8), ("9-11", 9, 11), ("12-15", 12, 15), ("16+", 16, 10_000))
+#: Evidence groups of ``--breakdown``: (label, shortest, longest run of cleavages without a
+#: b or y peak, :func:`evidence_gaps`).
+GAP_BINS = (("every cleavage seen", 0, 0), ("single unseen cleavages", 1, 1),
+            ("2+ neighbouring cleavages unseen", 2, 10_000))  # fmt: skip
+
+
+def evidence_gaps(
+    dataset: SpectrumDataset, peaks: tuple[np.ndarray, ...], vocabulary: Vocabulary,
+    tolerance_da: float,
+) -> np.ndarray:  # fmt: skip
+    """Longest run of neighbouring cleavage sites of each spectrum's true peptide with no
+    b or y ion (at the fragment charges its precursor charge allows,
+    :func:`trm.fragments.fragment_charges`) within ``tolerance_da`` of one of its peaks:
+    0 when every cleavage shows; at 2 or more, the residues between the unseen cleavages
+    are known only by their summed mass (their order, and pairs that weigh what another
+    residue does), which no decoder reads off the spectrum."""
+    mz, _, counts = peaks
+    longest = np.zeros(len(dataset.tokens), dtype=np.int64)
+    for row, ids in enumerate(dataset.tokens):
+        tokens = vocabulary.decode(ids)
+        residues = sum(not token.endswith("-") for token in tokens)
+        if residues < 2:
+            continue
+        fragments = theoretical_fragments(tokens, fragment_charges(int(dataset.charge[row])))
+        _, found = nearest_peaks(np.sort(mz[row][: counts[row]]), fragments.mz, tolerance_da)
+        # b(i) and y(n - i) both break the bond after residue i
+        site = np.where(fragments.series == SERIES_B, fragments.number, residues - fragments.number)
+        seen = np.zeros(residues, dtype=bool)
+        seen[site[found]] = True
+        run = best = 0
+        for shown in seen[1:]:
+            run = 0 if shown else run + 1
+            best = max(best, run)
+        longest[row] = best
+    return longest
 
 
 def plain_beam(
@@ -189,7 +230,10 @@ def evaluate(
     correct = [match_peptides(p, t)[1] for p, t in zip(predicted, truth, strict=True) if p]
     answered = ~np.isnan(scores)
     _, _, pc_auc = precision_coverage(correct, scores[answered].tolist(), len(dataset))
-    groups = breakdown(predicted, truth, dataset.charge) if by_group else None
+    groups = None
+    if by_group:
+        gaps = evidence_gaps(dataset, peaks, vocabulary, sequencer.fragment_tolerance_da)
+        groups = breakdown(predicted, truth, dataset.charge, gaps)
     return {
         "n_spectra": len(dataset),
         "coverage": float(answered.mean()),
@@ -207,24 +251,11 @@ def evaluate(
     }
 
 
-def breakdown(
-    predicted: list[list[str]], truth: list[list[str]], charge: np.ndarray
-) -> dict[str, dict[str, float]]:
-    """AA precision and peptide recall per true peptide length and per precursor charge.
-
-    Parameters
-    ----------
-    predicted, truth : list of list of str
-        Tokens of each answer (empty where none) and of each true peptide.
-    charge : numpy.ndarray of shape (n,)
-    vocabulary : Vocabulary
-
-    Returns
-    -------
-    dict
-        ``{"length <=8": {"n_spectra", "aa_precision", "peptide_recall"}, ...,
-        "charge 2": {...}, ...}``; groups without spectra are left out.
-    """
+def groups_of(
+    truth: list[list[str]], charge: np.ndarray, gaps: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """The spectra of each ``--breakdown`` group (boolean masks): by true peptide length,
+    by precursor charge and, with ``gaps`` (:func:`evidence_gaps`), by evidence."""
     residues = np.array([sum(not token.endswith("-") for token in t) for t in truth])
     charge = np.asarray(charge)
     groups = {
@@ -232,8 +263,35 @@ def breakdown(
         for label, low, high in LENGTH_BINS
     }
     groups.update({f"charge {z}": charge == z for z in sorted(set(charge.tolist()))})
+    if gaps is not None:
+        groups.update({label: (gaps >= low) & (gaps <= high) for label, low, high in GAP_BINS})
+    return groups
+
+
+def breakdown(
+    predicted: list[list[str]],
+    truth: list[list[str]],
+    charge: np.ndarray,
+    gaps: np.ndarray | None = None,
+) -> dict[str, dict[str, float]]:
+    """AA precision and peptide recall per group of :func:`groups_of`.
+
+    Parameters
+    ----------
+    predicted, truth : list of list of str
+        Tokens of each answer (empty where none) and of each true peptide.
+    charge : numpy.ndarray of shape (n,)
+    gaps : numpy.ndarray of shape (n,), optional
+        :func:`evidence_gaps` of each spectrum.
+
+    Returns
+    -------
+    dict
+        ``{"length <=8": {"n_spectra", "aa_precision", "peptide_recall"}, ...,
+        "charge 2": {...}, ...}``; groups without spectra are left out.
+    """
     result = {}
-    for name, members in groups.items():
+    for name, members in groups_of(truth, charge, gaps).items():
         rows = np.flatnonzero(members)
         if not len(rows):
             continue
@@ -246,11 +304,14 @@ def breakdown(
     return result
 
 
-def candidate_ranks(sequencer: Sequencer, dataset: SpectrumDataset, peaks, n: int) -> dict:
+def candidate_ranks(
+    sequencer: Sequencer, dataset: SpectrumDataset, peaks, n: int, by_group: bool = False
+) -> dict:
     """Share of spectra whose true peptide is among the exact search's best k candidates
     (k = 1, 2, 4, ... n; mass-based matching, I = L): how much any re-ranking of the
     search's candidates could gain, and so whether the limit is the ranking or the
-    model's answer distribution."""
+    model's answer distribution (``by_group``: also the share among all candidates per
+    :func:`groups_of` group)."""
     vocabulary = sequencer.vocabulary
     mz, intensity, counts = peaks
     predictions = sequencer.predict(mz, intensity, counts, dataset.precursor_mass, dataset.charge)
@@ -269,13 +330,22 @@ def candidate_ranks(sequencer: Sequencer, dataset: SpectrumDataset, peaks, n: in
     found = np.asarray([rank is not None for rank in ranks])
     ranks = np.asarray([n if rank is None else rank for rank in ranks])
     ks = [k for k in (1, 2, 4, 8, 16, 32, 64, 128, 256) if k < n] + [n]
-    return {
+    result = {
         "n_spectra": len(ranks),
         **{f"in_top_{k}": float((ranks < k).mean()) for k in ks},
         # anywhere in the list: for the hybrid decoder, the union of the search's N and
         # the graph's own candidates (which follow the search's in the list)
         "in_candidates": float(found.mean()) if len(found) else 0.0,
     }
+    if by_group:
+        truth = [vocabulary.decode(tokens) for tokens in dataset.tokens]
+        gaps = evidence_gaps(dataset, peaks, vocabulary, sequencer.fragment_tolerance_da)
+        result["breakdown"] = {
+            name: {"n_spectra": int(members.sum()), "in_candidates": float(found[members].mean())}
+            for name, members in groups_of(truth, dataset.charge, gaps).items()
+            if members.any()
+        }
+    return result
 
 
 def _final_log_probs(sequencer, mz, intensity, counts, dataset) -> np.ndarray:
@@ -420,9 +490,13 @@ def main() -> None:
             decoding=dataclasses.replace(settings.decoding, n_candidates=args.candidate_ranks),
         )
         for name, (data, peaks) in sets.items():
-            row = candidate_ranks(sequencer_with(wide), data, peaks, args.candidate_ranks)
+            row = candidate_ranks(
+                sequencer_with(wide), data, peaks, args.candidate_ranks, args.breakdown
+            )
             results[f"{name}/candidates"] = row
-            shares = ", ".join(f"{k[7:]} {v:.3f}" for k, v in row.items() if k != "n_spectra")
+            shares = ", ".join(
+                f"{k[7:]} {v:.3f}" for k, v in row.items() if k not in ("n_spectra", "breakdown")
+            )
             log.info("%-16s true peptide among the best k candidates: %s", name, shares)
     if args.out is not None:
         record = {

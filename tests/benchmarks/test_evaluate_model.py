@@ -67,3 +67,36 @@ def test_breakdown_groups_by_true_length_and_charge():
     assert groups["length 16+"]["peptide_recall"] == 0.0
     assert groups["charge 3"]["n_spectra"] == 1
     assert groups["charge 2"]["aa_precision"] == 1.0
+
+
+def test_evidence_gaps_find_the_longest_run_of_unseen_cleavages():
+    """A spectrum with every b ion shows every cleavage; dropping the peaks of two
+    neighbouring cleavages (their b and y ions) leaves a gap of 2, one of them a gap of
+    1; a y ion alone shows its cleavage; peaks beyond the count are not read."""
+    from trm.fragments import fragment_mz
+
+    vocabulary = Vocabulary()
+    peptide = list("PEPTIDEK")
+    ions = fragment_mz(peptide)  # b1..b7, y1..y7 at charge 1
+    b, y = ions["b1"], ions["y1"]
+    sites = len(b)  # 7 cleavages
+    every = np.sort(b)
+    without_3_4 = np.sort(np.delete(b, [2, 3]))  # b3, b4: cleavages 3 and 4
+    without_5 = np.sort(np.delete(b, [4]))
+    y_for_5 = np.sort(np.append(np.delete(b, [4]), y[sites - 5]))  # y3 breaks bond 5
+    spectra = [every, without_3_4, without_5, y_for_5, every]
+    width = max(map(len, spectra))
+    mz = np.zeros((len(spectra), width))
+    for row, peaks in enumerate(spectra):
+        mz[row, : len(peaks)] = peaks
+    counts = np.array([len(p) for p in spectra])
+    counts[-1] = 3  # only b1..b3 read: cleavages 4 to 7 unseen
+    dataset = SimpleNamespace(
+        tokens=np.stack([vocabulary.encode(peptide, 12)] * len(spectra)),
+        charge=np.full(len(spectra), 2),
+    )
+    gaps = evaluate_model.evidence_gaps(dataset, (mz, None, counts), vocabulary, 0.02)
+    assert gaps.tolist() == [0, 2, 1, 0, 4]
+    groups = evaluate_model.groups_of([peptide] * len(spectra), dataset.charge, gaps)
+    assert groups["every cleavage seen"].tolist() == [True, False, False, True, False]
+    assert groups["2+ neighbouring cleavages unseen"].tolist() == [False, True, False, False, True]
