@@ -25,6 +25,10 @@ What reads which setting:
     Length, charge and missed cleavages of the synthetic spectra (``trm peptide-mix``)
     when the samples sheet has no labelled run of the instrument to fit them from (a
     shipped one in ``resources/peptide_mix/``); optional.
+``decoder``, ``graph_edge_residues``
+    De novo and calibration: the decoder, and how many residues one edge of the spectrum
+    graph may span (2, the default, bridges one cleavage without a b or y peak; 3 bridges
+    two neighbouring ones, at several times the graph's cost).
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ _KEYS = frozenset(
         "noise_model",
         "peptide_mix",
         "decoder",
+        "graph_edge_residues",
         "fixed_modifications",
     }
 )
@@ -119,6 +124,11 @@ class InstrumentSettings:
     decoder : str or None
         The de novo decoder for this instrument's spectra (one of :data:`DECODERS`);
         None: the de novo stage's default.
+    graph_edge_residues : int
+        Most residues one edge of the spectrum graph spans (1 to 3,
+        :attr:`trm.graph.GraphSettings.max_edge_residues`): a true peptide is among the
+        graph's candidates only where no more than this many minus one neighbouring
+        cleavages lack a b or y peak.
     fixed_modifications : tuple of str
         ``Name@Residues`` modifications every matching residue of the samples carries
         (:func:`trm.chem.vocabulary_tokens`); empty for samples without alkylation.
@@ -136,6 +146,7 @@ class InstrumentSettings:
     noise_model: str | None = None
     peptide_mix: str | None = None
     decoder: str | None = None
+    graph_edge_residues: int = 2
     fixed_modifications: tuple[str, ...] = DEFAULT_FIXED_MODIFICATIONS
     description: str = ""
 
@@ -224,6 +235,11 @@ class InstrumentSettings:
             raise InstrumentFileError(
                 source, f"decoder must be one of {list(DECODERS)}, not {decoder!r}"
             )
+        edges = data.get("graph_edge_residues", defaults.graph_edge_residues)
+        if not isinstance(edges, int) or isinstance(edges, bool) or not 1 <= edges <= 3:
+            raise InstrumentFileError(
+                source, f"graph_edge_residues must be 1, 2 or 3, not {edges!r}"
+            )
         fixed = data.get("fixed_modifications", list(defaults.fixed_modifications))
         if not isinstance(fixed, list | tuple) or not all(isinstance(f, str) for f in fixed):
             raise InstrumentFileError(
@@ -246,6 +262,7 @@ class InstrumentSettings:
             noise_model=None if noise_model in (None, "") else str(noise_model),
             peptide_mix=None if peptide_mix in (None, "") else str(peptide_mix),
             decoder=decoder,
+            graph_edge_residues=edges,
             fixed_modifications=tuple(fixed),
             description=str(data.get("description", "")),
         )
@@ -265,6 +282,7 @@ class InstrumentSettings:
             "noise_model": self.noise_model,
             "peptide_mix": self.peptide_mix,
             "decoder": self.decoder,
+            "graph_edge_residues": self.graph_edge_residues,
             "fixed_modifications": list(self.fixed_modifications),
         }
 

@@ -40,6 +40,8 @@ def test_shipped_instrument_files_load(project_root):
         ({"charges": [2, 2]}, "charges must list distinct positive charges"),
         ({"charges": [2, 3], "charge_weights": [1.0]}, "one positive weight per charge"),
         ({"missing_charge": "guess"}, "missing_charge must be one of"),
+        ({"graph_edge_residues": 4}, "graph_edge_residues must be 1, 2 or 3"),
+        ({"graph_edge_residues": True}, "graph_edge_residues must be 1, 2 or 3"),
         ({"fragment_tolerance": 0.02}, r"unknown key\(s\) \['fragment_tolerance'\]"),
     ],
 )
@@ -77,3 +79,17 @@ def test_decoder_and_fixed_modifications_are_checked(tmp_path):
     path.write_text(yaml.safe_dump({**base, "decoder": "graph", "fixed_modifications": []}))
     instrument = load_instrument(path)
     assert instrument.decoder == "graph" and instrument.fixed_modifications == ()
+
+
+def test_graph_edge_residues_reach_the_graph_decoder(tmp_path):
+    """The instrument's edge length is the graph's; its fallback search runs only where
+    it allows longer edges than that (3 by default)."""
+    from trm.graph import GraphSettings
+
+    default = GraphSettings.from_instrument(load_instrument(write(tmp_path)))
+    assert (default.max_edge_residues, default.fallback_edge_residues) == (2, 3)
+    three = load_instrument(write(tmp_path, graph_edge_residues=3))
+    assert three.graph_edge_residues == 3
+    assert InstrumentSettings.from_mapping(three.to_dict(), "again") == three
+    settings = GraphSettings.from_instrument(three)
+    assert (settings.max_edge_residues, settings.fallback_edge_residues) == (3, 3)

@@ -325,10 +325,15 @@ class GraphSettings:
     @classmethod
     def from_instrument(cls, instrument: object, **changes: object) -> GraphSettings:
         """Settings from an instrument file's settings (:func:`trm.instrument.load_instrument`):
-        its fragment and precursor tolerances and isotope errors; ``changes`` override."""
+        its fragment and precursor tolerances, isotope errors and edge length
+        (``graph_edge_residues``; the fallback search, with longer edges, only where it
+        allows longer ones); ``changes`` override."""
+        edges = int(getattr(instrument, "graph_edge_residues", cls.max_edge_residues))
         values = {
             "precursor_tolerance_ppm": float(instrument.precursor_tolerance_ppm),  # type: ignore[attr-defined]
             "isotope_errors": tuple(instrument.isotope_errors),  # type: ignore[attr-defined]
+            "max_edge_residues": edges,
+            "fallback_edge_residues": max(cls.fallback_edge_residues, edges),
             **changes,
         }
         return cls.for_tolerance(float(instrument.fragment_tolerance_da), **values)  # type: ignore[attr-defined]

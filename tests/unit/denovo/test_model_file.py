@@ -118,3 +118,20 @@ def test_a_rescorer_reading_predicted_intensities_needs_the_ms2pip_model(project
     assert sequencer.intensity_predictor is not None
     with pytest.raises(InputError, match="--ms2pip-model-dir"):
         load_sequencer(path, instrument, ms2pip_model_dir=tmp_path / "nothing")
+
+
+def test_the_instruments_edge_length_is_the_graphs_and_differs_from_a_calibration(
+    project_root, caplog
+):
+    """An instrument file with 3-residue edges sequences with them; the shipped model,
+    calibrated with 2, warns that its scores may be off as probabilities."""
+    config = get_model_config("default")
+    three = InstrumentSettings(graph_edge_residues=3)
+    assert resolve_settings(InferenceSettings(), three, config).graph.max_edge_residues == 3
+    instrument = load_instrument(project_root / "config/instruments/orbitrap_hcd.yaml")
+    with caplog.at_level("WARNING"):
+        sequencer, _ = load_sequencer(
+            project_root / SHIPPED, dataclasses.replace(instrument, graph_edge_residues=3)
+        )
+    assert sequencer.graph.settings.max_edge_residues == 3
+    assert "other settings than" in caplog.text and "max_edge_residues" in caplog.text
