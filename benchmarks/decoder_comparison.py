@@ -8,7 +8,8 @@ choice when it chose ``rescored``) on every set: held-out-proteome synthetic spe
 clean and under the fitted noise model, the real dev spectra's holdout half and each dev
 file whole. Every row also gives how often the true peptide is among the decoder's
 candidates (the ceiling of any final choice), and ``--breakdown`` the figures by peptide
-length and charge.
+length, by charge and by evidence gap (the longest run of the true peptide's cleavages
+without a b or y peak), each group with its share of true peptides among the candidates.
 
 Usage::
 
@@ -98,8 +99,12 @@ def breakdown_lines(results: dict[str, dict], sets: list[str]) -> list[str]:
         lines += [
             "",
             f"{name} by true peptide length, by charge and by the longest run of cleavages "
-            "without a b or y peak (peptide recall / AA precision; in brackets: the share "
-            "whose true peptide is among the candidates):",
+            "without a b or y peak (peptide recall / AA precision"
+            + (
+                "; in brackets: the share whose true peptide is among the candidates):"
+                if any(ceilings.values())
+                else "):"
+            ),
             "",
             "| group | n | " + " | ".join(results) + " |",
             "|---|---|" + "---|" * len(results),

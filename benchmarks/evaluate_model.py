@@ -405,7 +405,9 @@ def main() -> None:
     parser.add_argument(
         "--breakdown",
         action="store_true",
-        help="also report AA precision and peptide recall per peptide length and charge",
+        help="also report AA precision and peptide recall per peptide length, charge and "
+        "evidence gap (and, with --candidate-ranks, the share of each group whose true "
+        "peptide is among the candidates)",
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path)

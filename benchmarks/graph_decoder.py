@@ -316,7 +316,11 @@ def main() -> None:
             args.tolerance,
             precursor_tolerance_ppm=settings.precursor_tolerance_ppm,
             isotope_errors=settings.isotope_errors,
-            **changes,
+            **{
+                "max_edge_residues": settings.max_edge_residues,
+                "fallback_edge_residues": settings.fallback_edge_residues,
+                **changes,
+            },
         )
     probabilities = (
         IonProbabilities.from_noise_model(NoiseModelParameters.read(args.noise_model))

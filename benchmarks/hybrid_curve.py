@@ -52,6 +52,8 @@ def evaluate(args: argparse.Namespace, name: str, path: Path, out: Path) -> dict
     when present, as ``NAME.md`` and ``.json`` in the reports folder; ``NAME.DECODER.md``
     for a decoder other than hybrid)."""
     suffix = "" if args.decoder == "hybrid" else f".{args.decoder}"
+    if args.teacher_forcing and args.decoder == "hybrid":
+        suffix += ".tf"  # a report of the other choice is not reused
     report = out / f"{name}{suffix}.md"
     if not report.with_suffix(".json").exists():
         command = [
@@ -80,7 +82,7 @@ def markdown(points: list[dict], command: str, decoder: str, teacher_forcing: bo
         "```",
         "",
         f"Each checkpoint calibrated for the {decoder} decoder"
-        + (" with teacher forcing" if teacher_forcing else "")
+        + (" with teacher forcing" if teacher_forcing and decoder == "hybrid" else "")
         + " and evaluated as `trm denovo` "
         f"answers (`benchmarks/decoder_comparison.py --decoders {decoder}`). Cells: peptide "
         "recall / AA precision / PC AUC; last column: peptide recall on real dev peptides "
@@ -175,9 +177,14 @@ def main(argv: list[str] | None = None) -> None:
     points = []
     for item in args.baseline:
         name, _, path = item.partition("=")
-        path, _, before = path.partition("@")
+        head, at, tail = path.rpartition("@")
+        try:
+            before = float(tail) if at else 0.0
+            path = head if at else path
+        except ValueError:  # an "@" of the path itself
+            before = 0.0
         rows = evaluate(args, name, Path(path), reports)
-        hours = cpu_hours(Path(path), float(before or 0.0))
+        hours = cpu_hours(Path(path), before)
         points.append({"name": name, "baseline": True, "cpu_hours": hours, "rows": rows})
     for path in args.checkpoint:
         rows = evaluate(args, path.stem, path, reports)

@@ -66,7 +66,7 @@ def curve_lines(metrics_csv: Path, shipped_step: int) -> list[str]:
     """The learning curve of the run (its ``trm pretrain --metrics`` CSV) as a table."""
     import polars as pl
 
-    metrics = pl.read_csv(metrics_csv)
+    metrics = pl.read_csv(metrics_csv, infer_schema_length=None)
     steps = sorted(int(column[len("token_accuracy_step") :]) for column in metrics.columns
                    if column.startswith("token_accuracy_step"))  # fmt: skip
     if not steps or "validation" not in metrics["split"].to_list():

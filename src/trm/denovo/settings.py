@@ -150,9 +150,20 @@ class InferenceSettings:
         )
 
     def differences(self, other: InferenceSettings) -> list[str]:
-        """Settings that differ from ``other``, as ``name: mine vs other``."""
-        mine, theirs = self.to_dict(), other.to_dict()
-        return [f"{key}: {mine[key]} vs {theirs[key]}" for key in mine if mine[key] != theirs[key]]
+        """Settings that differ from ``other``, as ``name: mine vs other`` (nested ones,
+        the graph decoder's, as ``graph.name``)."""
+
+        def walk(mine: dict, theirs: dict, prefix: str) -> list[str]:
+            found = []
+            for key, value in mine.items():
+                theirs_value = theirs.get(key)
+                if isinstance(value, dict) and isinstance(theirs_value, dict):
+                    found += walk(value, theirs_value, f"{prefix}{key}.")
+                elif value != theirs_value:
+                    found.append(f"{prefix}{key}: {value} vs {theirs_value}")
+            return found
+
+        return walk(self.to_dict(), other.to_dict(), "")
 
 
 def _plain(values: dict[str, Any]) -> dict[str, Any]:

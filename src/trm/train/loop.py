@@ -718,7 +718,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
         fieldnames = list(rows[0]) if rows else None
     if fieldnames is None:
         return
-    with path.open("w", newline="") as handle:
+    with atomic_output(path) as temporary, temporary.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fieldnames)
         writer.writeheader()
         writer.writerows(row for row in rows if int(row["step"]) <= step)

@@ -4,7 +4,7 @@ Left: token accuracy of every supervision step on the clean validation split, so
 sees whether later refinement steps beat the first; the last step on the noisy split is
 dashed. Right: amino-acid precision and peptide recall on both splits (and, for a run
 trained to rank the spectrum graph's candidates, the peptide recall of its choice among
-them, what the hybrid decoder answers).
+them, the hybrid decoder's choice on the graph's candidates alone).
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def training_figure(metrics: pl.DataFrame):  # noqa: ANN201 - matplotlib is impo
 def run_plot_training(args: argparse.Namespace) -> None:
     """Handler of ``trm plot-training``."""
     try:
-        metrics = pl.read_csv(args.metrics)
+        metrics = pl.read_csv(args.metrics, infer_schema_length=None)
     except pl.exceptions.NoDataError:
         metrics = pl.DataFrame(schema={"step": pl.Int64(), "split": pl.String()})
     missing = {"step", "split"} - set(metrics.columns)

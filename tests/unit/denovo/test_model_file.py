@@ -134,4 +134,6 @@ def test_the_instruments_edge_length_is_the_graphs_and_differs_from_a_calibratio
             project_root / SHIPPED, dataclasses.replace(instrument, graph_edge_residues=3)
         )
     assert sequencer.graph.settings.max_edge_residues == 3
-    assert "other settings than" in caplog.text and "max_edge_residues" in caplog.text
+    assert "other settings than" in caplog.text
+    assert "graph.max_edge_residues: 3 vs 2" in caplog.text
+    assert "graph.n_paths" not in caplog.text  # only what differs is named
