@@ -126,7 +126,7 @@ def plot(points: list[dict], path: Path, decoder: str) -> None:
     axis.set_xlabel("training CPU-hours")
     axis.set_ylabel(f"peptide recall ({decoder} decoder)")
     axis.set_title("x: the baseline checkpoint(s); lines: the run's snapshots")
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=8, loc="center right")
     axis.grid(alpha=0.3)
     figure.tight_layout()
     with atomic_output(path) as temporary:
