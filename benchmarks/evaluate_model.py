@@ -200,9 +200,10 @@ def evaluate(
     mode: str,
     dataset: SpectrumDataset,
     peaks: tuple[np.ndarray, ...],
-    by_group: bool = False,
+    gaps: np.ndarray | None = None,
 ) -> dict:
-    """Metrics of one mode on one data set (``by_group``: with :func:`breakdown`)."""
+    """Metrics of one mode on one data set (with ``gaps``, :func:`evidence_gaps` of its
+    spectra: and :func:`breakdown`)."""
     vocabulary = sequencer.vocabulary
     mz, intensity, counts = peaks
     started = time.process_time()
@@ -230,10 +231,7 @@ def evaluate(
     correct = [match_peptides(p, t)[1] for p, t in zip(predicted, truth, strict=True) if p]
     answered = ~np.isnan(scores)
     _, _, pc_auc = precision_coverage(correct, scores[answered].tolist(), len(dataset))
-    groups = None
-    if by_group:
-        gaps = evidence_gaps(dataset, peaks, vocabulary, sequencer.fragment_tolerance_da)
-        groups = breakdown(predicted, truth, dataset.charge, gaps)
+    groups = None if gaps is None else breakdown(predicted, truth, dataset.charge, gaps)
     return {
         "n_spectra": len(dataset),
         "coverage": float(answered.mean()),
@@ -305,13 +303,13 @@ def breakdown(
 
 
 def candidate_ranks(
-    sequencer: Sequencer, dataset: SpectrumDataset, peaks, n: int, by_group: bool = False
+    sequencer: Sequencer, dataset: SpectrumDataset, peaks, n: int, gaps: np.ndarray | None = None
 ) -> dict:
     """Share of spectra whose true peptide is among the exact search's best k candidates
     (k = 1, 2, 4, ... n; mass-based matching, I = L): how much any re-ranking of the
     search's candidates could gain, and so whether the limit is the ranking or the
-    model's answer distribution (``by_group``: also the share among all candidates per
-    :func:`groups_of` group)."""
+    model's answer distribution (with ``gaps``, :func:`evidence_gaps` of its spectra: also
+    the share among all candidates per :func:`groups_of` group)."""
     vocabulary = sequencer.vocabulary
     mz, intensity, counts = peaks
     predictions = sequencer.predict(mz, intensity, counts, dataset.precursor_mass, dataset.charge)
@@ -337,9 +335,8 @@ def candidate_ranks(
         # the graph's own candidates (which follow the search's in the list)
         "in_candidates": float(found.mean()) if len(found) else 0.0,
     }
-    if by_group:
+    if gaps is not None:
         truth = [vocabulary.decode(tokens) for tokens in dataset.tokens]
-        gaps = evidence_gaps(dataset, peaks, vocabulary, sequencer.fragment_tolerance_da)
         result["breakdown"] = {
             name: {"n_spectra": int(members.sum()), "in_candidates": float(found[members].mean())}
             for name, members in groups_of(truth, dataset.charge, gaps).items()
@@ -464,6 +461,12 @@ def main() -> None:
     def sequencer_with(settings: InferenceSettings) -> Sequencer:
         return Sequencer(model, vocabulary, settings, graph=sequencer.graph)
 
+    gaps = {
+        name: evidence_gaps(data, peaks, vocabulary, sequencer.fragment_tolerance_da)
+        if args.breakdown
+        else None
+        for name, (data, peaks) in sets.items()
+    }
     results = {}
     for mode in args.modes:
         if mode == "beam" and decoder != "model":
@@ -472,7 +475,7 @@ def main() -> None:
             log.warning("%s has no rescorer (run trm calibrate): skipping %s", args.model, mode)
             continue
         for name, (data, peaks) in sets.items():
-            row = evaluate(sequencer, rescorer, mode, data, peaks, args.breakdown)
+            row = evaluate(sequencer, rescorer, mode, data, peaks, gaps[name])
             results[f"{name}/{mode}"] = row
             log.info(
                 "%-16s %-15s n %4d coverage %.3f certified %.3f AA precision %.3f peptide "
@@ -493,7 +496,7 @@ def main() -> None:
         )
         for name, (data, peaks) in sets.items():
             row = candidate_ranks(
-                sequencer_with(wide), data, peaks, args.candidate_ranks, args.breakdown
+                sequencer_with(wide), data, peaks, args.candidate_ranks, gaps[name]
             )
             results[f"{name}/candidates"] = row
             shares = ", ".join(

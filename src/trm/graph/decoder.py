@@ -328,7 +328,7 @@ class GraphSettings:
         its fragment and precursor tolerances, isotope errors and edge length
         (``graph_edge_residues``; the fallback search, with longer edges, only where it
         allows longer ones); ``changes`` override."""
-        edges = int(getattr(instrument, "graph_edge_residues", cls.max_edge_residues))
+        edges = int(instrument.graph_edge_residues)  # type: ignore[attr-defined]
         values = {
             "precursor_tolerance_ppm": float(instrument.precursor_tolerance_ppm),  # type: ignore[attr-defined]
             "isotope_errors": tuple(instrument.isotope_errors),  # type: ignore[attr-defined]
