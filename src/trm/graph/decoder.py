@@ -45,8 +45,16 @@ skips a site is taken only when the skipped site is in no node (else the path th
 node is the same peptide); it scores the skipped site with ``S`` at its exact mass, so
 both orders of the residues are candidates and the evidence found there decides. Every
 peptide therefore has at most one path; it is *representable* when no more than
-``max_edge_residues - 1`` consecutive cleavage sites lie outside the nodes. Spectra
-without a path are searched again with edges of up to ``fallback_edge_residues``.
+``max_edge_residues - 1`` consecutive cleavage sites lie outside the nodes. Edges from the
+start may be longer (``max_start_residues``, default three): in real HCD spectra the
+first two cleavages often both lack primary ions (b1 is hardly ever seen, b2 and the two
+largest y ions often not), so up to ``max_start_residues - 1`` sites may lie outside the
+nodes before the first node of an unmodified peptide. The search carries the orders of
+one residue multiset into one node as one partial path, the order whose skipped sites
+score best (from the start that score depends on the edge alone); the other orders join
+the complete paths at the end, unless a site they put first lies in a node, and the
+``n_rerank`` best by path score are kept, so the search stays exact. Spectra without a
+path are searched again with edges of up to ``fallback_edge_residues``.
 
 **Search.** A K-best dynamic programme over nodes in mass order. Its states are (node,
 theoretical prefix mass, residues so far up to the a-ion buckets): partial paths in one
@@ -225,6 +233,12 @@ class GraphSettings:
     max_edge_residues : int
         Most residues of an edge (1 to 3): 2 lets one cleavage without primary ions lie
         between two nodes.
+    max_start_residues : int
+        Most residues of an edge from the start (1 to 3; the larger of it and
+        ``max_edge_residues`` counts): 3 lets the first two cleavages lack primary ions,
+        as they do in a quarter of real HCD spectra (b1 is hardly ever seen, b2 and the
+        two largest y ions often not). Edges from the start are few (one source per
+        graph), so this costs little where 3-residue edges everywhere cost 6 to 17 times.
     fallback_edge_residues : int
         Spectra without any fitting path are searched again with edges of up to this
         many residues and half of ``n_paths`` and ``node_beam`` (0 or at most
@@ -263,6 +277,7 @@ class GraphSettings:
     use_rank: bool = True
     mirror_rule: bool = True
     max_edge_residues: int = 2
+    max_start_residues: int = 3
     fallback_edge_residues: int = 3
     min_residues: int = 4
     max_residues: int = 40
@@ -286,6 +301,8 @@ class GraphSettings:
             raise ValueError("node_peaks_per_ion must be >= 0 and min_node_peaks >= 1")
         if not 1 <= self.max_edge_residues <= 3 or not 0 <= self.fallback_edge_residues <= 3:
             raise ValueError("max_edge_residues must be in 1..3, fallback_edge_residues in 0..3")
+        if not 1 <= self.max_start_residues <= 3:
+            raise ValueError("max_start_residues must be in 1..3")
         if not 0 < self.max_node_width_da <= 10:
             raise ValueError("max_node_width_da must be in (0, 10]")
         if not 1 <= self.min_residues <= 15 or self.max_residues < self.min_residues:
@@ -672,6 +689,9 @@ class _Edges:
     n_residues: np.ndarray
     tokens: np.ndarray  # (n_edges, 4)
     prior: np.ndarray  # log prior of the edge's N-terminal modification, 0 without
+    # the residues' multiset (sorted ids) of a start edge longer than the plain ones, whose
+    # orders the search carries as one and the candidates expand; -1 for every other edge
+    composition: np.ndarray
 
 
 @dataclass
@@ -868,6 +888,9 @@ class GraphDecoder:
             else float(immonium_mz(vocabulary.masses[residue_ids]).max(initial=0.0))
             + self.settings.fragment_tolerance_da
         )
+        self._start_residues = max(
+            self.settings.max_start_residues, self.settings.max_edge_residues
+        )
         self._plain, self._start = self._edge_tables()
         self._pair_table = self._bridgeable(self._plain.mass)
 
@@ -875,19 +898,25 @@ class GraphDecoder:
 
     def _edge_tables(self) -> tuple[_Edges, _Edges]:
         """Edges between nodes (residue runs of 1 to ``max_edge_residues``) and from the
-        start (the same, optionally after an N-terminal modification)."""
+        start (runs of 1 to the larger of it and ``max_start_residues``, optionally after
+        an N-terminal modification)."""
         vocabulary = self.vocabulary
         ids = np.arange(len(vocabulary))
-        residues = np.unique(self.canonical[(ids > 0) & ~vocabulary.is_nterm])
-        runs = [
-            run
-            for n in range(1, self.settings.max_edge_residues + 1)
-            for run in itertools.product(residues.tolist(), repeat=n)
-        ]
+        residues = np.unique(self.canonical[(ids > 0) & ~vocabulary.is_nterm]).tolist()
+
+        def runs_up_to(length: int) -> list[tuple[int, ...]]:
+            return [
+                run for n in range(1, length + 1) for run in itertools.product(residues, repeat=n)
+            ]
+
+        runs = runs_up_to(self.settings.max_edge_residues)
         plain = self._table([0] * len(runs), runs)
+        # the longer runs from the start without a modification (rare, and each would
+        # multiply the start's edges)
+        first = runs_up_to(self._start_residues)
         modifications = ids[vocabulary.is_nterm].tolist()
-        starts = [0] * len(runs) + [m for m in modifications for _ in runs]
-        return plain, self._table(starts, runs * (len(modifications) + 1))
+        starts = [0] * len(first) + [m for m in modifications for _ in runs]
+        return plain, self._table(starts, first + runs * len(modifications))
 
     def _bridgeable(self, mass: np.ndarray) -> np.ndarray:
         """Per bin of :data:`_PAIR_BIN` Da of the difference ``d`` between two nodes' lower
@@ -916,7 +945,15 @@ class GraphDecoder:
             np.arange(1, 3)[None, :] < n_residues[:, None], cumulative[:, 1:3], np.nan
         )
         order = np.argsort(cumulative[:, 3], kind="stable")
+        size = len(self.vocabulary)
+        ordered = np.sort(tokens[:, 1:], axis=1)
+        composition = np.where(
+            (tokens[:, 0] == 0) & (n_residues > self.settings.max_edge_residues),
+            (ordered[:, 0] * size + ordered[:, 1]) * size + ordered[:, 2],
+            -1,
+        )
         return _Edges(
+            composition=composition[order],
             mass=cumulative[order, 3],
             skipped=skipped[order],
             n_residues=n_residues[order],
@@ -1288,13 +1325,13 @@ class GraphDecoder:
     # --- search ---------------------------------------------------------------------------
 
     def _triples(
-        self, nodes: _Nodes, n_graphs: int
+        self, peaks: _Peaks, graphs: _Graphs, nodes: _Nodes
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(source node, target node, edge) of every node pair an edge may join, and whether
         a site the edge skips may lie in a node for some partial paths of the source (and
         must be checked for each). Source ``n_nodes + g`` is graph ``g``'s start; edge ids
         of start sources are offset by the number of plain edges."""
-        n_nodes = len(nodes.lo)
+        n_nodes, n_graphs = len(nodes.lo), len(graphs.spectrum)
         plain, start = self._plain, self._start
         width = self.settings.max_node_width_da
         sources, targets, edges, checks = [], [], [], []
@@ -1319,9 +1356,9 @@ class GraphDecoder:
             edges.append(edge[keep])
             checks.append(check[keep])
         if len(start.mass) and n_nodes:
-            graphs = np.arange(n_graphs)
-            a = np.searchsorted(nodes.key, graphs * KEY_OFFSET, "left")
-            b = np.searchsorted(nodes.key, graphs * KEY_OFFSET + start.mass[-1], "right")
+            every = np.arange(n_graphs)
+            a = np.searchsorted(nodes.key, every * KEY_OFFSET, "left")
+            b = np.searchsorted(nodes.key, every * KEY_OFFSET + start.mass[-1], "right")
             g, v = _expand(a, np.maximum(b - a, 0))
             low = np.searchsorted(start.mass, nodes.lo[v], "left")
             high = np.searchsorted(start.mass, nodes.hi[v], "right")
@@ -1331,10 +1368,27 @@ class GraphDecoder:
             for column in range(skipped.shape[1]):
                 rows = np.flatnonzero(np.isfinite(skipped[:, column]))
                 closed[rows] |= nodes.contains(g[pair][rows], skipped[rows, column])
-            sources.append(n_nodes + g[pair][~closed])
-            targets.append(v[pair][~closed])
-            edges.append(edge[~closed] + len(plain.mass))
-            checks.append(np.zeros(int((~closed).sum()), dtype=bool))  # decided exactly here
+            g, v, edge = g[pair][~closed], v[pair][~closed], edge[~closed]
+            # the orders of one residue multiset into one node: the one whose skipped
+            # sites score best carries them all (from the start, at mass 0, that score
+            # is the edge's alone), the others join the candidates at the end
+            composed = np.flatnonzero(start.composition[edge] >= 0)
+            if len(composed):
+                size = len(self.vocabulary) ** 3
+                key = (g[composed] * n_nodes + v[composed]) * size + start.composition[
+                    edge[composed]
+                ]
+                zero = np.zeros(len(composed))
+                score = self._skipped_site(
+                    peaks, graphs, nodes, g[composed], zero, zero.astype(np.int64),
+                    start.skipped[edge[composed]], check=False,
+                )  # fmt: skip
+                drop = composed[_group_rank((-score,), (key,)) > 0]
+                g, v, edge = np.delete(g, drop), np.delete(v, drop), np.delete(edge, drop)
+            sources.append(n_nodes + g)
+            targets.append(v)
+            edges.append(edge + len(plain.mass))
+            checks.append(np.zeros(len(edge), dtype=bool))  # decided exactly here
         if not sources:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty, empty, np.zeros(0, dtype=bool)
@@ -1403,7 +1457,7 @@ class GraphDecoder:
         block[n_nodes:] = np.arange(n_graphs)
         n_blocks = n_graphs
         layer_width = _GLYCINE - s.max_node_width_da - 1e-6
-        source, target, edge, check = self._triples(nodes, n_graphs)
+        source, target, edge, check = self._triples(peaks, graphs, nodes)
         layer = np.floor(nodes.lo / layer_width).astype(np.int64)
         order = np.argsort(layer[target], kind="stable")
         source, target, edge, check = source[order], target[order], edge[order], check[order]
@@ -1671,8 +1725,20 @@ class GraphDecoder:
             return candidates, reasons
         peaks, graphs, nodes = batch.peaks, batch.graphs, batch.nodes
         store, last, edge, path_score = self._search(peaks, graphs, nodes)
-        tokens = self._backtrack(store, last, edge)
+        tokens, composed = self._backtrack(store, last, edge)
         graph = store["graph"][last]
+        # a first edge of three residues carried all their orders: each is a candidate,
+        # unless a site it puts first lies in a node (then its path is another, through it)
+        more, more_graph = self._other_orders(tokens, graph, composed)
+        if len(more):
+            extra = self._score_tokens(peaks, graphs, nodes, more_graph, more)
+            open_ = ~extra["in_node"][:, :2].any(axis=1)
+            tokens = np.concatenate([tokens, more[open_]])
+            graph = np.concatenate([graph, more_graph[open_]])
+            path_score = np.concatenate([path_score, extra["path"][open_]])
+            # the n_rerank best by path score, as the search keeps its own
+            keep = _group_rank((-path_score,), (graphs.spectrum[graph],)) < self.settings.n_rerank
+            tokens, graph, path_score = tokens[keep], graph[keep], path_score[keep]
         scored = self._score_tokens(peaks, graphs, nodes, graph, tokens)
         spectrum = graphs.spectrum[graph]
         final = scored["score"]
@@ -1722,20 +1788,56 @@ class GraphDecoder:
             self._fallback_decoder = GraphDecoder(self.vocabulary, settings, self.probabilities)
         return self._fallback_decoder
 
-    def _backtrack(self, store: _Store, last: np.ndarray, edge: np.ndarray) -> np.ndarray:
-        """Token ids of complete paths, (n_paths, length), 0-padded at the end."""
+    def _backtrack(
+        self, store: _Store, last: np.ndarray, edge: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids of complete paths, (n_paths, length), 0-padded at the end; and
+        whether each path's first edge stands for every order of its residues
+        (:attr:`_Edges.composition`)."""
         edge_tokens = np.concatenate([self._plain.tokens, self._start.tokens])
         chunks = [edge_tokens[edge]]
         current = last.copy()
         parent, tokens = store["parent"], store["tokens"]
+        first = np.zeros((len(last), 4), dtype=np.int64)  # the tokens of the first edge
         while len(current) and (current >= 0).any():
             safe = np.maximum(current, 0)
-            chunks.append(np.where((current >= 0)[:, None], tokens[safe], 0))
+            here = np.where((current >= 0)[:, None], tokens[safe], 0)
+            chunks.append(here)
+            first = np.where((here > 0).any(axis=1)[:, None], here, first)
             current = np.where(current >= 0, parent[safe], -1)
         stacked = np.concatenate(chunks[::-1], axis=1) if len(last) else np.zeros((0, 1), np.int64)
         order = np.argsort(stacked == 0, axis=1, kind="stable")
         tokens = np.take_along_axis(stacked, order, axis=1)
-        return tokens[:, : int((tokens > 0).sum(axis=1).max(initial=0)) + 1]
+        composed = (
+            (first[:, 0] == 0) & (first[:, 1:] > 0).all(axis=1)
+            if self._start_residues > self.settings.max_edge_residues
+            else np.zeros(len(last), dtype=bool)
+        )
+        return tokens[:, : int((tokens > 0).sum(axis=1).max(initial=0)) + 1], composed
+
+    @staticmethod
+    def _other_orders(
+        tokens: np.ndarray, graph: np.ndarray, composed: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The other orders of the first three residues of the paths whose first edge
+        carried them all (``composed``): token rows and their graphs, each distinct
+        peptide of a graph once, none already among ``tokens``."""
+        rows = np.flatnonzero(composed)
+        if len(rows) == 0:
+            return np.zeros((0, tokens.shape[1]), dtype=np.int64), np.zeros(0, dtype=np.int64)
+        orders = [p for p in itertools.permutations(range(3)) if p != (0, 1, 2)]
+        new = np.concatenate([tokens[rows]] * len(orders))
+        for index, permutation in enumerate(orders):
+            part = slice(index * len(rows), (index + 1) * len(rows))
+            new[part, :3] = tokens[rows][:, list(permutation)]
+        new_graph = np.tile(graph[rows], len(orders))
+        keyed = np.concatenate([graph[:, None], tokens], axis=1)
+        new_keyed = np.concatenate([new_graph[:, None], new], axis=1)
+        _, index = np.unique(new_keyed, axis=0, return_index=True)
+        index = np.sort(index)
+        known = {row.tobytes() for row in keyed}
+        fresh = np.array([i for i in index if new_keyed[i].tobytes() not in known], dtype=np.int64)
+        return new[fresh], new_graph[fresh]
 
     def _score_tokens(
         self,
@@ -1889,13 +1991,19 @@ class GraphDecoder:
         scored = self._score_tokens(peaks, graphs, nodes, row_graph, tokens)
         fits = np.abs(errors) <= s.precursor_tolerance_ppm
         outside = ~scored["in_node"] & np.isfinite(scored["site_mass"])
-        # a run of more skipped sites than an edge can hold
+        # a run of more skipped sites than an edge can hold (from the start, without an
+        # N-terminal modification: its edges)
         longest = s.max_edge_residues - 1
+        leading_longest = np.where(
+            self.vocabulary.is_nterm[tokens[:, 0]], longest, self._start_residues - 1
+        )
         run = np.zeros(outside.shape[0], dtype=np.int64)
+        leading = np.ones(outside.shape[0], dtype=bool)
         gap = np.zeros(outside.shape[0], dtype=bool)
         for column in range(outside.shape[1]):
             run = np.where(outside[:, column], run + 1, 0)
-            gap |= run > longest
+            leading &= outside[:, column]
+            gap |= run > np.where(leading, leading_longest, longest)
         residue = (tokens > 0) & ~self.vocabulary.is_nterm[tokens]
         n_residues = residue.sum(axis=1)
         modification_first = ~(self.vocabulary.is_nterm[tokens[:, 1:]]).any(axis=1)

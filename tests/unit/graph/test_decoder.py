@@ -441,3 +441,40 @@ def test_residue_prior_ranks_the_one_residue_above_equal_mass_splits(fitted):
     prior = residue_log_prior(vocabulary)
     expected = [prior[t].sum() for t in tokens]
     np.testing.assert_allclose(scores[1.0] - scores[0.0], expected, atol=1e-9)
+
+
+def test_the_first_two_cleavages_unseen_are_bridged_from_the_start(fitted):
+    """Without b or y ions of the bonds after the first and second residues (as in a
+    quarter of real HCD spectra), the peptide is reachable only by a three-residue edge
+    from the start: a candidate by default, not with start edges of two residues; its
+    scores call it representable only where such edges exist."""
+    vocabulary = Vocabulary()
+    peptide = "LGEYGFQNALLVR"
+    arrays = batch([spectrum(peptide, 2, drop_sites=(0, 1), noise=10)], [2])
+    found = GraphDecoder(vocabulary, GraphSettings(), fitted).decode(*arrays).candidates[0]
+    answers = [peptide_of(vocabulary, c.token_ids) for c in found]
+    assert peptide in answers
+    # the first three residues' other orders tie with it on the b/y evidence
+    assert {a for a in answers if a.endswith(peptide[3:])} >= {"LGEYGFQNALLVR", "GLEYGFQNALLVR"}
+    two = GraphSettings(max_start_residues=2, fallback_edge_residues=0)
+    shorter = GraphDecoder(vocabulary, two, fitted).decode(*arrays).candidates[0]
+    assert peptide not in {peptide_of(vocabulary, c.token_ids) for c in shorter}
+    ids = np.zeros((1, 1, 14), dtype=np.int64)
+    ids[0, 0, :13] = [vocabulary.index[t] for t in peptide]
+    assert (
+        GraphDecoder(vocabulary, GraphSettings(), fitted)
+        .score_peptides(*arrays, ids)
+        .representable[0, 0]
+    )
+    assert (
+        not GraphDecoder(vocabulary, two, fitted).score_peptides(*arrays, ids).representable[0, 0]
+    )
+    # a run of two unseen bonds inside the peptide still needs three-residue edges
+    inside = batch([spectrum(peptide, 2, drop_sites=(5, 6), noise=10)], [2])
+    assert (
+        not GraphDecoder(vocabulary, GraphSettings(), fitted)
+        .score_peptides(*inside, ids)
+        .representable[0, 0]
+    )
+    with pytest.raises(ValueError, match="max_start_residues"):
+        GraphSettings(max_start_residues=4)
