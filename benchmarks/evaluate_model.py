@@ -84,6 +84,9 @@ LENGTH_BINS = (("<=8", 0, 8), ("9-11", 9, 11), ("12-15", 12, 15), ("16+", 16, 10
 #: b or y peak, :func:`evidence_gaps`).
 GAP_BINS = (("every cleavage seen", 0, 0), ("single unseen cleavages", 1, 1),
             ("2+ neighbouring cleavages unseen", 2, 10_000))  # fmt: skip
+#: Of the 2+ group, those whose only such run is the first two cleavages (what the graph's
+#: three-residue start edges bridge, ``GraphSettings.max_start_residues``).
+START_GAP_GROUP = "of them, only the first two cleavages"
 
 
 def evidence_gaps(
@@ -95,9 +98,15 @@ def evidence_gaps(
     :func:`trm.fragments.fragment_charges`) within ``tolerance_da`` of one of its peaks:
     0 when every cleavage shows; at 2 or more, the residues between the unseen cleavages
     are known only by their summed mass (their order, and pairs that weigh what another
-    residue does), which no decoder reads off the spectrum."""
+    residue does), which no decoder reads off the spectrum.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_spectra, 2), int64
+        The longest run, and the longest not counting a run from the first cleavage.
+    """
     mz, _, counts = peaks
-    longest = np.zeros(len(dataset.tokens), dtype=np.int64)
+    longest = np.zeros((len(dataset.tokens), 2), dtype=np.int64)
     for row, ids in enumerate(dataset.tokens):
         tokens = vocabulary.decode(ids)
         residues = sum(not token.endswith("-") for token in tokens)
@@ -109,11 +118,14 @@ def evidence_gaps(
         site = np.where(fragments.series == SERIES_B, fragments.number, residues - fragments.number)
         seen = np.zeros(residues, dtype=bool)
         seen[site[found]] = True
-        run = best = 0
+        run = best = inside = 0
+        leading = True
         for shown in seen[1:]:
             run = 0 if shown else run + 1
+            leading &= not shown
             best = max(best, run)
-        longest[row] = best
+            inside = inside if leading else max(inside, run)
+        longest[row] = (best, inside)
     return longest
 
 
@@ -262,7 +274,11 @@ def groups_of(
     }
     groups.update({f"charge {z}": charge == z for z in sorted(set(charge.tolist()))})
     if gaps is not None:
-        groups.update({label: (gaps >= low) & (gaps <= high) for label, low, high in GAP_BINS})
+        longest, inside = gaps[:, 0], gaps[:, 1]
+        groups.update(
+            {label: (longest >= low) & (longest <= high) for label, low, high in GAP_BINS}
+        )
+        groups[START_GAP_GROUP] = (longest == 2) & (inside <= 1)
     return groups
 
 
@@ -279,7 +295,7 @@ def breakdown(
     predicted, truth : list of list of str
         Tokens of each answer (empty where none) and of each true peptide.
     charge : numpy.ndarray of shape (n,)
-    gaps : numpy.ndarray of shape (n,), optional
+    gaps : numpy.ndarray of shape (n, 2), optional
         :func:`evidence_gaps` of each spectrum.
 
     Returns

@@ -96,7 +96,19 @@ def test_evidence_gaps_find_the_longest_run_of_unseen_cleavages():
         charge=np.full(len(spectra), 2),
     )
     gaps = evaluate_model.evidence_gaps(dataset, (mz, None, counts), vocabulary, 0.02)
-    assert gaps.tolist() == [0, 2, 1, 0, 4]
+    assert gaps[:, 0].tolist() == [0, 2, 1, 0, 4]
+    assert gaps[:, 1].tolist() == [0, 2, 1, 0, 4]  # no run from the first cleavage
     groups = evaluate_model.groups_of([peptide] * len(spectra), dataset.charge, gaps)
     assert groups["every cleavage seen"].tolist() == [True, False, False, True, False]
     assert groups["2+ neighbouring cleavages unseen"].tolist() == [False, True, False, False, True]
+    assert not groups[evaluate_model.START_GAP_GROUP].any()
+    # without b1, b2 (cleavages 1 and 2; b1 is never read anyway): a run from the start
+    start = np.zeros((2, width))
+    start[0, : sites - 2] = np.sort(np.delete(b, [0, 1]))
+    start[1, : sites - 4] = np.sort(np.delete(b, [0, 1, 4, 5]))  # and cleavages 5, 6
+    dataset.tokens, dataset.charge = dataset.tokens[:2], dataset.charge[:2]
+    counts = np.array([sites - 2, sites - 4])
+    gaps = evaluate_model.evidence_gaps(dataset, (start, None, counts), vocabulary, 0.02)
+    assert gaps.tolist() == [[2, 0], [2, 2]]
+    groups = evaluate_model.groups_of([peptide] * 2, dataset.charge, gaps)
+    assert groups[evaluate_model.START_GAP_GROUP].tolist() == [True, False]

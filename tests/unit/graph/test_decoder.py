@@ -444,8 +444,8 @@ def test_residue_prior_ranks_the_one_residue_above_equal_mass_splits(fitted):
 
 
 def test_the_first_two_cleavages_unseen_are_bridged_from_the_start(fitted):
-    """Without b or y ions of the bonds after the first and second residues (as in a
-    quarter of real HCD spectra), the peptide is reachable only by a three-residue edge
+    """Without b or y ions of the bonds after the first and second residues (as in a few
+    percent of HCD spectra), the peptide is reachable only by a three-residue edge
     from the start: a candidate by default, not with start edges of two residues; its
     scores call it representable only where such edges exist."""
     vocabulary = Vocabulary()
