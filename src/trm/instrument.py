@@ -128,9 +128,10 @@ class InstrumentSettings:
         Most residues one edge of the spectrum graph spans (1 to 3,
         :attr:`trm.graph.GraphSettings.max_edge_residues`): a true peptide is among the
         graph's candidates only where no more than this many minus one neighbouring
-        cleavages lack a b or y peak (or where no path of such edges fits at all and the
-        fallback search with three-residue edges runs). De novo and calibration read it;
-        the graph that drafts and ranks in training keeps two.
+        cleavages lack a b or y peak (two from the peptide's start, whose edges span
+        three residues: ``GraphSettings.max_start_residues``; or where no path of such
+        edges fits at all and the fallback search with three-residue edges runs). De novo
+        and calibration read it; the graph that drafts and ranks in training keeps two.
     fixed_modifications : tuple of str
         ``Name@Residues`` modifications every matching residue of the samples carries
         (:func:`trm.chem.vocabulary_tokens`); empty for samples without alkylation.

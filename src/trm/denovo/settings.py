@@ -174,9 +174,14 @@ def _plain(values: dict[str, Any]) -> dict[str, Any]:
 def _graph_settings(values: dict[str, Any]) -> GraphSettings:
     """Graph settings from a model file; fields this version does not know are dropped. A
     file calibrated before the residue prior existed was calibrated without it (weight 0),
-    so sequencing with today's prior warns that its scores may be off."""
+    and one calibrated before the start edges with its edge length from the start too,
+    so sequencing with today's settings warns that its scores may be off."""
     known = {f.name for f in dataclasses.fields(GraphSettings)}
-    values = {"residue_prior_weight": 0.0, **values}
+    values = {
+        "residue_prior_weight": 0.0,
+        "max_start_residues": values.get("max_edge_residues", GraphSettings.max_edge_residues),
+        **values,
+    }
     return GraphSettings(
         **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known}
     )

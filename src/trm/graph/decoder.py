@@ -557,7 +557,8 @@ class PeptideScores:
     representable : numpy.ndarray, bool
         The search could return it: it fits, its length is allowed, its N-terminal
         modification (if any) comes first, and no more than ``max_edge_residues - 1``
-        consecutive cleavage sites lie outside the graph's nodes.
+        consecutive cleavage sites lie outside the graph's nodes (from the first site of
+        an unmodified peptide: ``max(max_start_residues, max_edge_residues) - 1``).
     reasons : list of str or None
         Per spectrum, as :attr:`GraphResult.reasons` (None: scored).
     """
@@ -691,8 +692,9 @@ class _Edges:
     n_residues: np.ndarray
     tokens: np.ndarray  # (n_edges, 4)
     prior: np.ndarray  # log prior of the edge's N-terminal modification, 0 without
-    # the residues' multiset (sorted ids) of a start edge longer than the plain ones, whose
-    # orders the search carries as one and the candidates expand; -1 for every other edge
+    # the residues' multiset (sorted ids) of an unmodified three-residue start edge where
+    # plain edges are shorter: the search carries its orders as one and the candidates
+    # expand them; -1 for every other edge
     composition: np.ndarray
 
 
@@ -950,7 +952,7 @@ class GraphDecoder:
         size = len(self.vocabulary)
         ordered = np.sort(tokens[:, 1:], axis=1)
         composition = np.where(
-            (tokens[:, 0] == 0) & (n_residues > self.settings.max_edge_residues),
+            (tokens[:, 0] == 0) & (n_residues == 3) & (self.settings.max_edge_residues < 3),
             (ordered[:, 0] * size + ordered[:, 1]) * size + ordered[:, 2],
             -1,
         )
@@ -1332,7 +1334,9 @@ class GraphDecoder:
         """(source node, target node, edge) of every node pair an edge may join, and whether
         a site the edge skips may lie in a node for some partial paths of the source (and
         must be checked for each). Source ``n_nodes + g`` is graph ``g``'s start; edge ids
-        of start sources are offset by the number of plain edges."""
+        of start sources are offset by the number of plain edges. Of the orders of one
+        residue multiset from the start into one node (:attr:`_Edges.composition`) only
+        the one whose skipped sites score best is kept."""
         n_nodes, n_graphs = len(nodes.lo), len(graphs.spectrum)
         plain, start = self._plain, self._start
         width = self.settings.max_node_width_da

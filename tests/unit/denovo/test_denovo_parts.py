@@ -71,6 +71,11 @@ def test_halt_threshold_and_settings_round_trip():
     stored = InferenceSettings.from_dict(before_prior)
     assert stored.graph.residue_prior_weight == 0.0
     assert InferenceSettings().differences(stored) == ["graph.residue_prior_weight: 1.0 vs 0.0"]
+    before_start = InferenceSettings().to_dict()
+    del before_start["graph"]["max_start_residues"]  # calibrated before the start edges
+    stored = InferenceSettings.from_dict(before_start)
+    assert stored.graph.max_start_residues == stored.graph.max_edge_residues == 2
+    assert InferenceSettings().differences(stored) == ["graph.max_start_residues: 3 vs 2"]
 
 
 def test_roc_auc_counts_ties_half():

@@ -478,3 +478,29 @@ def test_the_first_two_cleavages_unseen_are_bridged_from_the_start(fitted):
     )
     with pytest.raises(ValueError, match="max_start_residues"):
         GraphSettings(max_start_residues=4)
+
+
+@pytest.mark.parametrize(
+    ("peptide", "drop"), [("VASPGAG", (0,)), ("GASPVA", ()), ("PAGSVGA", (0, 1))]
+)
+def test_one_residue_edges_with_start_edges_are_exact(peptide, drop):
+    """With one-residue edges between nodes, the start edges of two and three residues are
+    longer than the plain ones: every order of them is found (those of three residues
+    through the expansion at the end), as brute force finds them."""
+    vocabulary = Vocabulary(TINY)
+    k = 8
+    settings = GraphSettings.for_tolerance(
+        0.02, n_candidates=k, n_paths=k, n_rerank=k, node_beam=0, mirror_rule=False,
+        node_peaks_per_ion=0, max_node_peaks=0, max_edge_residues=1, fallback_edge_residues=0,
+    )  # fmt: skip
+    decoder = GraphDecoder(vocabulary, settings, IonProbabilities.hand_set())
+    arrays = batch([spectrum(peptide, 2, drop, 30, 0)], [2])
+    found = decoder.decode(*arrays).candidates[0]
+    expected, expected_scores = brute_force_top(decoder, arrays, 0, k)
+    assert peptide in expected
+    found_scores = np.sort([c.path_score for c in found])[::-1]
+    np.testing.assert_allclose(found_scores, expected_scores, rtol=0, atol=1e-6)
+    cut = expected_scores[-1] + 1e-6 if len(expected) == k else -np.inf
+    assert {peptide_of(vocabulary, c.token_ids) for c in found if c.path_score > cut} == {
+        p for p, score in zip(expected, expected_scores, strict=True) if score > cut
+    }
