@@ -1381,9 +1381,7 @@ class GraphDecoder:
             composed = np.flatnonzero(start.composition[edge] >= 0)
             if len(composed):
                 size = len(self.vocabulary) ** 3
-                key = (g[composed] * n_nodes + v[composed]) * size + start.composition[
-                    edge[composed]
-                ]
+                key = v[composed] * size + start.composition[edge[composed]]  # v: one graph
                 zero = np.zeros(len(composed))
                 score = self._skipped_site(
                     peaks, graphs, nodes, g[composed], zero, zero.astype(np.int64),
@@ -1837,12 +1835,10 @@ class GraphDecoder:
             part = slice(index * len(rows), (index + 1) * len(rows))
             new[part, :3] = tokens[rows][:, list(permutation)]
         new_graph = np.tile(graph[rows], len(orders))
-        keyed = np.concatenate([graph[:, None], tokens], axis=1)
-        new_keyed = np.concatenate([new_graph[:, None], new], axis=1)
-        _, index = np.unique(new_keyed, axis=0, return_index=True)
-        index = np.sort(index)
-        known = {row.tobytes() for row in keyed}
-        fresh = np.array([i for i in index if new_keyed[i].tobytes() not in known], dtype=np.int64)
+        # the first occurrence of each (graph, peptide), the known paths ahead of the new
+        keyed = np.concatenate([np.c_[graph, tokens], np.c_[new_graph, new]], axis=0)
+        _, first = np.unique(keyed, axis=0, return_index=True)
+        fresh = np.sort(first[first >= len(tokens)]) - len(tokens)
         return new[fresh], new_graph[fresh]
 
     def _score_tokens(
