@@ -7,7 +7,9 @@ the search's first candidate when the calibration chose a model score, the resco
 choice when it chose ``rescored``) on every set: held-out-proteome synthetic spectra,
 clean and under the fitted noise model, the real dev spectra's holdout half and each dev
 file whole. Every row also gives how often the true peptide is among the decoder's
-candidates (the ceiling of any final choice), and ``--breakdown`` the figures by peptide
+candidates (the ceiling of any final choice); a second table gives the peptide recall over
+distinct true peptides (each weighing the same: the real dev sets hold one ProteomeTools
+peptide dozens of times), and ``--breakdown`` the figures by peptide
 length, by charge and by evidence gap (the longest run of the true peptide's cleavages
 without a b or y peak), each group with its share of true peptides among the candidates.
 
@@ -77,6 +79,32 @@ def evaluate(
         command.append("--breakdown")
     _run(command)
     return json.loads(out.read_text())["results"]
+
+
+def distinct_lines(results: dict[str, dict], sets: list[str]) -> list[str]:
+    """Peptide recall over distinct true peptides per set and decoder (each peptide weighs
+    the same, :attr:`trm.metrics.SequencingMetrics.distinct_peptide_recall`), beside the
+    recall over spectra."""
+    lines = [
+        "",
+        "Over distinct true peptides (I = L): the mean over them of the share of their spectra "
+        "recalled, so each peptide weighs the same however many spectra it has (cells: over "
+        "peptides / over spectra):",
+        "",
+        "| set | spectra | peptides | " + " | ".join(results) + " |",
+        "|---|---|---|" + "---|" * len(results),
+    ]
+    for name in sets:
+        cells, counts = [], ("", "")
+        for result in results.values():
+            row = result["rows"].get(f"{name}/{result['mode']}")
+            if row is None or "distinct_peptide_recall" not in row:
+                cells.append("")
+                continue
+            counts = (row["n_spectra"], row["n_peptides"])
+            cells.append(f"{row['distinct_peptide_recall']:.3f} / {row['peptide_recall']:.3f}")
+        lines.append(f"| {name} | {counts[0]} | {counts[1]} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def breakdown_lines(results: dict[str, dict], sets: list[str]) -> list[str]:
@@ -222,6 +250,7 @@ def main() -> None:
             ceiling = ranks.get("in_candidates")
             ceilings.append("" if ceiling is None else f"{ceiling:.3f}")
         lines.append(f"| {name} | {n} | " + " | ".join(cells) + " | " + " | ".join(ceilings) + " |")
+    lines += distinct_lines(results, sets)
     lines += breakdown_lines(results, sets)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -23,8 +23,9 @@ Decoding modes (``--modes``):
 
 Metrics (the one metrics core, :mod:`trm.metrics`):
 coverage (spectra with a precursor-fitting answer), certified (answers the search proved
-best), AA precision over answered residues, AA recall, peptide recall over all spectra,
-and the precision-coverage AUC ranking answers by the mode's raw score.
+best), AA precision over answered residues, AA recall, peptide recall over all spectra and
+over distinct true peptides (each weighing the same: the real dev sets hold some peptides
+dozens of times), and the precision-coverage AUC ranking answers by the mode's raw score.
 
 ``--candidate-ranks N`` adds, per data set, how often the true peptide is among the exact
 search's best k candidates (k up to N), and among all candidates of the decoder
@@ -251,6 +252,8 @@ def evaluate(
         "aa_precision": metrics.aa_precision,
         "aa_recall": metrics.aa_recall,
         "peptide_recall": metrics.peptide_recall,
+        "n_peptides": metrics.n_peptides,
+        "distinct_peptide_recall": metrics.distinct_peptide_recall,
         "pc_auc": pc_auc,
         "cpu_seconds_per_spectrum": seconds / max(len(dataset), 1),
         "seconds_model": sequencer.times.model,

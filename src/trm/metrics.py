@@ -8,6 +8,11 @@ make every later residue wrong. Isoleucine and leucine have the same mass and th
 always match (I = L). Amino-acid precision is matched residues over predicted residues,
 recall matched over true residues; a peptide is recalled when all its residues match and
 both peptides have the same number of residues.
+
+A spectral library or a lab's own identifications often hold one peptide many times, so a
+recall over spectra can move by one peptide's worth of spectra; the recall over distinct
+peptides (:attr:`SequencingMetrics.distinct_peptide_recall`) weighs each true peptide the
+same, by the share of its spectra recalled.
 """
 
 from __future__ import annotations
@@ -120,6 +125,11 @@ class SequencingMetrics:
     peptide_precision : float
         Fully matched peptides / spectra with a prediction.
     n_spectra : int
+    distinct_peptide_recall : float
+        Mean over the distinct true peptides (I = L) of the share of their spectra whose
+        peptide is recalled: each peptide weighs the same however many spectra it has.
+    n_peptides : int
+        Distinct true peptides.
     """
 
     aa_precision: float
@@ -127,6 +137,8 @@ class SequencingMetrics:
     peptide_recall: float
     peptide_precision: float
     n_spectra: int
+    distinct_peptide_recall: float = 0.0
+    n_peptides: int = 0
 
 
 def match_peptides(predicted: Sequence[str], truth: Sequence[str]) -> tuple[np.ndarray, bool]:
@@ -158,21 +170,32 @@ def sequencing_metrics(
     if len(predicted) != len(truth):
         raise ValueError("predicted and truth must list the same spectra")
     n_matched = n_predicted = n_true = n_peptides = n_with_prediction = 0
+    # per distinct true peptide: [spectra, recalled]
+    by_peptide: dict[tuple[str, ...], list[int]] = {}
     for predicted_tokens, true_tokens in zip(predicted, truth, strict=True):
         n_predicted += len(predicted_tokens)
         n_true += len(true_tokens)
+        counts = by_peptide.setdefault(tuple("L" if t == "I" else t for t in true_tokens), [0, 0])
+        counts[0] += 1
         if not predicted_tokens:
             continue
         n_with_prediction += 1
         matches, peptide_match = match_peptides(predicted_tokens, true_tokens)
         n_matched += int(matches.sum())
         n_peptides += int(peptide_match)
+        counts[1] += int(peptide_match)
     return SequencingMetrics(
         aa_precision=n_matched / n_predicted if n_predicted else 0.0,
         aa_recall=n_matched / n_true if n_true else 0.0,
         peptide_recall=n_peptides / len(truth) if len(truth) else 0.0,
         peptide_precision=n_peptides / n_with_prediction if n_with_prediction else 0.0,
         n_spectra=len(truth),
+        distinct_peptide_recall=(
+            float(np.mean([right / total for total, right in by_peptide.values()]))
+            if by_peptide
+            else 0.0
+        ),
+        n_peptides=len(by_peptide),
     )
 
 

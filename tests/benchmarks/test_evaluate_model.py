@@ -112,3 +112,17 @@ def test_evidence_gaps_find_the_longest_run_of_unseen_cleavages():
     assert gaps.tolist() == [[2, 0], [2, 2]]
     groups = evaluate_model.groups_of([peptide] * 2, dataset.charge, gaps)
     assert groups[evaluate_model.START_GAP_GROUP].tolist() == [True, False]
+
+
+def test_decoder_comparison_tables_recall_over_distinct_peptides():
+    import decoder_comparison
+
+    row = {"n_spectra": 11, "n_peptides": 3, "peptide_recall": 9 / 11,
+           "distinct_peptide_recall": 1 / 3}  # fmt: skip
+    results = {
+        "graph": {"mode": "search+rescore", "rows": {"dev_all/search+rescore": row}},
+        "model": {"mode": "search", "rows": {}},
+    }
+    lines = decoder_comparison.distinct_lines(results, ["dev_all"])
+    assert lines[-2].startswith("|---|---|---|")
+    assert lines[-1] == "| dev_all | 11 | 3 | 0.333 / 0.818 |  |"

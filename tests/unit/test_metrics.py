@@ -52,6 +52,20 @@ def test_sequencing_metrics_counts():
     assert metrics.peptide_recall == pytest.approx(2 / 4)
     assert metrics.peptide_precision == pytest.approx(2 / 3)
     assert metrics.n_spectra == 4
+    # PEPTIDEK (two spectra, one right), GGK (none), AAAAK (right): (1/2 + 0 + 1) / 3
+    assert metrics.n_peptides == 3
+    assert metrics.distinct_peptide_recall == pytest.approx(0.5)
+
+
+def test_distinct_peptide_recall_weighs_each_peptide_once():
+    # one peptide seen nine times and always right, two others once and wrong: over
+    # spectra 9/11, over distinct peptides 1/3 (PEPTLDEK and PEPTIDEK are one peptide)
+    truth = [list("PEPTIDEK")] * 5 + [list("PEPTLDEK")] * 4 + [list("GGK"), list("AAAAK")]
+    predicted = [list("PEPTIDEK")] * 9 + [[], list("AAAKA")]
+    metrics = sequencing_metrics(predicted, truth)
+    assert metrics.peptide_recall == pytest.approx(9 / 11)
+    assert metrics.n_peptides == 3
+    assert metrics.distinct_peptide_recall == pytest.approx(1 / 3)
 
 
 def test_modified_tokens_use_their_masses():
