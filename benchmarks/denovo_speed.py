@@ -52,6 +52,7 @@ from trm.process import run_measured
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "resources" / "demo" / "mouse_hcd.mgf"
+INSTRUMENT = ROOT / "config" / "instruments" / "orbitrap_hcd.yaml"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +81,7 @@ MODES: tuple[Mode, ...] = (
     Mode("graph", 16, "0.9", decoder="graph"),
     Mode("hybrid, exit 0.9", 16, "0.9", decoder="hybrid"),
     Mode("hybrid, no exit", 16, "none", decoder="hybrid"),
+    Mode("hybrid, 2 steps", 16, "0.9", refinement_steps=2, decoder="hybrid"),
 )
 
 
@@ -147,14 +149,20 @@ def save_random_model(name: str, path: Path, sure_halting_head: bool) -> None:
 
 
 def run_denovo(
-    spectra: Path, model: Path, mode: Mode, threads: int, batch_size: int, out: Path
+    spectra: Path,
+    model: Path,
+    mode: Mode,
+    threads: int,
+    batch_size: int,
+    out: Path,
+    instrument: Path = INSTRUMENT,
 ) -> dict[str, Any]:
     """One ``trm denovo`` process; returns its timing file plus peak RSS."""
     out.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable, "-m", "trm", "--log-level", "WARNING", "denovo",
         "--spectra", str(spectra), "--model", str(model), "--run", "bench",
-        "--instrument", str(ROOT / "config" / "instruments" / "orbitrap_hcd.yaml"),
+        "--instrument", str(instrument),
         "--denovo", str(out / "denovo.tsv"), "--mztab", str(out / "denovo.mztab"),
         "--unsequenced", str(out / "unsequenced.tsv"), "--timing", str(out / "timing.json"),
         "--beam-size", str(mode.beam_size), "--halt-threshold", mode.halt_threshold,
@@ -188,6 +196,9 @@ def main() -> None:
         help="spectra to replicate: a spectrum file or a spectrum-table parquet (default: "
         "the demo's mouse HCD MGF)",
     )
+    parser.add_argument(
+        "--instrument", type=Path, default=INSTRUMENT, help="instrument file (default: %(default)s)"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--modes", nargs="+", help="mode names to run (default: all)")
@@ -212,7 +223,9 @@ def main() -> None:
             for mode in modes:
                 model = args.model or work / f"{config}_{int(mode.sure_halting_head)}.pt"
                 out = work / f"{config}_{mode.name.replace(' ', '_').replace(',', '')}"
-                timing = run_denovo(spectra, model, mode, args.threads, args.batch_size, out)
+                timing = run_denovo(
+                    spectra, model, mode, args.threads, args.batch_size, out, args.instrument
+                )
                 row = {
                     "config": config,
                     "parameters": timing["model"]["parameters"],

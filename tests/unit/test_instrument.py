@@ -42,6 +42,8 @@ def test_shipped_instrument_files_load(project_root):
         ({"missing_charge": "guess"}, "missing_charge must be one of"),
         ({"graph_edge_residues": 4}, "graph_edge_residues must be 1, 2 or 3"),
         ({"graph_edge_residues": True}, "graph_edge_residues must be 1, 2 or 3"),
+        ({"graph_window_peaks": -1}, "graph_window_peaks must be a whole number >= 0"),
+        ({"graph_window_peaks": 2.5}, "graph_window_peaks must be a whole number >= 0"),
         ({"fragment_tolerance": 0.02}, r"unknown key\(s\) \['fragment_tolerance'\]"),
     ],
 )
@@ -93,3 +95,12 @@ def test_graph_edge_residues_reach_the_graph_decoder(tmp_path):
     assert InstrumentSettings.from_mapping(three.to_dict(), "again") == three
     settings = GraphSettings.from_instrument(three)
     assert (settings.max_edge_residues, settings.fallback_edge_residues) == (3, 3)
+
+
+def test_graph_window_peaks_reach_the_graph_decoder(tmp_path):
+    from trm.graph import GraphSettings
+
+    assert GraphSettings.from_instrument(load_instrument(write(tmp_path))).node_window_peaks == 0
+    windows = load_instrument(write(tmp_path, graph_window_peaks=3))
+    assert InstrumentSettings.from_mapping(windows.to_dict(), "again") == windows
+    assert GraphSettings.from_instrument(windows).node_window_peaks == 3

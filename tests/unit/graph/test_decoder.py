@@ -504,3 +504,32 @@ def test_one_residue_edges_with_start_edges_are_exact(peptide, drop):
     assert {peptide_of(vocabulary, c.token_ids) for c in found if c.path_score > cut} == {
         p for p, score in zip(expected, expected_scores, strict=True) if score > cut
     }
+
+
+def test_weak_ladders_outside_crowded_windows_make_nodes(fitted):
+    """Intense peaks crowded into one m/z window take every global node rank, so a weak
+    b/y ladder elsewhere makes no nodes and the peptide no path; the most intense peaks of
+    each 100 m/z window (``node_window_peaks``) bring the ladder back."""
+    vocabulary = Vocabulary()
+    peptide = "LGEYGFQNALLVR"
+    mz, _, mass = spectrum(peptide, 2)
+    rng = np.random.default_rng(3)
+    crowd = rng.uniform(700.0, 800.0, size=90)
+    peaks = (
+        np.r_[mz, crowd],
+        np.r_[rng.uniform(0.02, 0.05, size=len(mz)), rng.uniform(0.5, 1.0, size=len(crowd))],
+        mass,
+    )
+    order = np.argsort(peaks[0])
+    arrays = batch([(peaks[0][order], peaks[1][order], mass)], [2])
+
+    def answers(settings: GraphSettings) -> set[str]:
+        found = GraphDecoder(vocabulary, settings, fitted).decode(*arrays).candidates[0]
+        return {peptide_of(vocabulary, c.token_ids) for c in found}
+
+    assert peptide in answers(GraphSettings(node_window_peaks=3))
+    assert peptide not in answers(GraphSettings())  # the default: none
+    with pytest.raises(ValueError, match="node_window_peaks"):
+        GraphSettings(node_window_peaks=-1)
+    with pytest.raises(ValueError, match="node_window_da"):
+        GraphSettings(node_window_da=0)
