@@ -192,10 +192,12 @@ class GraphSettings:
         ``graph_window_peaks``). The intense peaks of a dense spectrum crowd some m/z
         ranges, so a ladder's weak b or y ions elsewhere rank below the global cut and the
         true peptide has no path; the most intense few of each window let them in.
-        Measured (``benchmarks/results/graph_decoder.md``, "Node peaks"): 3 made the true
-        peptide a candidate for more of the real and noisy spectra and gained on the
-        dense yeast spectra, at 4 to 8% of de novo's speed there, which puts the yeast
-        demo below 100 spectra/s on 2 cores; so it is not the default.
+        Measured (``benchmarks/results/graph_decoder.md``, "Node peaks per m/z window"):
+        3 (the shipped Orbitrap HCD instrument file's) made the true peptide a candidate
+        for more of the real and noisy spectra and gained on the dense yeast spectra, at 4
+        to 8% of de novo's speed there, paid for by the hybrid recursion's 2 refinement
+        steps; ion traps keep their 40 most intense peaks (:meth:`for_tolerance`) unless
+        their instrument file asks for more.
     node_window_da : float
         Width of those windows (m/z, from 0).
     deisotope : bool
