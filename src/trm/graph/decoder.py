@@ -653,7 +653,7 @@ class _Peaks:
     mz: np.ndarray
     spectrum: np.ndarray
     rank: np.ndarray  # 1 = most intense of its spectrum
-    window_rank: np.ndarray  # 1 = most intense of its spectrum's node_window_da window
+    window_rank: np.ndarray | None  # 1 = most intense of its node_window_da window (None: unused)
     rank_bucket: np.ndarray  # bucket of the rank (RANK_EDGES)
     random_match: np.ndarray  # lambda: chance of a random peak within tolerance there
     start: np.ndarray  # (n_spectra,) first peak of each spectrum
@@ -1069,10 +1069,13 @@ class GraphDecoder:
         rank = _group_rank((-peak_intensity,), (rows,)) + 1
         keep = rank <= s.max_peaks
         rows, peak_mz, key = rows[keep], peak_mz[keep], key[keep]
-        rank = _group_rank((-peak_intensity[keep],), (rows,)) + 1
-        window = np.floor(peak_mz / s.node_window_da).astype(np.int64)
-        windows = int(KEY_OFFSET / s.node_window_da) + 1  # per spectrum, m/z below KEY_OFFSET
-        window_rank = _group_rank((-peak_intensity[keep],), (rows * windows + window,)) + 1
+        peak_intensity = peak_intensity[keep]
+        rank = _group_rank((-peak_intensity,), (rows,)) + 1
+        window_rank = None
+        if s.node_window_peaks > 0:
+            window = np.floor(peak_mz / s.node_window_da).astype(np.int64)
+            windows = int(KEY_OFFSET / s.node_window_da) + 1  # per spectrum (m/z < KEY_OFFSET)
+            window_rank = _group_rank((-peak_intensity,), (rows * windows + window,)) + 1
         half = s.density_window_da / 2
         near = np.searchsorted(key, key + half, "right") - np.searchsorted(key, key - half, "left")
         density = near / s.density_window_da
@@ -1306,7 +1309,9 @@ class GraphDecoder:
             limit[graphs.spectrum] = np.clip(wanted, s.min_node_peaks, limit[graphs.spectrum])
         # the most intense peaks, and the most intense of each m/z window (a weak ladder
         # where the intense peaks crowd elsewhere)
-        use = (peaks.rank <= limit[peaks.spectrum]) | (peaks.window_rank <= s.node_window_peaks)
+        use = peaks.rank <= limit[peaks.spectrum]
+        if peaks.window_rank is not None:
+            use |= peaks.window_rank <= s.node_window_peaks
         node_mz = peaks.mz[use]
         node_spectrum = peaks.spectrum[use]
         n_spectra = len(peaks.count)
