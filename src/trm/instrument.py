@@ -53,6 +53,8 @@ FRAGMENTATIONS: tuple[str, ...] = ("HCD", "CID")
 #: How de novo finds its candidates (see :mod:`trm.denovo.inference`): the spectrum
 #: graph's best paths refined and ranked with the model, the graph alone, the model alone.
 DECODERS: tuple[str, ...] = ("hybrid", "graph", "model")
+#: The decoder of an instrument file that names none (and of ``trm denovo`` without one).
+DEFAULT_DECODER = "hybrid"
 #: Fixed modifications of the sample preparation the default vocabulary assumes.
 DEFAULT_FIXED_MODIFICATIONS: tuple[str, ...] = ("Carbamidomethyl@C",)
 #: Activation names (as the spectrum reader reports them) of electron-based

@@ -7,6 +7,7 @@ import sys
 
 import pandas as pd
 import pytest
+import yaml
 
 from tests.workflow.helpers import PROJECT_ROOT, make_workdir, planned_jobs, snakemake
 
@@ -188,6 +189,38 @@ def test_calibration_chooses_by_teacher_forcing_unless_told_otherwise(tmp_path):
     result = snakemake("-n", "-p", workdir=workdir)
     assert result.returncode == 0, result.stderr
     assert "--predicted-intensities" in result.stdout and "--teacher-forcing" not in result.stdout
+
+
+def test_refinement_steps_follow_the_decoder_of_each_instrument(tmp_path):
+    workdir = make_workdir(tmp_path, PROJECT_ROOT / "config")
+    config = workdir / "config" / "config.yaml"
+    instrument = workdir / "config" / "instruments" / "orbitrap_hcd.yaml"
+
+    def planned_steps() -> list[str]:
+        result = snakemake("-n", "-p", "--forceall", workdir=workdir)
+        assert result.returncode == 0, result.stderr
+        return [
+            line.split("--refinement-steps")[1].split()[0] if "--refinement-steps" in line else ""
+            for line in result.stdout.splitlines()
+            if "python -m trm calibrate " in line or "python -m trm denovo " in line
+        ]
+
+    # The shipped config: the hybrid decoder of the Orbitrap file recurses 2 steps.
+    steps = planned_steps()
+    assert steps and set(steps) == {"2"}, steps
+    # An instrument file that asks for the model alone runs it as trained...
+    text = instrument.read_text()
+    assert "\ndecoder: hybrid\n" in text
+    instrument.write_text(text.replace("\ndecoder: hybrid\n", "\ndecoder: model\n"))
+    assert set(planned_steps()) == {""}
+    # ... or as the config's count for that decoder says; the config's decoder overrides.
+    settings = yaml.safe_load(config.read_text())
+    settings["denovo"]["refinement_steps"] = {"model": 16}
+    config.write_text(yaml.safe_dump(settings))
+    assert set(planned_steps()) == {"16"}
+    settings["denovo"].update(decoder="hybrid", refinement_steps={"hybrid": 3, "model": 16})
+    config.write_text(yaml.safe_dump(settings))
+    assert set(planned_steps()) == {"3"}
 
 
 def test_fine_tuning_plans_finetune_calibrates_on_its_validation_and_holds_out(tmp_path):

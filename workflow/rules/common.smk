@@ -14,7 +14,11 @@ from snakemake.utils import validate
 # The instrument files are checked at parse time by the package's own reader (it needs
 # only PyYAML), from this checkout whatever environment runs snakemake.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from trm.instrument import InstrumentFileError, InstrumentSettings  # noqa: E402
+from trm.instrument import (  # noqa: E402
+    DEFAULT_DECODER,
+    InstrumentFileError,
+    InstrumentSettings,
+)
 
 #: Folders of results/ that are not samples.
 RESERVED_FOLDERS = {"mzml", "synthetic", "models", "labels", "casanovo", "noise"}
@@ -191,12 +195,15 @@ def used_instruments():
     return sorted(set(samples["instrument"]))
 
 
+def job_instrument(wildcards):
+    """The instrument of a job: its `instrument` wildcard, else its sample's."""
+    name = getattr(wildcards, "instrument", None)
+    return samples.loc[wildcards.sample, "instrument"] if name is None else name
+
+
 def instrument_file(wildcards):
     """The YAML file of a sample's or an instrument's instrument."""
-    name = getattr(wildcards, "instrument", None)
-    if name is None:
-        name = samples.loc[wildcards.sample, "instrument"]
-    return config["instruments"][name]
+    return config["instruments"][job_instrument(wildcards)]
 
 
 def has_supplied_labels(sample):
@@ -525,6 +532,25 @@ def decoder_option():
     instrument file's, or the default, decides)."""
     decoder = config["denovo"].get("decoder")
     return f"--decoder {decoder}" if decoder else ""
+
+
+def instrument_decoder(instrument):
+    """The decoder an instrument's spectra get: the config's for every instrument, else
+    the instrument file's, else trm's default."""
+    return (
+        config["denovo"].get("decoder")
+        or instruments[instrument].get("decoder")
+        or DEFAULT_DECODER
+    )
+
+
+def refinement_steps_option(wildcards):
+    """`--refinement-steps N` from the config's count for the decoder of the job's
+    instrument (`denovo: refinement_steps:`); none (as trained) where it gives none."""
+    steps = (config["denovo"].get("refinement_steps") or {}).get(
+        instrument_decoder(job_instrument(wildcards))
+    )
+    return f"--refinement-steps {steps}" if steps else ""
 
 
 def pretrain_init():

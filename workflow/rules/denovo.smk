@@ -26,11 +26,7 @@ rule calibrate:
         beam_size=config["denovo"]["beam_size"],
         halt_threshold=config["denovo"]["halt_threshold"] or "none",
         decoder=decoder_option(),
-        refinement_steps=(
-            f"--refinement-steps {config['denovo']['refinement_steps']}"
-            if config["denovo"].get("refinement_steps")
-            else ""
-        ),
+        refinement_steps=refinement_steps_option,
         spectra=calibration_spectra_option,
         ms2pip_dir=project_path(config["synthetic"]["ms2pip_model_dir"]),
         choice=calibrate_choice_options(),
@@ -70,11 +66,7 @@ rule denovo:
         beam_size=config["denovo"]["beam_size"],
         halt_threshold=config["denovo"]["halt_threshold"] or "none",
         decoder=decoder_option(),
-        refinement_steps=(
-            f"--refinement-steps {config['denovo']['refinement_steps']}"
-            if config["denovo"].get("refinement_steps")
-            else ""
-        ),
+        refinement_steps=refinement_steps_option,
         labels=denovo_labels_option,
         ms2pip_dir=project_path(config["synthetic"]["ms2pip_model_dir"]),
     shell:

@@ -16,7 +16,7 @@ from typing import Any
 from trm.denovo.decode import DecodingSettings
 from trm.errors import InputError
 from trm.graph import GraphSettings
-from trm.instrument import DECODERS
+from trm.instrument import DECODERS, DEFAULT_DECODER
 
 #: Most refinement steps a run may ask for (results store the count as a 16-bit integer).
 MAX_STEPS = 1024
@@ -74,7 +74,7 @@ class InferenceSettings:
     raw_score: str = "peptide"
     refinement_steps: int | None = None
     fragment_tolerance_da: float | None = None
-    decoder: str = "hybrid"
+    decoder: str = DEFAULT_DECODER
     graph: GraphSettings = GraphSettings()
     teacher_forcing: bool = False
     forced_candidates: int = 8
