@@ -1,3 +1,4 @@
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -5,6 +6,14 @@ min_version("9.0")
 
 configfile: "config/config.yaml"
 
+
+# `denovo: refinement_steps:` was one count for every decoder before it became a map.
+if isinstance((config.get("denovo") or {}).get("refinement_steps"), int):
+    raise WorkflowError(
+        "denovo: refinement_steps is a count per decoder, e.g. "
+        f"`refinement_steps: {{hybrid: {config['denovo']['refinement_steps']}}}` "
+        "(a decoder left out runs the steps the model was trained with)"
+    )
 
 validate(config, "workflow/schemas/config.schema.yaml")
 

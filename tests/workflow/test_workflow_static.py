@@ -191,36 +191,83 @@ def test_calibration_chooses_by_teacher_forcing_unless_told_otherwise(tmp_path):
     assert "--predicted-intensities" in result.stdout and "--teacher-forcing" not in result.stdout
 
 
+def refinement_steps_planned(dry_run: str) -> dict[str, set[str]]:
+    """Instrument file -> the `--refinement-steps` counts ('' for none) of the `trm
+    calibrate` and `trm denovo` commands a `snakemake -n -p` output plans."""
+    steps: dict[str, set[str]] = {}
+    for line in dry_run.splitlines():
+        if "python -m trm calibrate " in line or "python -m trm denovo " in line:
+            words = line.split()
+            count = (
+                words[words.index("--refinement-steps") + 1]
+                if "--refinement-steps" in words
+                else ""
+            )
+            steps.setdefault(words[words.index("--instrument") + 1], set()).add(count)
+    return steps
+
+
 def test_refinement_steps_follow_the_decoder_of_each_instrument(tmp_path):
     workdir = make_workdir(tmp_path, PROJECT_ROOT / "config")
     config = workdir / "config" / "config.yaml"
     instrument = workdir / "config" / "instruments" / "orbitrap_hcd.yaml"
 
-    def planned_steps() -> list[str]:
+    def planned_steps() -> set[str]:
         result = snakemake("-n", "-p", "--forceall", workdir=workdir)
         assert result.returncode == 0, result.stderr
-        return [
-            line.split("--refinement-steps")[1].split()[0] if "--refinement-steps" in line else ""
-            for line in result.stdout.splitlines()
-            if "python -m trm calibrate " in line or "python -m trm denovo " in line
-        ]
+        steps = refinement_steps_planned(result.stdout)
+        assert list(steps) == ["config/instruments/orbitrap_hcd.yaml"], steps
+        return steps["config/instruments/orbitrap_hcd.yaml"]
 
     # The shipped config: the hybrid decoder of the Orbitrap file recurses 2 steps.
-    steps = planned_steps()
-    assert steps and set(steps) == {"2"}, steps
+    assert planned_steps() == {"2"}
     # An instrument file that asks for the model alone runs it as trained...
     text = instrument.read_text()
     assert "\ndecoder: hybrid\n" in text
     instrument.write_text(text.replace("\ndecoder: hybrid\n", "\ndecoder: model\n"))
-    assert set(planned_steps()) == {""}
+    assert planned_steps() == {""}
     # ... or as the config's count for that decoder says; the config's decoder overrides.
     settings = yaml.safe_load(config.read_text())
     settings["denovo"]["refinement_steps"] = {"model": 16}
     config.write_text(yaml.safe_dump(settings))
-    assert set(planned_steps()) == {"16"}
+    assert planned_steps() == {"16"}
     settings["denovo"].update(decoder="hybrid", refinement_steps={"hybrid": 3, "model": 16})
     config.write_text(yaml.safe_dump(settings))
-    assert set(planned_steps()) == {"3"}
+    assert planned_steps() == {"3"}
+    # null: every decoder as trained; left out: the shipped counts.
+    settings["denovo"]["refinement_steps"] = None
+    config.write_text(yaml.safe_dump(settings))
+    assert planned_steps() == {""}
+    del settings["denovo"]["refinement_steps"]
+    config.write_text(yaml.safe_dump(settings))
+    assert planned_steps() == {"2"}
+    # The one count of older configs is refused with the form to write instead.
+    settings["denovo"]["refinement_steps"] = 4
+    config.write_text(yaml.safe_dump(settings))
+    result = snakemake("-n", workdir=workdir)
+    assert result.returncode != 0
+    assert "refinement_steps: {hybrid: 4}" in result.stdout + result.stderr
+
+
+def test_each_instrument_gets_the_refinement_steps_of_its_own_decoder(tmp_path):
+    # The second config's ion trap, given a sample and the model decoder, beside the
+    # Orbitrap's hybrid decoder in one run.
+    workdir = make_workdir(tmp_path, PROJECT_ROOT / "tests" / "config")
+    folder = workdir / "config"
+    with (folder / "samples.tsv").open("a") as sheet:
+        sheet.write(f"trap\tltq_cid\t{PROJECT_ROOT / 'resources/demo/mouse_hcd.mgf'}\t\n")
+    with (folder / "instruments" / "ltq_cid.yaml").open("a") as instrument:
+        instrument.write("decoder: model\n")
+    settings = yaml.safe_load((folder / "config.yaml").read_text())
+    settings.setdefault("denovo", {})["refinement_steps"] = {"hybrid": 2, "model": 16}
+    (folder / "config.yaml").write_text(yaml.safe_dump(settings))
+    result = snakemake("-n", "-p", workdir=workdir)
+    assert result.returncode == 0, result.stderr
+    steps = refinement_steps_planned(result.stdout)
+    assert steps == {
+        "config/instruments/orbitrap_hcd.yaml": {"2"},
+        "config/instruments/ltq_cid.yaml": {"16"},
+    }, steps
 
 
 def test_fine_tuning_plans_finetune_calibrates_on_its_validation_and_holds_out(tmp_path):
